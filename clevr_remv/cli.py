@@ -1,0 +1,70 @@
+"""The ``clevr-remv`` command line: one click group, one subcommand per job.
+
+Subcommands are imported only when they run, so ``clevr-remv --help`` stays fast and
+commands that do not need torch or bpy never import them.
+"""
+import importlib
+
+import click
+
+from clevr_remv import __version__
+from clevr_remv.errors import ClevrRemvError
+
+# name -> "module:attribute" of a click command; each module owns one job.
+COMMANDS = {
+    "generate": "clevr_remv.generate_cli:generate",
+    "refexps": "clevr_remv.refexp.cli:refexps",
+    "split": "clevr_remv.splits:split_command",
+    "stats": "clevr_remv.stats:stats_command",
+    "validate": "clevr_remv.validate:validate_command",
+    "show": "clevr_remv.show:show_command",
+    "export": "clevr_remv.export.cli:export",
+    "evaluate": "clevr_remv.evaluate:evaluate_command",
+    "benchmark": "clevr_remv.models.benchmark_cli:benchmark",
+    "retrieval": "clevr_remv.retrieval.cli:retrieval",
+}
+
+SHORT_HELP = {
+    "generate": "Lay out and render CLEVR-REMV scenes (resumable).",
+    "refexps": "Regenerate referring expressions for an existing dataset.",
+    "split": "Assign scenes to train / val / test.",
+    "stats": "Print dataset statistics and write plots.",
+    "validate": "Check every file of a dataset.",
+    "show": "Draw a contact sheet of a scene's views and a referent's masks.",
+    "export": "Export to RefCOCO (REFER), CLEVR-Ref+ or COCO formats.",
+    "evaluate": "Score RES predictions (P@K, mIoU, oIoU, MVR).",
+    "benchmark": "Train and test an RES model on centre and shifted views.",
+    "retrieval": "Image-text retrieval: VSE++ losses vs the IMC loss.",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SHORT_HELP[name]) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ClevrRemvError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clevr-remv")
+def main():
+    """Generate CLEVR-REMV, a multi-view referring-expression segmentation dataset,
+    and benchmark models on it."""
