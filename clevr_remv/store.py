@@ -8,20 +8,17 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from clevr_remv.atomic import TMP_PREFIX, write_text_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.rig import grid_center, view_name
 from clevr_remv.schemas import validate
 
 __all__ = ["DatasetStore", "view_name", "write_json_atomic", "scene_folder_name", "atomic_scene_dir"]
-
-TMP_PREFIX = ".tmp-"
-
 
 def scene_folder_name(index: int) -> str:
     """The folder name of scene ``index``, e.g. ``000042``."""
@@ -30,20 +27,9 @@ def scene_folder_name(index: int) -> str:
 
 def write_json_atomic(path, document, schema_name=None) -> None:
     """Validate ``document`` (when a schema is named) and write it to ``path`` atomically."""
-    path = Path(path)
     if schema_name is not None:
         validate(document, schema_name, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=1)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(document, indent=1))
 
 
 @contextlib.contextmanager
@@ -62,7 +48,7 @@ def atomic_scene_dir(scenes_dir, index: int):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _read_json(path, schema_name, what):
+def _read_json(path, schema_name, what, check=True):
     try:
         document = json.loads(Path(path).read_text())
     except FileNotFoundError as error:
@@ -70,7 +56,8 @@ def _read_json(path, schema_name, what):
     except json.JSONDecodeError as error:
         raise ClevrRemvError(f"{path}: not valid JSON (line {error.lineno}: {error.msg}); "
                              f"regenerate the {what}") from error
-    validate(document, schema_name, path)
+    if check:
+        validate(document, schema_name, path)
     return document
 
 
@@ -132,12 +119,15 @@ class DatasetStore:
     def index_path(self, index: int, u: int, v: int) -> Path:
         return self.scene_dir(index) / "index" / f"{view_name(u, v)}.png"
 
-    def load_scene(self, index: int) -> dict:
-        return _read_json(self.scene_json_path(index), "scene", f"scene {index}")
+    def load_scene(self, index: int, check: bool = True) -> dict:
+        """scene.json of scene ``index``; ``check=False`` skips the schema check (for bulk
+        readers of trusted data: `validate` is the command that checks every file)."""
+        return _read_json(self.scene_json_path(index), "scene", f"scene {index}", check)
 
-    def load_refexps(self, index: int) -> dict:
+    def load_refexps(self, index: int, check: bool = True) -> dict:
+        """refexps.json of scene ``index``; ``check`` as for :meth:`load_scene`."""
         return _read_json(self.refexps_path(index), "refexps",
-                          f"referring expressions of scene {index} (run `clevr-remv refexps`)")
+                          f"referring expressions of scene {index} (run `clevr-remv refexps`)", check)
 
     def load_splits(self) -> dict:
         if not self.splits_path.is_file():
@@ -148,7 +138,7 @@ class DatasetStore:
     def read_rgb(self, index: int, u: int, v: int) -> np.ndarray:
         """View (u, v) of scene ``index`` as uint8 (H, W, 3)."""
         with Image.open(self.rgb_path(index, u, v)) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
     def read_index(self, index: int, u: int, v: int) -> np.ndarray:
         """The object-index mask of view (u, v): uint8 (H, W), 0 = background, k = object k."""
