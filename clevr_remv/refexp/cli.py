@@ -1,0 +1,43 @@
+"""`clevr-remv refexps`: regenerate the referring expressions of an existing dataset."""
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from clevr_remv.refexp.generator import generate_refexps
+from clevr_remv.refexp.templates import load_template_set
+from clevr_remv.store import DatasetStore, write_json_atomic
+from clevr_remv.writer import refresh_counts
+
+
+@click.command("refexps")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--per-scene", default=8, show_default=True, type=click.IntRange(min=0),
+              help="Expressions wanted per scene (fewer when a scene cannot give that many distinct ones).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed of the wording and choices [default: the dataset's generation seed, "
+                   "which reproduces what `generate` wrote].")
+@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of template JSON files (one per family) and an optional synonyms.json "
+                   "[default: the shipped set].")
+@click.option("--keep-partial", is_flag=True,
+              help="Also keep referents that are hidden in some views (their 'views' list says where "
+                   "they are valid); by default a referent must be visible in every view, as in the paper.")
+@click.option("--min-visible-pixels", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Pixels a referent needs in a view for the expression to be valid there.")
+def refexps(data, per_scene, seed, templates_dir, keep_partial, min_visible_pixels):
+    """Rewrite scenes/*/refexps.json of a dataset (atomically per scene) without rendering again,
+    then update the expression count in dataset.json."""
+    store = DatasetStore(data)
+    load_template_set(templates_dir)  # a bad template folder fails before any scene is touched
+    config = store.info()["config"]
+    seed = config["seed"] if seed is None else seed
+    scene_ids = store.scene_ids()
+    for index in tqdm(scene_ids, desc="refexps", unit="scene"):
+        document = generate_refexps(store.load_scene(index), properties=config["properties"], seed=seed,
+                                    per_scene=per_scene, templates_dir=templates_dir,
+                                    keep_partial=keep_partial, min_visible_pixels=min_visible_pixels)
+        write_json_atomic(store.refexps_path(index), document, "refexps")
+    counts = refresh_counts(store)
+    click.echo(f"{len(scene_ids)} scenes, {counts['expressions']} expressions written to {store.root}")
