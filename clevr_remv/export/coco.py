@@ -1,0 +1,41 @@
+"""Export to COCO instance segmentation: one image per view, every visible object as an RLE mask.
+
+::
+
+    <out>/annotations/instances_<split>.json
+    <out>/images/<split>/<file_name>
+
+Splits come from splits.json; without it everything is split "all".
+"""
+from clevr_remv.export.common import (categories, image_id, iter_views, object_annotations, place_image,
+                                      view_file_name, write_json)
+from clevr_remv.store import DatasetStore
+
+
+def export_coco(store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False,
+                progress: bool = True) -> dict:
+    """Write COCO files of ``split_scenes`` (split name -> scene indices) and ``views`` into
+    folder ``out``; return counts of images and annotations."""
+    category_list = categories(store)
+    category_ids = {category["name"]: category["id"] for category in category_list}
+    views_per_scene = store.grid ** 2
+    totals = {"images": 0, "annotations": 0}
+    for split, scene_ids in split_scenes.items():
+        image_dir = out / "images" / split
+        image_dir.mkdir(parents=True)
+        images, annotations = [], []
+        for view in iter_views(store, scene_ids, views, desc=f"export coco {split}", progress=progress):
+            image = image_id(view.scene_index, view.position, views_per_scene)
+            file_name = view_file_name(view.scene_index, view.u, view.v)
+            place_image(view.rgb_path, image_dir / file_name, link)
+            height, width = view.index_mask.shape
+            images.append({"id": image, "file_name": file_name, "width": width, "height": height,
+                           "scene": view.scene_index, "view": [view.u, view.v]})
+            annotations += object_annotations(view, image, category_ids, rle_in_list=False)
+        write_json(out / "annotations" / f"instances_{split}.json", {
+            "info": {"description": f"CLEVR-REMV {split} split, exported by clevr-remv"},
+            "licenses": [], "images": images, "annotations": annotations, "categories": category_list,
+        })
+        totals["images"] += len(images)
+        totals["annotations"] += len(annotations)
+    return totals

@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny synthetic CLEVR-REMV dataset in the real on-disk format."""
+import shutil
+
+import pytest
+
+from clevr_remv.splits import write_splits
+from clevr_remv.synthetic import write_synthetic_dataset
+
+TINY_SCENES = 6
+TINY_GRID = 3
+TINY_WIDTH, TINY_HEIGHT = 48, 32
+TINY_RATIOS = "0.5,0.25,0.25"  # 6 scenes -> 3 / 2 / 1 by largest remainder
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Root (Path) of a 6-scene, 3x3-view, 48x32 synthetic dataset with splits.json
+    (train 3 / val 2 / test 1 scenes, seed 0). Shared by the whole session: treat it as
+    read-only and use ``tiny_dataset_copy`` to modify files."""
+    root = tmp_path_factory.mktemp("tiny") / "dataset"
+    write_synthetic_dataset(root, scenes=TINY_SCENES, grid=TINY_GRID, width=TINY_WIDTH,
+                            height=TINY_HEIGHT, seed=0)
+    write_splits(root, TINY_RATIOS, seed=0)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset_copy(tiny_dataset, tmp_path):
+    """A private, writable copy of ``tiny_dataset`` (for corruption and rewrite tests)."""
+    return shutil.copytree(tiny_dataset, tmp_path / "dataset")
