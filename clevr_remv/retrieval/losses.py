@@ -1,0 +1,107 @@
+"""Ranking losses on a batch of matching image / text embeddings (row n of each is a pair).
+
+* ``sh_loss`` / ``mh_loss``: VSE++'s sum-of-hinges and max-of-hinges on the cosine similarity of
+  L2-normalised embeddings, in both directions (image -> texts, text -> images), summed over the batch.
+* ``imc_loss``: MH plus the intra-modal constraint (IMC) on the images and on the texts.
+
+The intra-modal constraint, for one modality X (rows L2-normalised) of a batch of B rows::
+
+    IMC(X) = lam / B * sum over ordered pairs n != m with mu_down < dist(x_n, x_m) < mu_up
+                          of (1 - dist(x_n, x_m))
+
+Minimising it increases the distance of every same-modality negative pair inside the band and
+leaves the others alone. For ``cos`` the summand ``1 - dist`` is the cosine similarity, so the term is
+exactly the public IMC code's ``lam * sum(in-band similarities) / batch``.
+
+Distances are normalised onto the scale of the cosine distance, on which the band (0.05, 0.5) is
+defined: 0 for equal vectors, 2 for opposite unit vectors (each is divided by its largest value on
+the unit sphere and multiplied by 2)::
+
+    cos: 1 - x.y                       in [0, 2]
+    msd: sum_k (x_k - y_k)^2 / 2       in [0, 2]  (max 4 on the unit sphere); equals cos there
+    l2:  sqrt(sum_k (x_k - y_k)^2)     in [0, 2]  (already on that scale); = sqrt(2 * cos)
+    l1:  sum_k |x_k - y_k| / sqrt(d)   in [0, 2]  (max 2 sqrt(d) on the unit sphere)
+
+So on normalised embeddings ``msd`` is the cosine distance itself (the same band, the same loss),
+``l2`` selects closer pairs (cosine distance between 0.00125 and 0.125) and ``l1`` depends on how the
+difference spreads over the d dimensions.
+
+``ids`` (optional, one integer per row): rows with equal ids show the same image, so they are not
+negatives of each other (batches built from several captions per image can repeat an image).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+DISTANCES = ("cos", "msd", "l1", "l2")
+
+__all__ = ["DISTANCES", "sh_loss", "mh_loss", "imc_loss", "pairwise_distance", "intra_modal_constraint"]
+
+
+def _negatives_mask(size: int, ids, device) -> torch.Tensor:
+    """True where (row n, column m) is a negative pair: n != m and, given ids, a different image."""
+    if ids is None:
+        return ~torch.eye(size, dtype=torch.bool, device=device)
+    ids = torch.as_tensor(ids, device=device)
+    return ids[:, None] != ids[None, :]
+
+
+def _hinge_costs(img, txt, margin, ids):
+    """Hinge costs of image queries (row n: caption m) and text queries (column m: image n)."""
+    scores = F.normalize(img, dim=1) @ F.normalize(txt, dim=1).T
+    positive = scores.diagonal()
+    negatives = _negatives_mask(scores.shape[0], ids, scores.device)
+    cost_texts = (margin + scores - positive[:, None]).clamp(min=0) * negatives
+    cost_images = (margin + scores - positive[None, :]).clamp(min=0) * negatives
+    return cost_texts, cost_images
+
+
+def sh_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, ids=None) -> torch.Tensor:
+    """Sum of hinges (VSE0): every violating negative counts, both directions, summed over the batch."""
+    cost_texts, cost_images = _hinge_costs(img, txt, margin, ids)
+    return cost_texts.sum() + cost_images.sum()
+
+
+def mh_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, ids=None) -> torch.Tensor:
+    """Max of hinges (VSE++): the hardest negative of each query, both directions, summed over the batch."""
+    cost_texts, cost_images = _hinge_costs(img, txt, margin, ids)
+    return cost_texts.max(dim=1).values.sum() + cost_images.max(dim=0).values.sum()
+
+
+def pairwise_distance(x: torch.Tensor, distance: str = "l1") -> torch.Tensor:
+    """(B, B) distances between the L2-normalised rows of ``x``, normalised onto the cosine
+    distance's scale [0, 2] (see the module docstring)."""
+    x = F.normalize(x, dim=1)
+    if distance == "cos":
+        return 1 - x @ x.T
+    if distance == "msd":
+        return torch.cdist(x, x, p=2).square() / 2
+    if distance == "l2":
+        return torch.cdist(x, x, p=2)
+    if distance == "l1":
+        return torch.cdist(x, x, p=1) / math.sqrt(x.shape[1])
+    raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+
+
+def intra_modal_constraint(x: torch.Tensor, distance: str = "l1", mu_down: float = 0.05,
+                           mu_up: float = 0.5, ids=None) -> torch.Tensor:
+    """Unweighted IMC term of one modality: sum of (1 - distance) over the negative pairs whose
+    distance lies strictly inside (mu_down, mu_up), divided by the batch size."""
+    dist = pairwise_distance(x, distance)
+    with torch.no_grad():
+        in_band = (dist > mu_down) & (dist < mu_up) & _negatives_mask(x.shape[0], ids, x.device)
+    return ((1 - dist) * in_band).sum() / x.shape[0]
+
+
+def imc_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, lam: float = 1.0,
+             distance: str = "l1", mu_down: float = 0.05, mu_up: float = 0.5, ids=None) -> torch.Tensor:
+    """MH + lam * (IMC(images) + IMC(texts)); ``lam=0`` returns ``mh_loss`` itself."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+    loss = mh_loss(img, txt, margin, ids)
+    if lam == 0:
+        return loss
+    constraint = (intra_modal_constraint(img, distance, mu_down, mu_up, ids)
+                  + intra_modal_constraint(txt, distance, mu_down, mu_up, ids))
+    return loss + lam * constraint

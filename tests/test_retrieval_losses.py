@@ -1,0 +1,128 @@
+"""SH / MH / IMC losses on tiny hand-computed batches."""
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from clevr_remv.retrieval.losses import (DISTANCES, imc_loss, intra_modal_constraint, mh_loss,  # noqa: E402
+                                         pairwise_distance, sh_loss)
+
+
+def t(rows):
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+# images e1, e2, e3: the similarity matrix S[i, j] = txt_j[i] has the text vectors as columns
+# S = [[0.6, 0, 0.48], [0.8, 1, 0.6], [0, 0, 0.64]], positives 0.6, 1, 0.64.
+IMG = t([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+TXT = t([[0.6, 0.8, 0], [0, 1, 0], [0.48, 0.6, 0.64]])
+# violations (margin 0.2): image 0 -> text 2: 0.08; text 0 -> image 1: 0.4;
+# text 2 -> image 0: 0.04, text 2 -> image 1: 0.16; every other hinge is <= 0.
+SH_EXPECTED = 0.08 + 0.4 + 0.04 + 0.16
+MH_EXPECTED = 0.08 + 0.4 + 0.16
+
+
+def test_sh_loss_sums_every_violation():
+    assert sh_loss(IMG, TXT).item() == pytest.approx(SH_EXPECTED)
+
+
+def test_mh_loss_keeps_the_hardest_negative_of_each_query():
+    assert mh_loss(IMG, TXT).item() == pytest.approx(MH_EXPECTED)
+
+
+def test_losses_normalise_their_inputs_and_use_the_margin():
+    assert mh_loss(3 * IMG, 0.5 * TXT).item() == pytest.approx(MH_EXPECTED)
+    # margin 0.5: image 0 -> text 2 costs 0.38, image 1 -> text 0 0.3, image 1 -> text 2 0.1,
+    # image 2: none; text 0 -> image 1 0.7; text 1 -> none; text 2 -> image 0 0.34, -> image 1 0.46
+    assert sh_loss(IMG, TXT, margin=0.5).item() == pytest.approx(0.38 + 0.3 + 0.1 + 0.7 + 0.34 + 0.46)
+
+
+def test_rows_with_the_same_id_are_not_negatives():
+    same = t([[1, 0], [1, 0]])
+    assert sh_loss(same, same).item() == pytest.approx(4 * 0.2)
+    assert sh_loss(same, same, ids=[7, 7]).item() == 0.0
+    assert mh_loss(same, same, ids=torch.tensor([7, 7])).item() == 0.0
+
+
+# x0 = (1, 0), x1 = (0.8, 0.6), x2 = (0, 1)
+X = t([[1, 0], [0.8, 0.6], [0, 1]])
+
+
+@pytest.mark.parametrize("distance, expected", [
+    ("cos", [0.2, 1.0, 0.4]),
+    ("msd", [0.4 / 2, 2 / 2, 0.8 / 2]),  # squared distances 0.4, 2, 0.8, halved
+    ("l2", [math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8)]),
+    ("l1", [0.8 / math.sqrt(2), 2 / math.sqrt(2), 1.2 / math.sqrt(2)]),  # |dx| + |dy| over sqrt(d)
+])
+def test_pairwise_distances_are_on_the_cosine_scale(distance, expected):
+    dist = pairwise_distance(X, distance)
+    assert [dist[0, 1].item(), dist[0, 2].item(), dist[1, 2].item()] == pytest.approx(expected)
+    assert torch.allclose(dist, dist.T)
+    assert dist.diagonal().abs().max().item() < 1e-7
+    antipodal = pairwise_distance(t([[1, 0, 0, 0], [-1, 0, 0, 0]]), distance)[0, 1].item()
+    if distance != "l1":  # l1 reaches 2 only when the difference spreads over all dimensions
+        assert antipodal == pytest.approx(2.0)
+    assert pairwise_distance(t([[0.5] * 4, [-0.5] * 4]), distance)[0, 1].item() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("distance, mu_up, in_band", [
+    ("cos", 0.5, [0.2, 0.4]),
+    ("msd", 0.5, [0.2, 0.4]),
+    ("l2", 0.5, []),
+    ("l2", 0.9, [math.sqrt(0.4), math.sqrt(0.8)]),
+    ("l1", 0.9, [0.8 / math.sqrt(2), 1.2 / math.sqrt(2)]),
+])
+def test_intra_modal_constraint_sums_one_minus_distance_over_the_band(distance, mu_up, in_band):
+    # ordered pairs: each in-band pair counts twice; divided by the batch size 3
+    expected = 2 * sum(1 - d for d in in_band) / 3
+    assert intra_modal_constraint(X, distance, 0.05, mu_up).item() == pytest.approx(expected)
+
+
+def test_band_edges_are_exclusive():
+    # the cos distances of X are 0.2, 1 and 0.4
+    assert intra_modal_constraint(X, "cos", 0.2 - 1e-9, 0.3).item() == pytest.approx(2 * 0.8 / 3)
+    assert intra_modal_constraint(X, "cos", 0.2 + 1e-9, 0.3).item() == 0.0
+    assert intra_modal_constraint(X, "cos", 0.3, 0.4 + 1e-9).item() == pytest.approx(2 * 0.6 / 3)
+    assert intra_modal_constraint(X, "cos", 0.3, 0.4 - 1e-9).item() == 0.0
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_imc_loss_is_mh_plus_both_constraints(distance):
+    lam = 0.7
+    expected = (MH_EXPECTED + lam * (intra_modal_constraint(IMG, distance).item()
+                                     + intra_modal_constraint(TXT, distance).item()))
+    assert imc_loss(IMG, TXT, lam=lam, distance=distance).item() == pytest.approx(expected)
+
+
+def test_imc_cos_on_the_hand_example():
+    # images are orthogonal (cos distance 1: out of band); text cos distances 0.2, 0.232, 0.4
+    expected = MH_EXPECTED + 2 * (0.8 + 0.768 + 0.6) / 3
+    assert imc_loss(IMG, TXT, distance="cos").item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_lambda_zero_is_exactly_mh(distance):
+    torch.manual_seed(0)
+    img, txt = torch.randn(16, 8), torch.randn(16, 8)
+    assert torch.equal(imc_loss(img, txt, lam=0.0, distance=distance), mh_loss(img, txt))
+
+
+def test_unknown_distance_is_refused():
+    with pytest.raises(ValueError, match="distance"):
+        imc_loss(IMG, TXT, distance="cosine")
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_a_gradient_step_pushes_in_band_pairs_apart_and_leaves_others_alone(distance):
+    # x0, x1: cos distance 0.1 (inside the band for every distance); x2, x3: far from all
+    x = t([[1, 0, 0], [0.9, math.sqrt(0.19), 0], [0, 0, 1], [0, 0, -1]]).requires_grad_(True)
+    before = pairwise_distance(x, distance)[0, 1].item()
+    assert 0.05 < before < 0.5
+    intra_modal_constraint(x, distance).backward()
+    assert torch.count_nonzero(x.grad[2:]) == 0
+    assert torch.count_nonzero(x.grad[:2]) > 0
+    with torch.no_grad():
+        stepped = x - 0.01 * x.grad
+    assert pairwise_distance(stepped, distance)[0, 1].item() > before
+    assert torch.equal(stepped[2:], x[2:].detach())
