@@ -14,35 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.rig import grid_center
+from clevr_remv.rig import select_views
 from clevr_remv.splits import split_scene_ids
 from clevr_remv.store import DatasetStore
-
-VIEW_PRESETS = ("center", "corners", "all")
-
-
-def select_views(views, grid: int) -> list:
-    """The (u, v) requested by ``views`` ("center", "corners", "all" or a list of (u, v)),
-    checked against the rig and returned in v-major order without duplicates."""
-    if isinstance(views, str):
-        presets = {"center": [grid_center(grid)],
-                   "corners": [(1, 1), (grid, 1), (1, grid), (grid, grid)],
-                   "all": [(u, v) for v in range(1, grid + 1) for u in range(1, grid + 1)]}
-        if views not in presets:
-            raise ClevrRemvError(f"views: {views!r} is not a view set; use one of "
-                                 f"{', '.join(VIEW_PRESETS)} or a list of (u, v) pairs")
-        chosen = presets[views]
-    else:
-        chosen = []
-        for view in views:
-            if (len(view) != 2 or not all(isinstance(c, (int, np.integer)) for c in view)
-                    or not all(1 <= c <= grid for c in view)):
-                raise ClevrRemvError(f"views: {tuple(view)!r} does not exist; u and v are integers "
-                                     f"from 1 to {grid} in this {grid}x{grid} dataset")
-            chosen.append((int(view[0]), int(view[1])))
-        if not chosen:
-            raise ClevrRemvError("views: the list is empty; pass at least one (u, v)")
-    return sorted(set(chosen), key=lambda uv: (uv[1], uv[0]))
 
 
 class ClevrRemvDataset(Dataset):

@@ -11,9 +11,11 @@ the image plane, has zero disparity.
 """
 import numpy as np
 
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.layout import look_at_rotation
 
 RIG_TYPES = ("parallel", "convergent")
+VIEW_SETS = ("center", "corners", "all")
 
 
 def view_name(u: int, v: int) -> str:
@@ -24,6 +26,30 @@ def view_name(u: int, v: int) -> str:
 def grid_center(grid: int) -> tuple:
     """The (u, v) of the central view of an odd ``grid``."""
     return ((grid + 1) // 2, (grid + 1) // 2)
+
+
+def select_views(views, grid: int) -> list:
+    """The (u, v) requested by ``views`` ("center", "corners" (the four corner views), "all",
+    or a list of (u, v)), checked against the grid, in v-major order without duplicates."""
+    if isinstance(views, str):
+        presets = {"center": [grid_center(grid)],
+                   "corners": [(1, 1), (grid, 1), (1, grid), (grid, grid)],
+                   "all": [(u, v) for v in range(1, grid + 1) for u in range(1, grid + 1)]}
+        if views not in presets:
+            raise ClevrRemvError(f"views (--views): {views!r} is not a view set; use one of "
+                                 f"{', '.join(VIEW_SETS)} or a list of (u, v) pairs")
+        chosen = presets[views]
+    else:
+        chosen = []
+        for view in views:
+            if (len(view) != 2 or not all(isinstance(c, (int, np.integer)) for c in view)
+                    or not all(1 <= c <= grid for c in view)):
+                raise ClevrRemvError(f"views (--views): {tuple(view)!r} does not exist; u and v are integers "
+                                     f"from 1 to {grid} in this {grid}x{grid} dataset")
+            chosen.append((int(view[0]), int(view[1])))
+        if not chosen:
+            raise ClevrRemvError("views (--views): the list is empty; pass at least one (u, v)")
+    return sorted(set(chosen), key=lambda uv: (uv[1], uv[0]))
 
 
 def focal_pixels(lens_mm: float, sensor_mm: float, width: int, height: int) -> float:

@@ -104,20 +104,6 @@ def split_scene_ids(store: DatasetStore, split: str) -> list:
     return list(splits[split])
 
 
-def load_unvalidated(store: DatasetStore, kind: str, index: int) -> dict:
-    """scene.json (``kind="scene"``) or refexps.json (``kind="refexps"``) of scene ``index``,
-    parsed without the JSON-schema check: jsonschema takes 15-130 ms per file, too slow for
-    10,000 scenes (``clevr-remv validate`` checks them). A file that does not parse is
-    reported through the store's validated loader, which names the file and the fix."""
-    path, validated_loader = {"scene": (store.scene_json_path(index), store.load_scene),
-                              "refexps": (store.refexps_path(index), store.load_refexps)}[kind]
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        validated_loader(index)
-        raise
-
-
 @click.command("split")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Dataset root (the --out folder of `clevr-remv generate`).")

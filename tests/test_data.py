@@ -98,7 +98,7 @@ def test_pickles_small_and_loads_with_two_workers(tiny_dataset):
 def test_clear_errors(tiny_dataset, tiny_dataset_copy, tmp_path):
     with pytest.raises(ClevrRemvError, match="not a CLEVR-REMV dataset"):
         ClevrRemvDataset(tmp_path, split="train")
-    with pytest.raises(ClevrRemvError, match="views: \\(4, 1\\) does not exist"):
+    with pytest.raises(ClevrRemvError, match="views \\(--views\\): \\(4, 1\\) does not exist"):
         ClevrRemvDataset(tiny_dataset, views=[(4, 1)])
     with pytest.raises(ClevrRemvError, match="not a view set"):
         ClevrRemvDataset(tiny_dataset, views="middle")

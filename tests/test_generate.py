@@ -1,6 +1,5 @@
 """End-to-end generate runs with tiny renders (3x3 views, 48x32 pixels, 2 samples)."""
 import importlib.util
-import json
 import os
 import signal
 import subprocess

@@ -5,7 +5,8 @@ import click
 
 from clevr_remv.export.clevr_ref import export_clevr_ref
 from clevr_remv.export.coco import export_coco
-from clevr_remv.export.common import VIEW_CHOICES, atomic_output_dir, select_scenes, select_views
+from clevr_remv.export.common import atomic_output_dir, select_scenes
+from clevr_remv.rig import VIEW_SETS, select_views
 from clevr_remv.export.refcoco import IMAGE_FOLDERS, export_refcoco
 from clevr_remv.store import DatasetStore
 
@@ -23,7 +24,7 @@ FORMATS = ("refcoco", "clevr-ref+", "coco")
 @click.option("--split", default=None,
               help="Export only this split of splits.json (default: every split; for clevr-ref+ and "
                    "coco without splits.json, all scenes as split 'all').")
-@click.option("--views", default="center", show_default=True, type=click.Choice(VIEW_CHOICES),
+@click.option("--views", default="center", show_default=True, type=click.Choice(VIEW_SETS),
               help="Which views become images: the centre view, the four corners, or all views.")
 @click.option("--name", default="refcoco", show_default=True, type=click.Choice(list(IMAGE_FOLDERS)),
               help="refcoco only: REFER dataset name (decides the folder and where images go).")
@@ -40,7 +41,7 @@ def export(data, format_name, out, split, views, name, split_by, force, link):
     view in which its referent is visible.
     """
     store = DatasetStore(data)
-    selected_views = select_views(store, views)
+    selected_views = select_views(views, store.grid)
     split_scenes = select_scenes(store, split, require_splits=format_name == "refcoco")
     with atomic_output_dir(out, force=force, protect=store.root) as tmp:
         if format_name == "refcoco":

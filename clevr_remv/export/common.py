@@ -14,21 +14,8 @@ from clevr_remv.masks import mask_to_rle, visible_box
 from clevr_remv.splits import split_scene_ids
 from clevr_remv.store import TMP_PREFIX, DatasetStore, view_name
 
-VIEW_CHOICES = ("center", "corners", "all")
 # Object indices are < 256 (uint8 masks), so this packs (image, object) into one annotation id.
 _OBJECTS_PER_IMAGE = 256
-
-
-def select_views(store: DatasetStore, views: str) -> list:
-    """The (u, v) of ``views``: "center", "corners" (the four corner views) or "all"."""
-    grid = store.grid
-    if views == "center":
-        return [store.center]
-    if views == "corners":
-        return list(dict.fromkeys([(1, 1), (grid, 1), (1, grid), (grid, grid)]))
-    if views == "all":
-        return store.views()
-    raise ClevrRemvError(f"--views: {views!r} is not one of {', '.join(VIEW_CHOICES)}")
 
 
 def select_scenes(store: DatasetStore, split=None, require_splits: bool = False) -> dict:

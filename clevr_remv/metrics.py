@@ -1,0 +1,144 @@
+"""Referring-expression segmentation metrics: IoU, P@K, mIoU, oIoU, and multi-view robustness.
+
+Pure numpy. A *sample* is one (expression, view) pair; its masks are compared at the dataset's
+native resolution. All summary figures are percentages.
+
+- IoU = I / U with I = |pred AND gt|, U = |pred OR gt|; 0 when U = 0 (both masks empty).
+- P@t = % of samples with IoU >= t, for t in 0.5 ... 0.9.
+- mIoU = mean per-sample IoU; oIoU = sum I / sum U (0 when sum U = 0).
+- MVR (paper eq. 7.1-7.4): Q = IoU(u, v) / IoU(centre);
+  MVR = -sum over non-centre views of Q ln Q / (|u - uc| + |v - vc|).
+- MRD (mean relative drop, our addition): the share of the centre IoU lost at the shifted views,
+  averaged with MVR's 1/distance weights: sum (1 - Q) / d / sum 1 / d. Unlike -Q ln Q, which is 0
+  both for no drop (Q = 1) and for total failure (Q = 0), it grows monotonically as IoU falls:
+  0 = no drop, 100 = every shifted view fails, negative = shifted views beat the centre.
+"""
+import math
+from collections import defaultdict
+
+import numpy as np
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+PRECISION_KEYS = tuple(f"P@{t}" for t in THRESHOLDS)
+SUMMARY_KEYS = PRECISION_KEYS + ("mIoU", "oIoU")
+ROBUSTNESS_IOUS = ("oIoU", "mIoU")
+
+
+def intersection_and_union(prediction, target) -> tuple:
+    """Pixel counts (I, U) of two boolean masks of the same shape."""
+    prediction = np.asarray(prediction, dtype=bool)
+    target = np.asarray(target, dtype=bool)
+    if prediction.shape != target.shape:
+        raise ValueError(f"mask shapes differ: prediction {prediction.shape}, target {target.shape}")
+    intersection = int(np.count_nonzero(prediction & target))
+    return intersection, int(np.count_nonzero(prediction)) + int(np.count_nonzero(target)) - intersection
+
+
+def iou(intersection, union) -> float:
+    """I / U as a fraction; 0 when the union is empty."""
+    return intersection / union if union else 0.0
+
+
+def summarize(intersections, unions) -> dict:
+    """P@0.5..P@0.9, mIoU and oIoU (all in %) and the sample count of a set of samples."""
+    intersections = np.asarray(intersections, dtype=np.int64)
+    unions = np.asarray(unions, dtype=np.int64)
+    if intersections.shape != unions.shape or intersections.ndim != 1:
+        raise ValueError("intersections and unions must be 1-D sequences of the same length")
+    if np.any(intersections > unions) or np.any(intersections < 0):
+        raise ValueError("each intersection must lie between 0 and its union")
+    count = int(unions.size)
+    # One division per sample, so an IoU of exactly t compares equal to the literal t.
+    ious = np.divide(intersections, unions, out=np.zeros(count), where=unions > 0)
+    summary = {key: _percent(np.count_nonzero(ious >= t), count)
+               for key, t in zip(PRECISION_KEYS, THRESHOLDS)}
+    summary["mIoU"] = 100.0 * float(ious.mean()) if count else 0.0
+    summary["oIoU"] = _percent(int(intersections.sum()), int(unions.sum()))
+    summary["samples"] = count
+    return summary
+
+
+def _percent(part, whole) -> float:
+    return 100.0 * part / whole if whole else 0.0
+
+
+class ScoreAccumulator:
+    """Collects per-sample (I, U) by view and summarises them per view and overall."""
+
+    def __init__(self):
+        self._counts = defaultdict(lambda: ([], []))
+
+    def add(self, view, intersection: int, union: int) -> None:
+        """Record one sample of view (u, v)."""
+        intersections, unions = self._counts[tuple(view)]
+        intersections.append(intersection)
+        unions.append(union)
+
+    def views(self) -> list:
+        """The views seen so far, sorted by (v, u) (the rig's order)."""
+        return sorted(self._counts, key=lambda view: (view[1], view[0]))
+
+    def per_view(self) -> dict:
+        """{(u, v): summary} for every view seen."""
+        return {view: summarize(*self._counts[view]) for view in self.views()}
+
+    def overall(self) -> dict:
+        """The summary over all samples of all views."""
+        intersections = [i for view in self._counts for i in self._counts[view][0]]
+        unions = [u for view in self._counts for u in self._counts[view][1]]
+        return summarize(intersections, unions)
+
+
+def manhattan_distance(view, center) -> int:
+    """|u - uc| + |v - vc|: the camera shift of view (u, v) from the centre, in grid steps."""
+    return abs(view[0] - center[0]) + abs(view[1] - center[1])
+
+
+def _relative_ious(iou_by_view, center) -> list:
+    """[(Q, distance)] for the non-centre views; Q = IoU / IoU(centre)."""
+    center = tuple(center)
+    views = {tuple(view): value for view, value in iou_by_view.items()}
+    if center not in views:
+        raise ValueError(f"the IoU of the centre view {center} is needed")
+    shifted = [(view, value) for view, value in views.items() if view != center]
+    if not shifted:
+        raise ValueError("at least one view besides the centre is needed")
+    if views[center] <= 0:
+        return None
+    return [(value / views[center], manhattan_distance(view, center)) for view, value in shifted]
+
+
+def mvr(iou_by_view, center) -> float:
+    """Multi-View Robustness in % (paper eq. 7.3, lower is better), from {(u, v): IoU}.
+
+    The mapping must include the centre; IoUs may be fractions or % (only ratios matter).
+    Returns NaN when the centre IoU is 0 (Q is undefined). 0 ln 0 is taken as 0.
+    """
+    ratios = _relative_ious(iou_by_view, center)
+    if ratios is None:
+        return math.nan
+    return 100.0 * sum(-q * math.log(q) / distance for q, distance in ratios if q > 0)
+
+
+def mean_relative_drop(iou_by_view, center) -> float:
+    """MRD in %: the 1/distance-weighted mean of 1 - IoU(u, v) / IoU(centre) over the
+    non-centre views (lower is better; 100 = total failure). NaN when the centre IoU is 0."""
+    ratios = _relative_ious(iou_by_view, center)
+    if ratios is None:
+        return math.nan
+    weights = sum(1.0 / distance for _, distance in ratios)
+    return 100.0 * sum((1.0 - q) / distance for q, distance in ratios) / weights
+
+
+def robustness(per_view, center, iou_key: str = "oIoU") -> dict:
+    """MVR and MRD from per-view summaries ({(u, v): summary}), fed by ``iou_key``.
+
+    Both are None when only the centre was evaluated, NaN when the centre IoU is 0.
+    """
+    if iou_key not in ROBUSTNESS_IOUS:
+        raise ValueError(f"iou_key must be one of {ROBUSTNESS_IOUS}, not {iou_key!r}")
+    iou_by_view = {view: summary[iou_key] for view, summary in per_view.items()}
+    if tuple(center) not in iou_by_view or len(iou_by_view) < 2:
+        return {"MVR": None, "MRD": None, "robustness_iou": iou_key}
+    return {"MVR": mvr(iou_by_view, center), "MRD": mean_relative_drop(iou_by_view, center),
+            "robustness_iou": iou_key}

@@ -1,0 +1,231 @@
+"""evaluate: fabricated predictions in both formats, reports, bad input."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clevr_remv.cli import main
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.evaluate import encode_mask, evaluate, prediction_record
+from clevr_remv.splits import split_scene_ids
+from clevr_remv.store import DatasetStore, view_name
+
+CORNER = (1, 1)
+
+
+def dataset_samples(root, split="test", views=None):
+    """[(scene, expression, (u, v), ground-truth mask)] of a split, read straight from the files."""
+    store = DatasetStore(root)
+    samples = []
+    for scene in split_scene_ids(store, split):
+        for expression in store.load_refexps(scene)["expressions"]:
+            for view in map(tuple, expression["views"]):
+                if views is None or view in views:
+                    mask = store.read_index(scene, *view) == expression["referent"]
+                    samples.append((scene, expression["id"], view, mask))
+    return samples
+
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def fabricated(root, corner_empty=True):
+    """Predictions equal to the ground truth, except an empty mask at the (1, 1) corner."""
+    return [(scene, expression, view, np.zeros_like(mask) if corner_empty and view == CORNER else mask)
+            for scene, expression, view, mask in dataset_samples(root)]
+
+
+def test_perfect_predictions_score_100(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset, False)]
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
+                       out=tmp_path / "out", progress=False)
+    assert results["missing_predictions"] == 0
+    assert results["unused_predictions"] == 0
+    assert results["samples"] == len(records)
+    for key in ("P@0.5", "P@0.9", "mIoU", "oIoU"):
+        assert results["overall"][key] == pytest.approx(100.0)
+    assert results["MVR"] == pytest.approx(0.0) and results["MRD"] == pytest.approx(0.0)
+    assert len(results["per_view"]) == 9
+    assert results["resolution"] == [48, 32]
+
+
+def test_failed_corner_shows_the_mvr_flaw_and_the_mrd(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners",
+                       out=tmp_path / "out", progress=False)
+    assert set(results["per_view"]) == {"u2_v2", "u1_v1", "u3_v1", "u1_v3", "u3_v3"}
+    corner = results["per_view"]["u1_v1"]
+    assert corner["oIoU"] == 0.0 and corner["P@0.5"] == 0.0 and corner["distance"] == 2
+    assert results["center"]["oIoU"] == pytest.approx(100.0)
+    # Q = 0 at one corner and 1 at three: -Q ln Q is 0 everywhere, MRD = 1/4 of the drop.
+    assert results["MVR"] == pytest.approx(0.0)
+    assert results["MRD"] == pytest.approx(25.0)
+    assert results["robustness_iou"] == "oIoU"
+    corner_samples = corner["samples"]
+    assert results["overall"]["P@0.5"] == pytest.approx(
+        100.0 * (results["samples"] - corner_samples) / results["samples"])
+
+
+def test_png_folder_and_jsonl_agree(tiny_dataset, tmp_path):
+    samples = fabricated(tiny_dataset)
+    folder = tmp_path / "masks"
+    for scene, expression, (u, v), mask in samples:
+        path = folder / f"{scene:06d}" / str(expression) / f"{view_name(u, v)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+    from_png = evaluate(tiny_dataset, folder, views="corners", out=tmp_path / "a", progress=False)
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in samples]
+    from_jsonl = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners",
+                          out=tmp_path / "b", progress=False)
+    for key in ("overall", "per_view", "MVR", "MRD", "samples"):
+        assert from_png[key] == from_jsonl[key]
+    assert from_png["unused_predictions"] is None
+
+
+def test_missing_and_unused_predictions_are_reported(tiny_dataset, tmp_path):
+    samples = fabricated(tiny_dataset, corner_empty=False)
+    dropped = samples[0]
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in samples[1:]]
+    records.append(prediction_record(999, 0, (2, 2), dropped[3]))  # matches no sample
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
+                       out=tmp_path / "out", progress=False)
+    assert results["missing_predictions"] == 1
+    assert results["missing_examples"] == [{"scene": dropped[0], "expression_id": dropped[1],
+                                            "view": list(dropped[2])}]
+    assert results["unused_predictions"] == 1
+    # The missing one scores as an empty mask: IoU 0 for one sample.
+    assert results["overall"]["mIoU"] == pytest.approx(100.0 * (len(samples) - 1) / len(samples))
+    assert "1 missing predictions" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_uncompressed_rle_is_accepted(tiny_dataset, tmp_path):
+    samples = fabricated(tiny_dataset, corner_empty=False)
+    records = []
+    for scene, expression, view, mask in samples:
+        column_major = mask.flatten(order="F")
+        changes = np.flatnonzero(np.diff(column_major.astype(np.int8))) + 1
+        runs = np.diff(np.concatenate([[0], changes, [column_major.size]])).tolist()
+        if column_major[0]:
+            runs = [0] + runs
+        records.append({"scene": scene, "expression_id": expression, "view": list(view),
+                        "mask": {"size": list(mask.shape), "counts": runs}})
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
+                       out=tmp_path / "out", progress=False)
+    assert results["overall"]["oIoU"] == pytest.approx(100.0)
+
+
+def test_reports_are_written(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
+    out = tmp_path / "out"
+    evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners", out=out,
+             progress=False)
+    document = json.loads((out / "results.json").read_text())
+    for key in ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU"):
+        assert key in document["overall"] and key in document["per_view"]["u1_v1"]
+    assert "MVR" in document and "MRD" in document
+    markdown = (out / "results.md").read_text()
+    assert "| P@0.5 | P@0.6 | P@0.7 | P@0.8 | P@0.9 | mIoU | oIoU |" in markdown
+    assert "| u1_v1 | u3_v1 | u1_v3 | u3_v3 | Average | SD |" in markdown
+    assert "MVR" in markdown and "MRD" in markdown
+    with Image.open(out / "iou_heatmap.png") as image:
+        assert image.format == "PNG" and image.width > 100
+
+
+def test_zero_centre_iou_gives_null_mvr(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, np.zeros_like(mask))
+               for s, e, view, mask in fabricated(tiny_dataset)]
+    out = tmp_path / "out"
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), out=out, progress=False)
+    assert np.isnan(results["MVR"])
+    assert json.loads((out / "results.json").read_text())["MVR"] is None  # strict JSON, no NaN
+
+
+def test_center_only_has_no_robustness_figures(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="center",
+                       out=tmp_path / "out", progress=False)
+    assert list(results["per_view"]) == ["u2_v2"]
+    assert results["MVR"] is None and results["MRD"] is None
+
+
+def test_mvr_from_miou_on_request(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
+    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), out=tmp_path / "out",
+                       robustness_iou="mIoU", progress=False)
+    assert results["robustness_iou"] == "mIoU"
+
+
+@pytest.mark.parametrize("line,message", [
+    ("{not json", "not valid JSON"),
+    ('{"scene": 0, "expression_id": 0, "mask": {"size": [32, 48], "counts": ""}}', "view"),
+    ('{"scene": 0, "expression_id": 0, "view": [1, 1, 1], "mask": {"size": [32, 48], "counts": ""}}',
+     "view"),
+    ('{"scene": -1, "expression_id": 0, "view": [1, 1], "mask": {"size": [32, 48], "counts": ""}}',
+     "scene"),
+])
+def test_malformed_jsonl_lines_name_the_line(tiny_dataset, tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n" + line + "\n")
+    with pytest.raises(ClevrRemvError, match=rf"p\.jsonl:2: .*{message}"):
+        evaluate(tiny_dataset, path, out=tmp_path / "out", progress=False)
+
+
+def test_duplicate_and_wrong_size_predictions(tiny_dataset, tmp_path):
+    scene, expression, view, mask = fabricated(tiny_dataset)[0]
+    record = prediction_record(scene, expression, view, mask)
+    with pytest.raises(ClevrRemvError, match="second prediction"):
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "d.jsonl", [record, record]), out=tmp_path / "o",
+                 progress=False)
+    small = prediction_record(scene, expression, view, np.zeros((16, 24), bool))
+    with pytest.raises(ClevrRemvError, match="native resolution"):
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "s.jsonl", [small]), out=tmp_path / "o",
+                 progress=False)
+
+
+def test_bad_arguments(tiny_dataset, tmp_path):
+    with pytest.raises(ClevrRemvError, match="--predictions"):
+        evaluate(tiny_dataset, tmp_path / "nothing.jsonl", out=tmp_path / "o", progress=False)
+    path = write_jsonl(tmp_path / "p.jsonl", [])
+    with pytest.raises(ClevrRemvError, match="--views"):
+        evaluate(tiny_dataset, path, views="edges", out=tmp_path / "o", progress=False)
+    with pytest.raises(ClevrRemvError, match="no split named"):
+        evaluate(tiny_dataset, path, split="dev", out=tmp_path / "o", progress=False)
+    with pytest.raises(ClevrRemvError, match="--mvr-iou"):
+        evaluate(tiny_dataset, path, robustness_iou="IoU", out=tmp_path / "o", progress=False)
+
+
+def test_dataset_without_split_file(tiny_dataset_copy, tmp_path):
+    (tiny_dataset_copy / "splits.json").unlink()
+    with pytest.raises(ClevrRemvError, match="no split file"):
+        evaluate(tiny_dataset_copy, write_jsonl(tmp_path / "p.jsonl", []), out=tmp_path / "o",
+                 progress=False)
+
+
+def test_cli(tiny_dataset, tmp_path):
+    records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
+    predictions = write_jsonl(tmp_path / "p.jsonl", records)
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions", str(predictions),
+                                  "--views", "corners", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "MVR 0.00 %  MRD 25.00 %" in result.output
+    assert (tmp_path / "out" / "results.json").is_file()
+    bad = runner.invoke(main, ["evaluate", "--data", str(tmp_path), "--predictions", str(predictions)])
+    assert bad.exit_code == 2
+    assert "dataset.json" in bad.output
+
+
+def test_encode_mask_round_trip():
+    from pycocotools import mask as mask_utils
+
+    mask = np.zeros((5, 7), bool)
+    mask[1:3, 2:6] = True
+    rle = encode_mask(mask)
+    assert isinstance(rle["counts"], str) and rle["size"] == [5, 7]
+    decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert np.array_equal(decoded.astype(bool), mask)

@@ -1,0 +1,129 @@
+"""benchmark: a short training run on the tiny dataset, resume, reports, CLI, bad input."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from clevr_remv.cli import main
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.models import benchmark as benchmark_module
+from clevr_remv.models.benchmark import run_benchmark
+from test_models import TINY_LAVT, tiny_text_encoder  # noqa: F401  (a shared fixture)
+
+FAST = {"batch_size": 4, "workers": 0}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "baseline"
+    results = run_benchmark(tiny_dataset, "baseline", out, epochs=2, **FAST)
+    return out, results
+
+
+def test_benchmark_writes_every_report(baseline_run):
+    out, results = baseline_run
+    for name in ("config.json", "training.json", "training_curve.png", "predictions.jsonl",
+                 "results.json", "results.md", "iou_heatmap.png", "checkpoints/last.pt",
+                 "checkpoints/best.pt"):
+        assert (out / name).is_file(), name
+    assert set(results["per_view"]) == {"u2_v2", "u1_v1", "u3_v1", "u1_v3", "u3_v3"}
+    assert results["missing_predictions"] == 0 and results["unused_predictions"] == 0
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == results["samples"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["lr"] == 1e-3 and config["model"]["vocabulary"][:2] == ["<pad>", "<unk>"]
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
+    out, results = baseline_run
+    training = json.loads((out / "training.json").read_text())
+    losses = [entry["train_loss"] for entry in training["history"]]
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    best = max(training["history"], key=lambda entry: entry["val_oIoU"])   # first of equals
+    assert training["best_epoch"] == best["epoch"] == results["benchmark"]["best_epoch"]
+    checkpoint = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == best["epoch"]
+
+
+def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch, baseline_run):
+    calls = []
+    real_train_epoch = benchmark_module.train_epoch
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark_module, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, **FAST)
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(benchmark_module, "train_epoch", real_train_epoch)
+    with pytest.raises(ClevrRemvError, match="--resume"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, **FAST)
+    with pytest.raises(ClevrRemvError, match="batch_size"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, resume=True, batch_size=2, workers=0)
+    resumed = run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, resume=True, **FAST)
+    # Seeds follow the epoch, so the resumed run retraces the uninterrupted one.
+    straight = json.loads((baseline_run[0] / "training.json").read_text())["history"]
+    history = json.loads((tmp_path / "training.json").read_text())["history"]
+    assert [e["epoch"] for e in history] == [1, 2]
+    for mine, theirs in zip(history, straight):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+    assert resumed["overall"]["oIoU"] == pytest.approx(baseline_run[1]["overall"]["oIoU"], abs=1e-6)
+
+
+def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tiny_text_encoder):
+    encoder = tiny_text_encoder
+    with pytest.warns(UserWarning, match="from scratch"):
+        results = run_benchmark(tiny_dataset, "lavt", tmp_path / "out", epochs=1, text_encoder=encoder,
+                                config_overrides=TINY_LAVT, **FAST)
+    assert results["benchmark"]["model"] == "lavt"
+    config = json.loads((tmp_path / "out" / "config.json").read_text())["model"]
+    assert config["text_encoder"] == str(encoder) and config["embed_dim"] == 16
+
+
+def test_bad_input(tiny_dataset, tiny_dataset_copy, tmp_path):
+    with pytest.raises(ClevrRemvError, match="unknown model 'unet'; choose one of baseline, lavt"):
+        run_benchmark(tiny_dataset, "unet", tmp_path / "a")
+    with pytest.raises(ClevrRemvError, match="no Swin backbone"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "b", vision_weights=tmp_path / "w.pth")
+    with pytest.raises(ClevrRemvError, match="--text-encoder"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "c", text_encoder=tmp_path)
+    with pytest.raises(ClevrRemvError, match="--epochs"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "d", epochs=0)
+    (tiny_dataset_copy / "splits.json").unlink()
+    with pytest.raises(ClevrRemvError, match="no split file"):
+        run_benchmark(tiny_dataset_copy, "baseline", tmp_path / "e", epochs=1, **FAST)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_request_without_a_gpu(tiny_dataset, tmp_path):
+    with pytest.raises(ClevrRemvError, match="--device cuda"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path, device="cuda")
+
+
+def test_cli(tiny_dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
+                                  "--epochs", "1", "--batch-size", "4", "--workers", "0",
+                                  "--input-size", "40x32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test centre" in result.output and (out / "results.md").is_file()
+    assert json.loads((out / "config.json").read_text())["settings"]["input_size"] == [40, 32]
+    unknown = runner.invoke(main, ["benchmark", "--model", "unet", "--data", str(tiny_dataset)])
+    assert unknown.exit_code == 2 and "baseline, lavt" in unknown.output
+    bad_size = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
+                                    "--input-size", "big"])
+    assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
