@@ -5,7 +5,7 @@ CLEVR's original settings (512 samples, no denoiser), this project's default, an
 candidates, each compared with a reference render (1024 samples by default).
 
     python benchmarks/bench_render.py                      # full comparison (~10 min on 2 cores)
-    python benchmarks/bench_render.py --reference-samples 256 --candidates 4:12,8:4
+    python benchmarks/bench_render.py --reference-samples 256 --candidates 4:max_bounces=4 8
 """
 import argparse
 import json
@@ -27,6 +27,15 @@ def psnr(image, reference) -> float:
     return float("inf") if error == 0 else 10 * np.log10(255.0 ** 2 / error)
 
 
+def _parse_value(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
 def render_centre(worker, spec, properties, render, folder) -> tuple:
     """Render the centre view of ``spec`` with ``render`` settings; return (seconds, rgb)."""
     centre = view_name(*grid_center(spec["rig"]["grid"]))
@@ -41,8 +50,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", type=int, default=0)
     parser.add_argument("--reference-samples", type=int, default=1024)
-    parser.add_argument("--candidates", default="",
-                        help="extra settings as samples:max_bounces[:nodenoise], comma-separated")
+    parser.add_argument("--candidates", nargs="*", default=[],
+                        help="extra settings, each SAMPLES[:ATTRIBUTE=VALUE...] with Cycles attributes, "
+                             "e.g. 4:max_bounces=4 8:use_denoising=False")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -52,11 +62,11 @@ def main():
     settings = [("reference", {"samples": args.reference_samples, "denoise": False, "engine": "CYCLES"}),
                 ("(a) CLEVR 512 samples", {"samples": 512, "denoise": False, "engine": "CYCLES"}),
                 ("(b) default", spec["render"])]
-    for text in filter(None, args.candidates.split(",")):
-        samples, bounces, *flags = text.split(":")
-        render = {"samples": int(samples), "denoise": "nodenoise" not in flags, "engine": "CYCLES",
-                  "bounces": {"max_bounces": int(bounces)}}
-        settings.append((f"{samples} samples, {bounces} bounces{' no denoise' if flags else ''}", render))
+    for text in args.candidates:
+        samples, *overrides = text.split(":")
+        cycles = {key: _parse_value(value) for key, value in (item.split("=") for item in overrides)}
+        render = {"samples": int(samples), "denoise": True, "engine": "CYCLES", "cycles": cycles}
+        settings.append((f"{samples} samples {' '.join(overrides)}".strip(), render))
 
     worker = RenderWorker(worker_command())
     results, reference = [], None

@@ -42,16 +42,30 @@ def _save_index_masks(scene_dir, spec) -> dict:
     for view in spec["views"]:
         raw = scene_dir / "index" / f"{view['name']}.npy"
         mask = np.load(raw)
-        Image.fromarray(mask).save(scene_dir / "index" / f"{view['name']}.png", optimize=True)
+        Image.fromarray(mask).save(scene_dir / "index" / f"{view['name']}.png", compress_level=9)
         raw.unlink()
         masks[view["name"]] = mask
     return masks
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _remove_stale_temporaries(scenes_dir):
+    """Delete the temporary scene folders (``.tmp-NNNNNN-<pid>``) of runs that are gone, so a
+    run on the same machine into the same dataset (e.g. another --start range) is left alone."""
     if scenes_dir.is_dir():
         for path in scenes_dir.glob(TMP_PREFIX + "*"):
-            shutil.rmtree(path, ignore_errors=True)
+            pid = path.name.rsplit("-", 1)[-1]
+            if not (pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid))):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers: int = 1,

@@ -28,3 +28,15 @@ def tiny_dataset(tmp_path_factory):
 def tiny_dataset_copy(tiny_dataset, tmp_path):
     """A private, writable copy of ``tiny_dataset`` (for corruption and rewrite tests)."""
     return shutil.copytree(tiny_dataset, tmp_path / "dataset")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch with one thread while a module's tests run: the test machine's two cores are
+    shared, and one thread is fastest there for tiny models."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

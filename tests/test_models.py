@@ -12,6 +12,8 @@ from clevr_remv.models.text import WordTokenizer, build_vocabulary, default_text
 from clevr_remv.models.training import make_optimizer, make_poly_schedule, segmentation_loss
 from clevr_remv.models.vision_weights import load_swin_weights
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 HEIGHT, WIDTH = 32, 48
 # A LAVT small enough for a CPU test: 4 stages, one or two blocks each.
 TINY_LAVT = {"embed_dim": 16, "depths": [1, 1, 2, 1], "heads": [1, 2, 2, 4], "window": 4,
@@ -32,15 +34,6 @@ def make_tiny_text_encoder(folder):
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's cores are shared: one torch thread is fastest there."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -11,15 +11,9 @@ from clevr_remv.models import benchmark as benchmark_module
 from clevr_remv.models.benchmark import run_benchmark
 from test_models import TINY_LAVT, tiny_text_encoder  # noqa: F401  (a shared fixture)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST = {"batch_size": 4, "workers": 0}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,9 @@ from clevr_remv.retrieval.evaluation import recall_metrics  # noqa: E402
 from clevr_remv.retrieval.synthetic import make_synthetic_precomp  # noqa: E402
 from clevr_remv.retrieval.train import TrainConfig, train  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = ["--embed-dim", "32", "--word-dim", "16", "--batch-size", "64", "--lr", "3e-3", "--device", "cpu"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

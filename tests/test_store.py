@@ -30,3 +30,22 @@ def test_a_failed_scene_leaves_no_folder(tmp_path):
     with atomic_scene_dir(tmp_path, 5) as folder:
         (folder / "scene.json").write_text("{}")
     assert [p.name for p in tmp_path.iterdir()] == ["000005"]
+
+
+def test_only_temporaries_of_finished_runs_are_removed(tmp_path):
+    import os
+    import subprocess
+
+    from clevr_remv.generate import _remove_stale_temporaries
+
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        dead_pid = 2 ** 22 + 7  # above Linux's largest possible pid: never a live process
+        (tmp_path / f".tmp-000001-{dead_pid}").mkdir()
+        (tmp_path / f".tmp-000002-{running.pid}").mkdir()
+        (tmp_path / f".tmp-000003-{os.getpid()}").mkdir()
+        _remove_stale_temporaries(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-000002-{running.pid}"]
+    finally:
+        running.kill()
+        running.wait()

@@ -7,8 +7,7 @@
 
 Splits come from splits.json; without it everything is split "all".
 """
-from clevr_remv.export.common import (categories, image_id, iter_views, object_annotations, place_image,
-                                      view_file_name, write_json)
+from clevr_remv.export.common import categories, export_image, iter_views, object_annotations, write_json
 from clevr_remv.store import DatasetStore
 
 
@@ -25,12 +24,8 @@ def export_coco(store: DatasetStore, out, split_scenes: dict, views: list, link:
         image_dir.mkdir(parents=True)
         images, annotations = [], []
         for view in iter_views(store, scene_ids, views, desc=f"export coco {split}", progress=progress):
-            image = image_id(view.scene_index, view.position, views_per_scene)
-            file_name = view_file_name(view.scene_index, view.u, view.v)
-            place_image(view.rgb_path, image_dir / file_name, link)
-            height, width = view.index_mask.shape
-            images.append({"id": image, "file_name": file_name, "width": width, "height": height,
-                           "scene": view.scene_index, "view": [view.u, view.v]})
+            images.append(export_image(view, image_dir, views_per_scene, link))
+            image = images[-1]["id"]
             annotations += object_annotations(view, image, category_ids, rle_in_list=False)
         write_json(out / "annotations" / f"instances_{split}.json", {
             "info": {"description": f"CLEVR-REMV {split} split, exported by clevr-remv"},

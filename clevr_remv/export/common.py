@@ -127,6 +127,15 @@ def object_annotations(view: ExportView, image: int, category_ids: dict, rle_in_
     return annotations
 
 
+def export_image(view: ExportView, image_dir: Path, views_per_scene: int, link: bool) -> dict:
+    """Place a view's RGB image in ``image_dir`` and return its COCO ``images`` entry."""
+    file_name = view_file_name(view.scene_index, view.u, view.v)
+    place_image(view.rgb_path, image_dir / file_name, link)
+    height, width = view.index_mask.shape
+    return {"id": image_id(view.scene_index, view.position, views_per_scene), "file_name": file_name,
+            "width": width, "height": height, "scene": view.scene_index, "view": [view.u, view.v]}
+
+
 def place_image(source: Path, target: Path, link: bool) -> None:
     """Copy ``source`` to ``target`` (or hard-link it when ``link``, copying across file systems)."""
     if link:

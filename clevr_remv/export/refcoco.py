@@ -13,8 +13,7 @@ import pickle
 import re
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.export.common import (categories, image_id, iter_views, object_annotations, place_image,
-                                      view_file_name, write_json)
+from clevr_remv.export.common import categories, export_image, iter_views, object_annotations, write_json
 from clevr_remv.store import DatasetStore
 
 # REFER derives its image folder from the dataset name.
@@ -49,12 +48,8 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
     sentences = 0
     for split, scene_ids in split_scenes.items():
         for view in iter_views(store, scene_ids, views, desc=f"export refcoco {split}", progress=progress):
-            image = image_id(view.scene_index, view.position, views_per_scene)
-            file_name = view_file_name(view.scene_index, view.u, view.v)
-            place_image(view.rgb_path, image_dir / file_name, link)
-            height, width = view.index_mask.shape
-            images.append({"id": image, "file_name": file_name, "width": width, "height": height,
-                           "scene": view.scene_index, "view": [view.u, view.v]})
+            images.append(export_image(view, image_dir, views_per_scene, link))
+            image = images[-1]["id"]
             view_annotations = object_annotations(view, image, category_ids, rle_in_list=True)
             annotations += view_annotations
             by_object = {annotation["object"]: annotation for annotation in view_annotations}
@@ -65,7 +60,7 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
                 refs.append({
                     "ref_id": len(refs), "ann_id": by_object[referent]["id"], "image_id": image,
                     "split": split, "category_id": by_object[referent]["category_id"],
-                    "file_name": file_name, "sent_ids": [s["sent_id"] for s in ref_sentences],
+                    "file_name": images[-1]["file_name"], "sent_ids": [s["sent_id"] for s in ref_sentences],
                     "sentences": ref_sentences, "scene": view.scene_index, "view": [view.u, view.v],
                 })
     data_dir = out / name
