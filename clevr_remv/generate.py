@@ -15,7 +15,7 @@ from clevr_remv.render import SupervisedWorker
 from clevr_remv.rig import grid_center, view_name
 from clevr_remv.scene import scene_spec
 from clevr_remv.store import TMP_PREFIX, atomic_scene_dir
-from clevr_remv.writer import open_dataset, refresh_counts, write_annotations
+from clevr_remv.writer import open_dataset, refexp_settings, refresh_counts, write_annotations
 
 MAX_LAYOUT_ATTEMPTS = 100
 
@@ -69,11 +69,13 @@ def _remove_stale_temporaries(scenes_dir):
 
 
 def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers: int = 1,
-             command=None, device: str = "cpu", refexp_options=None, view_timeout: float = 600.0,
+             command=None, device: str = "cpu", refexps=None, view_timeout: float = 600.0,
              progress: bool = True) -> dict:
     """Generate scenes ``start`` .. ``start + scenes - 1`` into ``out``; skip complete ones.
 
-    ``command`` starts a render worker (see clevr_remv.render.worker_command). Returns a summary.
+    ``command`` starts a render worker (see clevr_remv.render.worker_command); ``refexps`` are the
+    expression settings (clevr_remv.writer.refexp_settings; default: the defaults with the
+    config's seed). Returns a summary.
     """
     if scenes < 1:
         raise ClevrRemvError(f"--scenes: {scenes} must be >= 1")
@@ -81,8 +83,8 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers: 
         raise ClevrRemvError(f"--start: {start} must be >= 0")
     if workers < 1:
         raise ClevrRemvError(f"--workers: {workers} must be >= 1")
-    refexp_options = dict(refexp_options or {}, seed=config.seed)
-    store = open_dataset(out, config)
+    refexps = refexps or refexp_settings(config.seed)
+    store = open_dataset(out, config, refexps)
     _remove_stale_temporaries(store.scenes_dir)
     done = set(store.scene_ids())
     todo = [index for index in range(start, start + scenes) if index not in done]
@@ -122,7 +124,7 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers: 
             job = {"op": "render", "spec": spec, "properties": config.properties, "out": str(tmp)}
             worker.run(job, f"scene {index}", on_view, on_retry)
             masks = _save_index_masks(tmp, spec)
-            expressions = write_annotations(tmp, spec, config.properties, masks, refexp_options)
+            expressions = write_annotations(tmp, spec, config.properties, masks, refexps)
         with lock:
             render_seconds.extend(seconds)
         return expressions

@@ -7,7 +7,9 @@ from clevr_remv.config import DEFAULT_BASELINE, DEFAULT_SAMPLES, GenerateConfig
 from clevr_remv.generate import generate as run_generate
 from clevr_remv.properties import load_properties
 from clevr_remv.render import worker_command
+from clevr_remv.refexp import load_template_set
 from clevr_remv.rig import RIG_TYPES
+from clevr_remv.writer import refexp_settings
 
 
 @click.command()
@@ -53,9 +55,11 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
                             denoise=not no_denoise, baseline=baseline, rig=rig, min_objects=min_objects,
                             max_objects=max_objects, min_pixels=min_pixels,
                             properties=load_properties(properties_file))
-    refexp_options = {"per_scene": per_scene, "templates_dir": templates_dir}
+    if templates_dir is not None:
+        load_template_set(templates_dir)  # a bad template folder fails before anything is written
+    refexps = refexp_settings(seed, per_scene, templates_dir)
     summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),
-                           device=device, refexp_options=refexp_options, view_timeout=view_timeout)
+                           device=device, refexps=refexps, view_timeout=view_timeout)
     overhead = summary["wall_seconds"] / summary["render_seconds"] if summary["render_seconds"] else float("nan")
     click.echo(f"{summary['rendered']} scenes rendered ({summary['views']} views), {summary['skipped']} already "
                f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering "

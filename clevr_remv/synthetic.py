@@ -11,7 +11,7 @@ from clevr_remv.properties import load_properties
 from clevr_remv.rig import project
 from clevr_remv.scene import scene_spec
 from clevr_remv.store import DatasetStore, atomic_scene_dir
-from clevr_remv.writer import open_dataset, refresh_counts, write_annotations
+from clevr_remv.writer import open_dataset, refexp_settings, refresh_counts, write_annotations
 
 BACKGROUND_RGB = (120, 120, 120)
 
@@ -41,7 +41,8 @@ def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 4
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=1,
                             min_objects=min_objects, max_objects=max_objects, min_pixels=0,
                             properties=properties)
-    store = open_dataset(root, config)
+    refexps = refexp_settings(seed, per_scene)
+    store = open_dataset(root, config, refexps)
     for index in range(scenes):
         spec = scene_spec(config, index)
         with atomic_scene_dir(store.scenes_dir, index) as tmp:
@@ -53,6 +54,6 @@ def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 4
                 Image.fromarray(rgb).save(tmp / "rgb" / f"{view['name']}.png")
                 Image.fromarray(index_image).save(tmp / "index" / f"{view['name']}.png")
                 index_images[view["name"]] = index_image
-            write_annotations(tmp, spec, properties, index_images, {"seed": seed, "per_scene": per_scene})
+            write_annotations(tmp, spec, properties, index_images, refexps)
     refresh_counts(store)
     return store

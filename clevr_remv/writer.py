@@ -15,10 +15,20 @@ def _config_difference(stored: dict, wanted: dict) -> str:
                      f"{key}: existing {stored.get(key)!r}, requested {wanted.get(key)!r}" for key in keys)
 
 
-def open_dataset(root, config: GenerateConfig) -> DatasetStore:
-    """Create the dataset at ``root``, or reopen it when it was made with the same config.
+def refexp_settings(seed: int, per_scene: int = 8, templates_dir=None, keep_partial: bool = False,
+                    min_visible_pixels: int = 1) -> dict:
+    """How a dataset's expressions are made (stored in dataset.json as ``refexps``); the keys are
+    the keyword arguments of ``clevr_remv.refexp.generate_refexps``."""
+    return {"seed": seed, "per_scene": per_scene,
+            "templates_dir": None if templates_dir is None else str(Path(templates_dir).resolve()),
+            "keep_partial": keep_partial, "min_visible_pixels": min_visible_pixels}
 
-    A different config is refused and nothing is touched, so a resumed run never mixes scenes
+
+def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
+    """Create the dataset at ``root``, or reopen it when it was made with the same config and
+    expression settings (``refexps``, see :func:`refexp_settings`).
+
+    Different settings are refused and nothing is touched, so a resumed run never mixes scenes
     generated with different settings.
     """
     dataset_json = Path(root) / "dataset.json"
@@ -26,7 +36,8 @@ def open_dataset(root, config: GenerateConfig) -> DatasetStore:
     if not dataset_json.exists():
         write_json_atomic(dataset_json, {
             "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
-            "config": wanted, "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0},
+            "config": wanted, "refexps": refexps,
+            "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0},
         }, "dataset")
         return DatasetStore(root)
     store = DatasetStore(root)
@@ -35,20 +46,25 @@ def open_dataset(root, config: GenerateConfig) -> DatasetStore:
         raise ClevrRemvError(
             f"{dataset_json}: this dataset was generated with a different config ({difference}); "
             "rerun with the same flags to resume it, or choose a new --out folder")
+    difference = _config_difference(store.info()["refexps"], refexps)
+    if difference:
+        raise ClevrRemvError(
+            f"{dataset_json}: this dataset's expressions were made with other settings ({difference}); "
+            "resume with the same flags, then run `clevr-remv refexps` to remake all expressions")
     return store
 
 
-def write_annotations(scene_dir, spec: dict, properties: dict, index_images: dict,
-                      refexp_options: dict) -> int:
+def write_annotations(scene_dir, spec: dict, properties: dict, index_images: dict, refexps: dict) -> int:
     """Write scene.json and refexps.json of a rendered scene into ``scene_dir``.
 
-    ``index_images`` maps view names to index masks; returns the number of expressions.
+    ``index_images`` maps view names to index masks; ``refexps`` are the expression settings
+    (:func:`refexp_settings`). Returns the number of expressions.
     """
     from clevr_remv.refexp import generate_refexps
 
     scene = add_visibility(spec, properties, index_images)
     write_json_atomic(Path(scene_dir) / "scene.json", scene, "scene")
-    refexps = generate_refexps(scene, properties=properties, **refexp_options)
+    refexps = generate_refexps(scene, properties=properties, **refexps)
     write_json_atomic(Path(scene_dir) / "refexps.json", refexps, "refexps")
     return len(refexps["expressions"])
 

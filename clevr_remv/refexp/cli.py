@@ -7,7 +7,7 @@ from tqdm import tqdm
 from clevr_remv.refexp.generator import generate_refexps
 from clevr_remv.refexp.templates import load_template_set
 from clevr_remv.store import DatasetStore, write_json_atomic
-from clevr_remv.writer import refresh_counts
+from clevr_remv.writer import refexp_settings, refresh_counts
 
 
 @click.command("refexps")
@@ -31,13 +31,14 @@ def refexps(data, per_scene, seed, templates_dir, keep_partial, min_visible_pixe
     then update the expression count in dataset.json."""
     store = DatasetStore(data)
     load_template_set(templates_dir)  # a bad template folder fails before any scene is touched
-    config = store.info()["config"]
-    seed = config["seed"] if seed is None else seed
+    info = store.info()
+    seed = info["config"]["seed"] if seed is None else seed
+    settings = refexp_settings(seed, per_scene, templates_dir, keep_partial, min_visible_pixels)
     scene_ids = store.scene_ids()
     for index in tqdm(scene_ids, desc="refexps", unit="scene"):
-        document = generate_refexps(store.load_scene(index), properties=config["properties"], seed=seed,
-                                    per_scene=per_scene, templates_dir=templates_dir,
-                                    keep_partial=keep_partial, min_visible_pixels=min_visible_pixels)
+        document = generate_refexps(store.load_scene(index), properties=info["config"]["properties"],
+                                    **settings)
         write_json_atomic(store.refexps_path(index), document, "refexps")
+    store.write_info(dict(info, refexps=settings))
     counts = refresh_counts(store)
     click.echo(f"{len(scene_ids)} scenes, {counts['expressions']} expressions written to {store.root}")
