@@ -76,8 +76,8 @@ class ClevrRemvDataset(Dataset):
         sample = self.describe(index)
         scene, (u, v) = sample["scene"], sample["view"]
         rgb = self.store.read_rgb(scene, u, v)
-        image = np.empty((3,) + rgb.shape[:2], np.float32)
-        np.divide(rgb.transpose(2, 0, 1), np.float32(255), out=image)  # one pass; 2x faster than torch here
+        image = rgb.transpose(2, 0, 1).astype(np.float32)  # a contiguous copy, then in place:
+        image /= np.float32(255)  # several times faster than np.divide(transposed, out=...)
         sample["image"] = torch.from_numpy(image)
         sample["mask"] = torch.from_numpy(self.store.read_index(scene, u, v) == sample["object"])
         return self.transform(sample) if self.transform is not None else sample
