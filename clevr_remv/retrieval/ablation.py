@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clevr_remv.atomic import atomic_path, write_text_atomic
+from clevr_remv.store import write_json_atomic
 from clevr_remv.retrieval.train import TrainConfig, train
 
 TABLE_DISTANCES = ("msd", "cos", "l2", "l1")  # the paper's row order
@@ -93,5 +94,5 @@ def run_ablation(base: TrainConfig, lambdas=(0.0, 0.5, 1.0, 2.0)) -> dict:
     plot_rsum_over_lambda(points, out / "rsum_lambda.png", split)
     summary = {"split": split, "runs": {name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]}
                                         for name, _, c in runs}}
-    write_text_atomic(out / "ablation.json", json.dumps(summary, indent=1))
+    write_json_atomic(out / "ablation.json", summary)
     return {"table": table, **summary}

@@ -1,5 +1,4 @@
 """``clevr-remv retrieval``: train, evaluate, ablation (and a synthetic demo set)."""
-import json
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -121,7 +120,7 @@ def train(out, **options):
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the metrics to this JSON file.")
 def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, out):
     """Score a checkpoint: R@1/5/10 per direction, median rank, R-sum."""
-    from clevr_remv.atomic import write_text_atomic
+    from clevr_remv.store import write_json_atomic
     from clevr_remv.retrieval.checkpoint import load_checkpoint
     from clevr_remv.retrieval.data import load_split
     from clevr_remv.retrieval.evaluation import evaluate_split
@@ -141,7 +140,7 @@ def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, ou
     result = evaluate_split(model, vocab, split_data, torch_device, fold5=fold5)
     click.echo(format_metrics(result))
     if out:
-        write_text_atomic(out, json.dumps(result, indent=1))
+        write_json_atomic(out, result)
         click.echo(f"wrote {out}")
 
 

@@ -1,6 +1,5 @@
 """Training: batches of (image, caption) pairs, Adam with a step decay, gradient clipping, the best
 checkpoint by validation R-sum, and a results JSON with validation and test metrics."""
-import json
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -11,7 +10,6 @@ import torch
 from tqdm import tqdm
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.atomic import write_text_atomic
 from clevr_remv.retrieval.checkpoint import load_checkpoint, save_checkpoint
 from clevr_remv.retrieval.data import load_split, split_exists
 from clevr_remv.retrieval.evaluation import evaluate_split
@@ -19,6 +17,7 @@ from clevr_remv.retrieval.glove import read_glove
 from clevr_remv.retrieval.losses import imc_loss, mh_loss, sh_loss
 from clevr_remv.retrieval.model import PairwiseEmbedding
 from clevr_remv.retrieval.vocab import Vocabulary
+from clevr_remv.store import write_json_atomic
 
 LOSSES = ("sh", "mh", "imc")
 
@@ -155,5 +154,5 @@ def train(config: TrainConfig) -> dict:
     if test_split is not None:
         model, vocab, _ = load_checkpoint(out / "best.pt", device)
         results["test"] = evaluate_split(model, vocab, test_split, device, fold5=config.fold5)
-    write_text_atomic(out / "results.json", json.dumps(results, indent=1))
+    write_json_atomic(out / "results.json", results)
     return results
