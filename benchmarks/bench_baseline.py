@@ -10,11 +10,11 @@ import argparse
 
 import numpy as np
 
-from clevr_remv.config import GenerateConfig
-from clevr_remv.masks import extent_points
-from clevr_remv.properties import load_properties
-from clevr_remv.rig import project
-from clevr_remv.scene import scene_spec, shape_kinds
+from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.masks import extent_points
+from clevr_remv.generate.properties import load_properties
+from clevr_remv.geometry import project
+from clevr_remv.generate.scene import scene_spec, shape_kinds
 
 CORNERS = ("u1_v1", "u9_v1", "u1_v9", "u9_v9")
 

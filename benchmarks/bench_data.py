@@ -20,8 +20,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from clevr_remv import ClevrRemvDataset
-from clevr_remv.splits import write_splits
-from clevr_remv.synthetic import write_synthetic_dataset
+from clevr_remv.dataset.splits import write_splits
+from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 
 def decode_only(dataset, indices) -> None:

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from clevr_remv.models.registry import get_model
-from clevr_remv.models.training import make_optimizer, segmentation_loss
+from clevr_remv.res.models.registry import get_model
+from clevr_remv.res.models.training import make_optimizer, segmentation_loss
 
 TEXTS = ["The large red cube.", "The small metal sphere left of the gray cylinder.",
          "Any other things that are the same shape as the blue object.", "The purple rubber thing."]

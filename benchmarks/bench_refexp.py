@@ -1,7 +1,7 @@
 """Fidelity of the referring expressions against the paper (CLEVR-REMV, chapter 6.3.3 / 6.4).
 
 Lays out scenes with the real layout and rig code, measures visibility with the Blender-free
-stand-in renderer (clevr_remv.synthetic.rasterize_view), then generates expressions twice side by
+stand-in renderer (clevr_remv.generate.synthetic.rasterize_view), then generates expressions twice side by
 side: the paper's filter (referent visible in every view) and --keep-partial. Prints mean words,
 pairs per scene and the family mix next to the paper's figures.
 
@@ -14,11 +14,11 @@ import time
 import click
 from tqdm import tqdm
 
-from clevr_remv.config import GenerateConfig
-from clevr_remv.properties import load_properties
+from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.properties import load_properties
 from clevr_remv.refexp import SceneFacts, generate_refexps, referent_of
-from clevr_remv.scene import add_visibility, scene_spec
-from clevr_remv.synthetic import rasterize_view
+from clevr_remv.generate.scene import add_visibility, scene_spec
+from clevr_remv.generate.synthetic import rasterize_view
 
 PAPER_WORDS = 8.02             # mean expression length over train / val / test
 PAPER_PAIRS = 55966 / 7000     # train pairs per scene

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clevr_remv.config import GenerateConfig
-from clevr_remv.properties import load_properties
-from clevr_remv.render import RenderWorker, worker_command
-from clevr_remv.rig import grid_center, view_name
-from clevr_remv.scene import scene_spec
+from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.properties import load_properties
+from clevr_remv.generate.render import RenderWorker, worker_command
+from clevr_remv.geometry import grid_center, view_name
+from clevr_remv.generate.scene import scene_spec
 
 
 def psnr(image, reference) -> float:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from clevr_remv.export.clevr_ref import export_clevr_ref
-from clevr_remv.export.coco import export_coco
-from clevr_remv.export.common import atomic_output_dir, select_scenes
-from clevr_remv.export.refcoco import export_refcoco
-from clevr_remv.splits import write_splits
-from clevr_remv.synthetic import write_synthetic_dataset
-from clevr_remv.validate import validate_dataset
+from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
+from clevr_remv.dataset.export.coco import export_coco
+from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
+from clevr_remv.dataset.export.refcoco import export_refcoco
+from clevr_remv.dataset.splits import write_splits
+from clevr_remv.generate.synthetic import write_synthetic_dataset
+from clevr_remv.dataset.validate import validate_dataset
 
 
 def _timed(function) -> float:

@@ -2,7 +2,7 @@
 
 Runs as ``python render_scene.py`` (bpy module) or ``blender -b --python render_scene.py``
 and serves jobs read as JSON lines on stdin. Each job carries a scene spec (objects, lights,
-rig views, render settings; see clevr_remv/scene.py). Replies are JSON lines on stdout that
+rig views, render settings; see clevr_remv/generate/scene.py). Replies are JSON lines on stdout that
 start with EVENT_PREFIX (Blender prints its own log lines there too):
 
 - ``{"op": "probe", "spec": {...}, "properties": {...}, "view": "u5_v5"}`` renders one view's object-index pass

@@ -12,7 +12,7 @@ __all__ = ["ClevrRemvDataset", "FORMAT_VERSION", "__version__"]
 
 def __getattr__(name):
     if name == "ClevrRemvDataset":
-        from clevr_remv.data import ClevrRemvDataset
+        from clevr_remv.dataset.pytorch import ClevrRemvDataset
 
         return ClevrRemvDataset
     raise AttributeError(f"module 'clevr_remv' has no attribute {name!r}")

@@ -12,15 +12,15 @@ from clevr_remv.errors import ClevrRemvError
 
 # name -> "module:attribute" of a click command; each module owns one job.
 COMMANDS = {
-    "generate": "clevr_remv.generate_cli:generate",
+    "generate": "clevr_remv.generate.cli:generate",
     "refexps": "clevr_remv.refexp.cli:refexps",
-    "split": "clevr_remv.splits:split_command",
-    "stats": "clevr_remv.stats:stats_command",
-    "validate": "clevr_remv.validate:validate_command",
-    "show": "clevr_remv.show:show_command",
-    "export": "clevr_remv.export.cli:export",
-    "evaluate": "clevr_remv.evaluate:evaluate_command",
-    "benchmark": "clevr_remv.models.benchmark_cli:benchmark",
+    "split": "clevr_remv.dataset.cli:split_command",
+    "stats": "clevr_remv.dataset.cli:stats_command",
+    "validate": "clevr_remv.dataset.cli:validate_command",
+    "show": "clevr_remv.dataset.cli:show_command",
+    "export": "clevr_remv.dataset.export.cli:export",
+    "evaluate": "clevr_remv.res.cli:evaluate_command",
+    "benchmark": "clevr_remv.res.cli:benchmark",
     "retrieval": "clevr_remv.retrieval.cli:retrieval",
 }
 

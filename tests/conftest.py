@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from clevr_remv.splits import write_splits
-from clevr_remv.synthetic import write_synthetic_dataset
+from clevr_remv.dataset.splits import write_splits
+from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 TINY_SCENES = 6
 TINY_GRID = 3

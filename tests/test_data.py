@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from clevr_remv import ClevrRemvDataset
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 def expressions_of(root, split):

@@ -8,9 +8,10 @@ from PIL import Image
 
 from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.evaluate import encode_mask, evaluate, prediction_record
-from clevr_remv.splits import split_scene_ids
-from clevr_remv.store import DatasetStore, view_name
+from clevr_remv.res.evaluate import encode_mask, evaluate, prediction_record
+from clevr_remv.dataset.splits import split_scene_ids
+from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.geometry import view_name
 
 CORNER = (1, 1)
 

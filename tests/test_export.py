@@ -10,8 +10,8 @@ from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
 from clevr_remv.cli import main
-from clevr_remv.export.clevr_ref import decode_run_lengths, encode_run_lengths
-from clevr_remv.store import DatasetStore
+from clevr_remv.dataset.export.clevr_ref import decode_run_lengths, encode_run_lengths
+from clevr_remv.dataset.store import DatasetStore
 
 CORNERS = [(1, 1), (3, 1), (1, 3), (3, 3)]
 

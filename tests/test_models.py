@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.models import baseline, lavt
-from clevr_remv.models.registry import get_model, model_names
-from clevr_remv.models.swin import SwinBlock, shifted_window_mask
-from clevr_remv.models.text import WordTokenizer, build_vocabulary, default_text_encoder_path
-from clevr_remv.models.training import make_optimizer, make_poly_schedule, segmentation_loss
-from clevr_remv.models.vision_weights import load_swin_weights
+from clevr_remv.res.models import baseline, lavt
+from clevr_remv.res.models.registry import get_model, model_names
+from clevr_remv.res.models.swin import SwinBlock, shifted_window_mask
+from clevr_remv.res.models.text import WordTokenizer, build_vocabulary, default_text_encoder_path
+from clevr_remv.res.models.training import make_optimizer, make_poly_schedule, segmentation_loss
+from clevr_remv.res.models.vision_weights import load_swin_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

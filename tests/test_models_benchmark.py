@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.models import benchmark as benchmark_module
-from clevr_remv.models.benchmark import run_benchmark
+from clevr_remv.res import benchmark as benchmark_module
+from clevr_remv.res.benchmark import run_benchmark
 from test_models import TINY_LAVT, tiny_text_encoder  # noqa: F401  (a shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -5,16 +5,16 @@ import random
 
 import pytest
 
-from clevr_remv.config import GenerateConfig
+from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.layout import relationships
-from clevr_remv.properties import load_properties
+from clevr_remv.generate.layout import relationships
+from clevr_remv.generate.properties import load_properties
 from clevr_remv.refexp import SceneFacts, execute, generate_refexps, load_template_set, referent_of
 from clevr_remv.refexp.instantiate import instantiate
 from clevr_remv.refexp.text import render
-from clevr_remv.scene import add_visibility, scene_spec
+from clevr_remv.generate.scene import add_visibility, scene_spec
 from clevr_remv.schemas import validate
-from clevr_remv.synthetic import rasterize_view
+from clevr_remv.generate.synthetic import rasterize_view
 
 PROPERTIES = load_properties()
 # Camera looks along +y: right = +x, behind = +y.

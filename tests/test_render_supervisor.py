@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.render import SupervisedWorker
+from clevr_remv.generate.render import SupervisedWorker
 
 FAKE_WORKER = textwrap.dedent('''
     import json, os, sys, time

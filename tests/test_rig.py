@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from clevr_remv import layout, rig
-from clevr_remv.properties import load_properties
+from clevr_remv import geometry
+from clevr_remv.generate import layout, rig
+from clevr_remv.generate.properties import load_properties
 
 CAMERA = layout.sample_layout(1, 2, 0, load_properties())["camera"]
 WIDTH, HEIGHT, BASELINE = 480, 320, 0.2
@@ -24,7 +25,7 @@ def test_centre_camera_is_the_clevr_camera():
     centre = views[(5, 5)]
     assert np.allclose(centre["position"], CAMERA["location"])
     # The look-at point projects to the image centre.
-    x, y, depth = rig.project([CAMERA["look_at"]], centre)[0]
+    x, y, depth = geometry.project([CAMERA["look_at"]], centre)[0]
     assert (x, y) == pytest.approx((WIDTH / 2, HEIGHT / 2))
     assert depth == pytest.approx(np.linalg.norm(CAMERA["location"]))
     assert centre["intrinsics"]["fx"] == pytest.approx(35 / 32 * WIDTH)
@@ -44,10 +45,10 @@ def test_cameras_lie_on_the_image_plane_baseline_apart():
 def test_disparity_grows_linearly_with_u_and_v():
     views, _ = views_by_uv()
     point = [0.7, -1.2, 0.35]
-    x_c, y_c, depth = rig.project([point], views[(5, 5)])[0]
+    x_c, y_c, depth = geometry.project([point], views[(5, 5)])[0]
     step = views[(5, 5)]["intrinsics"]["fx"] * BASELINE / depth
     for (u, v), view in views.items():
-        x, y, _ = rig.project([point], view)[0]
+        x, y, _ = geometry.project([point], view)[0]
         # LF(x, y, u, v) = LF(x + (uc - u) d, y + (vc - v) d, uc, vc)
         assert x == pytest.approx(x_c + (5 - u) * step, abs=1e-6)
         assert y == pytest.approx(y_c + (5 - v) * step, abs=1e-6)
@@ -62,15 +63,15 @@ def test_intrinsics_match_the_projection():
         # OpenCV-style K on the camera frame flipped to y down, z forward.
         x = k["fx"] * camera[0] / -camera[2] + k["cx"]
         y = k["fy"] * -camera[1] / -camera[2] + k["cy"]
-        assert rig.project([point[:3]], view)[0, :2] == pytest.approx([x, y])
+        assert geometry.project([point[:3]], view)[0, :2] == pytest.approx([x, y])
 
 
 def test_convergent_rig_has_zero_disparity_on_the_focus_plane():
     views, info = views_by_uv("convergent")
     focus_point = CAMERA["look_at"]
     near_point = np.add(CAMERA["location"], np.subtract(CAMERA["look_at"], CAMERA["location"]) * 0.5)
-    centre = rig.project([focus_point, near_point], views[(5, 5)])
-    corner = rig.project([focus_point, near_point], views[(1, 1)])
+    centre = geometry.project([focus_point, near_point], views[(5, 5)])
+    corner = geometry.project([focus_point, near_point], views[(1, 1)])
     assert corner[0, :2] == pytest.approx(centre[0, :2], abs=1e-6)
     assert abs(corner[1, 0] - centre[1, 0]) > 10
     assert info["focus_distance"] == pytest.approx(np.linalg.norm(CAMERA["location"]))

@@ -7,8 +7,8 @@ from PIL import Image
 
 from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.show import contact_sheet
-from clevr_remv.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.show import contact_sheet
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 @pytest.fixture

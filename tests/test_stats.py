@@ -7,8 +7,8 @@ from PIL import Image
 
 from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.stats import dataset_stats
-from clevr_remv.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.stats import dataset_stats
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 ALL_VIEWS = [[u, v] for v in (1, 2, 3) for u in (1, 2, 3)]
 HAND_WRITTEN = {  # scene -> (text, family template, referent, views)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.store import DatasetStore, atomic_scene_dir, write_json_atomic
+from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, write_json_atomic
 
 
 def test_not_a_dataset(tmp_path):
@@ -36,7 +36,7 @@ def test_only_temporaries_of_finished_runs_are_removed(tmp_path):
     import os
     import subprocess
 
-    from clevr_remv.generate import _remove_stale_temporaries
+    from clevr_remv.generate.pipeline import _remove_stale_temporaries
 
     running = subprocess.Popen(["sleep", "30"])
     try:

@@ -4,7 +4,7 @@ Every expression names exactly one object with at most one relation (CLEVR-REMV'
 CLEVR-Ref+), and by default only objects visible in every rendered view are referents.
 """
 from clevr_remv.refexp.engine import SceneFacts, execute, referent_of
-from clevr_remv.refexp.generator import generate_refexps
+from clevr_remv.refexp.generator import generate_refexps, refexp_settings
 from clevr_remv.refexp.templates import load_template_set
 
-__all__ = ["generate_refexps", "load_template_set", "SceneFacts", "execute", "referent_of"]
+__all__ = ["generate_refexps", "refexp_settings", "load_template_set", "SceneFacts", "execute", "referent_of"]

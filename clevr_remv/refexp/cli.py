@@ -4,10 +4,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clevr_remv.refexp.generator import generate_refexps
+from clevr_remv.refexp.generator import generate_refexps, refexp_settings
 from clevr_remv.refexp.templates import load_template_set
-from clevr_remv.store import DatasetStore, write_json_atomic
-from clevr_remv.writer import refexp_settings, refresh_counts
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 @click.command("refexps")
@@ -40,5 +39,5 @@ def refexps(data, per_scene, seed, templates_dir, keep_partial, min_visible_pixe
                                     **settings)
         write_json_atomic(store.refexps_path(index), document, "refexps")
     store.write_info(dict(info, refexps=settings))
-    counts = refresh_counts(store)
+    counts = store.refresh_counts()
     click.echo(f"{len(scene_ids)} scenes, {counts['expressions']} expressions written to {store.root}")

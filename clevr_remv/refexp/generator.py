@@ -1,6 +1,7 @@
 """A scene's referring expressions: which objects may be referents, balanced instantiation, the document."""
 import json
 import random
+from pathlib import Path
 
 from clevr_remv import FORMAT_VERSION
 from clevr_remv.errors import ClevrRemvError
@@ -12,6 +13,15 @@ from clevr_remv.refexp.text import render
 # Fresh wordings tried when a rendered text repeats an earlier expression's text.
 TEXT_TRIES = 4
 _PROPERTY_KEYS = {"size": "sizes", "color": "colors", "material": "materials", "shape": "shapes"}
+
+
+def refexp_settings(seed: int, per_scene: int = 8, templates_dir=None, keep_partial: bool = False,
+                    min_visible_pixels: int = 1) -> dict:
+    """How a dataset's expressions are made (stored in dataset.json as ``refexps``); the keys are
+    the keyword arguments of ``clevr_remv.refexp.generate_refexps``."""
+    return {"seed": seed, "per_scene": per_scene,
+            "templates_dir": None if templates_dir is None else str(Path(templates_dir).resolve()),
+            "keep_partial": keep_partial, "min_visible_pixels": min_visible_pixels}
 
 
 def visible_views(scene: dict, position: int, min_visible_pixels: int) -> list:

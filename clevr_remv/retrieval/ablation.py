@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from clevr_remv.atomic import atomic_path, write_text_atomic
-from clevr_remv.store import write_json_atomic
+from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
+from clevr_remv.dataset.store import write_json_atomic
 from clevr_remv.retrieval.train import TrainConfig, train
 
 TABLE_DISTANCES = ("msd", "cos", "l2", "l1")  # the paper's row order

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.atomic import atomic_path
+from clevr_remv.dataset.atomic import atomic_path
 from clevr_remv.retrieval.model import PairwiseEmbedding
 from clevr_remv.retrieval.vocab import Vocabulary
 

@@ -120,7 +120,7 @@ def train(out, **options):
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the metrics to this JSON file.")
 def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, out):
     """Score a checkpoint: R@1/5/10 per direction, median rank, R-sum."""
-    from clevr_remv.store import write_json_atomic
+    from clevr_remv.dataset.store import write_json_atomic
     from clevr_remv.retrieval.checkpoint import load_checkpoint
     from clevr_remv.retrieval.data import load_split
     from clevr_remv.retrieval.evaluation import evaluate_split

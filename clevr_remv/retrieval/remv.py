@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.retrieval.data import RetrievalSplit
-from clevr_remv.store import DatasetStore
+from clevr_remv.dataset.store import DatasetStore
 
 
 def _split_scenes(store: DatasetStore, role: str) -> list:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clevr_remv.atomic import atomic_path, write_text_atomic
+from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
 from clevr_remv.retrieval.data import precomp_paths
 
 ATTRIBUTES = {

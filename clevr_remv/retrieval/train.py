@@ -17,7 +17,7 @@ from clevr_remv.retrieval.glove import read_glove
 from clevr_remv.retrieval.losses import imc_loss, mh_loss, sh_loss
 from clevr_remv.retrieval.model import PairwiseEmbedding
 from clevr_remv.retrieval.vocab import Vocabulary
-from clevr_remv.store import write_json_atomic
+from clevr_remv.dataset.store import write_json_atomic
 
 LOSSES = ("sh", "mh", "imc")
 

@@ -1,0 +1,92 @@
+"""The dataset commands: ``split``, ``stats``, ``validate`` and ``show``.
+
+Each command imports its library module only when it runs, so ``split`` does not load matplotlib.
+"""
+from pathlib import Path
+
+import click
+
+from clevr_remv.dataset.splits import DEFAULT_RATIOS
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+
+
+@click.command("split")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--ratios", default=DEFAULT_RATIOS, show_default=True,
+              help="Fractions of scenes for train,val,test; must sum to 1.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the scene shuffle; the same seed and ratios always give the same split.")
+def split_command(data_dir, ratios, seed):
+    """Assign whole scenes to train / val / test and write DATA/splits.json.
+
+    A scene never spans two splits. Rerunning with the same arguments leaves the file unchanged.
+    """
+    from clevr_remv.dataset.splits import write_splits
+
+    document, changed = write_splits(data_dir, ratios, seed)
+    counts = " / ".join(f"{name} {len(ids)}" for name, ids in document["splits"].items())
+    action = "wrote" if changed else "unchanged:"
+    click.echo(f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {seed})")
+
+
+@click.command("stats")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
+              help="Folder for stats.json and the PNG plots  [default: DATA/stats]")
+def stats_command(data_dir, out_dir):
+    """Print per-split statistics (scenes, views, pairs, objects, words, family mix) and
+    write stats.json with PNG plots of the object-count, expression-length and visible-area
+    distributions."""
+    from clevr_remv.dataset.stats import ALL_SCENES, dataset_stats, format_table, write_plots
+
+    stats = dataset_stats(data_dir, progress=True)
+    out_dir = Path(out_dir) if out_dir else Path(data_dir) / "stats"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if ALL_SCENES in stats["splits"]:
+        click.echo(f"no splits.json yet: statistics of all scenes (run `clevr-remv split --data {data_dir}`)")
+    click.echo(format_table(stats))
+    write_json_atomic(out_dir / "stats.json", stats)
+    plots = write_plots(stats, out_dir)
+    click.echo(f"wrote {out_dir / 'stats.json'} and {len(plots)} plots in {out_dir}")
+
+
+@click.command("validate")
+@click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--quick", is_flag=True,
+              help="Check files, schemas and image headers only; skip decoding the pixels.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes that check scenes in parallel.")
+def validate_command(data, quick, workers):
+    """Check every file of a dataset; list each problem with its path.
+
+    Exits 1 when any error is found, 0 otherwise (warnings, such as leftover .tmp-* folders
+    of an interrupted run, do not fail the check).
+    """
+    from clevr_remv.dataset.validate import ERROR, validate_dataset
+
+    problems = validate_dataset(data, quick=quick, workers=workers, progress=not quick)
+    errors = [problem for problem in problems if problem.severity == ERROR]
+    for problem in problems:
+        click.echo(str(problem))
+    mode = "quick check" if quick else "full check"
+    click.echo(f"{mode} of {data}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    click.get_current_context().exit(1 if errors else 0)
+
+
+@click.command("show")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--scene", required=True, type=int, help="Scene index (the number of its folder).")
+@click.option("--expression", default=0, show_default=True, type=int,
+              help="Expression id in the scene's refexps.json whose referent is outlined.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Output image, e.g. sheet.png.")
+def show_command(data_dir, scene, expression, out_path):
+    """Draw a contact sheet of a scene's view grid: thumbnails arranged like the cameras
+    (u left to right, v top to bottom), the referent's mask outlined, the expression as title."""
+    from clevr_remv.dataset.show import write_contact_sheet
+
+    click.echo(f"wrote {write_contact_sheet(data_dir, scene, expression, out_path)}")

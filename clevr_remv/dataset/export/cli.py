@@ -1,0 +1,57 @@
+"""`clevr-remv export`: write a dataset in the REFER (refcoco), CLEVR-Ref+ or COCO layout."""
+from pathlib import Path
+
+import click
+
+from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
+from clevr_remv.dataset.export.coco import export_coco
+from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
+from clevr_remv.geometry import VIEW_SETS, select_views
+from clevr_remv.dataset.export.refcoco import IMAGE_FOLDERS, export_refcoco
+from clevr_remv.dataset.store import DatasetStore
+
+FORMATS = ("refcoco", "clevr-ref+", "coco")
+
+
+@click.command("export")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option("--format", "format_name", required=True, type=click.Choice(FORMATS),
+              help="refcoco: REFER layout for LAVT/CRIS (needs splits.json); clevr-ref+: CLEVR-Ref+ "
+                   "scenes/refexps JSON; coco: COCO instance segmentation.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder; written to a temporary folder and renamed at the end.")
+@click.option("--split", default=None,
+              help="Export only this split of splits.json (default: every split; for clevr-ref+ and "
+                   "coco without splits.json, all scenes as split 'all').")
+@click.option("--views", default="center", show_default=True, type=click.Choice(VIEW_SETS),
+              help="Which views become images: the centre view, the four corners, or all views.")
+@click.option("--name", default="refcoco", show_default=True, type=click.Choice(list(IMAGE_FOLDERS)),
+              help="refcoco only: REFER dataset name (decides the folder and where images go).")
+@click.option("--split-by", default="unc", show_default=True,
+              help="refcoco only: the REFER splitBy, i.e. the refs(<split-by>).p file name.")
+@click.option("--force", is_flag=True,
+              help="Replace --out when it exists and is not empty (only after the export succeeds).")
+@click.option("--link", is_flag=True,
+              help="Hard-link images instead of copying them (falls back to copying across file systems).")
+def export(data, format_name, out, split, views, name, split_by, force, link):
+    """Export to RefCOCO (REFER), CLEVR-Ref+ or COCO formats so existing code runs unchanged.
+
+    Each exported (scene, view) is one image; an expression becomes one sample per exported
+    view in which its referent is visible.
+    """
+    store = DatasetStore(data)
+    selected_views = select_views(views, store.grid)
+    split_scenes = select_scenes(store, split, require_splits=format_name == "refcoco")
+    with atomic_output_dir(out, force=force, protect=store.root) as tmp:
+        if format_name == "refcoco":
+            counts = export_refcoco(store, tmp, split_scenes, selected_views, name=name, split_by=split_by,
+                                    link=link)
+        elif format_name == "clevr-ref+":
+            counts = export_clevr_ref(store, tmp, split_scenes, selected_views, link=link)
+        else:
+            counts = export_coco(store, tmp, split_scenes, selected_views, link=link)
+    summary = ", ".join(f"{value} {key}" for key, value in counts.items())
+    click.echo(f"exported {format_name} ({', '.join(split_scenes)}; {views} views) to {out}: {summary}")
+    if format_name == "refcoco":
+        click.echo(f"LAVT: --refer_data_root {out.absolute()} --dataset {name} --splitBy {split_by}")

@@ -1,0 +1,156 @@
+"""The CLEVR-REMV on-disk format: paths, reading, and atomic writing.
+
+Every consumer reads a dataset through :class:`DatasetStore`; nothing else builds paths.
+A scene folder ``scenes/NNNNNN`` exists only once the scene is complete: scenes are written
+into ``scenes/.tmp-NNNNNN-<pid>`` and renamed into place.
+"""
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clevr_remv.dataset.atomic import TMP_PREFIX, write_text_atomic
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.geometry import grid_center, view_name
+from clevr_remv.schemas import validate
+
+__all__ = ["DatasetStore", "write_json_atomic", "scene_folder_name", "atomic_scene_dir"]
+
+def scene_folder_name(index: int) -> str:
+    """The folder name of scene ``index``, e.g. ``000042``."""
+    return f"{index:06d}"
+
+
+def write_json_atomic(path, document, schema_name=None) -> None:
+    """Validate ``document`` (when a schema is named) and write it to ``path`` atomically."""
+    if schema_name is not None:
+        validate(document, schema_name, path)
+    write_text_atomic(path, json.dumps(document, indent=1))
+
+
+@contextlib.contextmanager
+def atomic_scene_dir(scenes_dir, index: int):
+    """Yield a fresh temporary folder for scene ``index``; rename it into place on success,
+    delete it on any error, so a scene folder is never seen half-written."""
+    scenes_dir = Path(scenes_dir)
+    scenes_dir.mkdir(parents=True, exist_ok=True)
+    tmp = scenes_dir / f"{TMP_PREFIX}{scene_folder_name(index)}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.rename(tmp, scenes_dir / scene_folder_name(index))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_json(path, schema_name, what, check=True):
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError as error:
+        raise ClevrRemvError(f"{path}: {what} is missing") from error
+    except json.JSONDecodeError as error:
+        raise ClevrRemvError(f"{path}: not valid JSON (line {error.lineno}: {error.msg}); "
+                             f"regenerate the {what}") from error
+    if check:
+        validate(document, schema_name, path)
+    return document
+
+
+class DatasetStore:
+    """A CLEVR-REMV dataset root: paths and loaders for every file in it."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.dataset_json_path = self.root / "dataset.json"
+        self.scenes_dir = self.root / "scenes"
+        self.splits_path = self.root / "splits.json"
+        if not self.dataset_json_path.is_file():
+            raise ClevrRemvError(f"{self.root}: not a CLEVR-REMV dataset (no dataset.json); "
+                                 "pass the --out folder of `clevr-remv generate`")
+        self._info = None
+
+    def info(self) -> dict:
+        """dataset.json: format version, generator version, full config, counts."""
+        if self._info is None:
+            self._info = _read_json(self.dataset_json_path, "dataset", "dataset description")
+        return self._info
+
+    def write_info(self, info: dict) -> None:
+        """Replace dataset.json (validated, atomic)."""
+        write_json_atomic(self.dataset_json_path, info, "dataset")
+        self._info = info
+
+    def refresh_counts(self) -> dict:
+        """Recount the complete scenes and their expressions into dataset.json; return the counts."""
+        scene_ids = self.scene_ids()
+        expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
+                          for index in scene_ids if self.refexps_path(index).is_file())
+        info = dict(self.info())
+        info["counts"] = dict(info["counts"], scenes=len(scene_ids), expressions=expressions)
+        self.write_info(info)
+        return info["counts"]
+
+    @property
+    def grid(self) -> int:
+        return self.info()["config"]["grid"]
+
+    @property
+    def center(self) -> tuple:
+        return grid_center(self.grid)
+
+    def views(self) -> list:
+        """All (u, v) of the rig, v-major (the order of scene.json's views)."""
+        return [(u, v) for v in range(1, self.grid + 1) for u in range(1, self.grid + 1)]
+
+    def scene_ids(self) -> list:
+        """Sorted indices of the complete scenes."""
+        if not self.scenes_dir.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.scenes_dir.iterdir()
+                      if p.name.isdigit() and (p / "scene.json").is_file())
+
+    def scene_dir(self, index: int) -> Path:
+        return self.scenes_dir / scene_folder_name(index)
+
+    def scene_json_path(self, index: int) -> Path:
+        return self.scene_dir(index) / "scene.json"
+
+    def refexps_path(self, index: int) -> Path:
+        return self.scene_dir(index) / "refexps.json"
+
+    def rgb_path(self, index: int, u: int, v: int) -> Path:
+        return self.scene_dir(index) / "rgb" / f"{view_name(u, v)}.png"
+
+    def index_path(self, index: int, u: int, v: int) -> Path:
+        return self.scene_dir(index) / "index" / f"{view_name(u, v)}.png"
+
+    def load_scene(self, index: int, check: bool = True) -> dict:
+        """scene.json of scene ``index``; ``check=False`` skips the schema check (for bulk
+        readers of trusted data: `validate` is the command that checks every file)."""
+        return _read_json(self.scene_json_path(index), "scene", f"scene {index}", check)
+
+    def load_refexps(self, index: int, check: bool = True) -> dict:
+        """refexps.json of scene ``index``; ``check`` as for :meth:`load_scene`."""
+        return _read_json(self.refexps_path(index), "refexps",
+                          f"referring expressions of scene {index} (run `clevr-remv refexps`)", check)
+
+    def load_splits(self) -> dict:
+        if not self.splits_path.is_file():
+            raise ClevrRemvError(f"{self.splits_path}: the dataset has no split file; "
+                                 f"run `clevr-remv split --data {self.root}` first")
+        return _read_json(self.splits_path, "splits", "split file")
+
+    def read_rgb(self, index: int, u: int, v: int) -> np.ndarray:
+        """View (u, v) of scene ``index`` as uint8 (H, W, 3)."""
+        with Image.open(self.rgb_path(index, u, v)) as image:
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+    def read_index(self, index: int, u: int, v: int) -> np.ndarray:
+        """The object-index mask of view (u, v): uint8 (H, W), 0 = background, k = object k."""
+        with Image.open(self.index_path(index, u, v)) as image:
+            return np.asarray(image)

@@ -1,0 +1,66 @@
+"""`clevr-remv generate`: the command-line shell over clevr_remv.generate.pipeline."""
+from pathlib import Path
+
+import click
+
+from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_SAMPLES, GenerateConfig
+from clevr_remv.generate.pipeline import generate as run_generate
+from clevr_remv.generate.properties import load_properties
+from clevr_remv.generate.render import worker_command
+from clevr_remv.refexp import load_template_set, refexp_settings
+from clevr_remv.generate.rig import RIG_TYPES
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Dataset folder (created, or resumed when it holds a dataset made with the same settings).")
+@click.option("--scenes", required=True, type=int, help="Number of scenes to generate.")
+@click.option("--start", default=0, show_default=True, type=int, help="Index of the first scene.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Global seed; scene i depends only on (seed, i).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Scenes rendered at once.")
+@click.option("--grid", default=9, show_default=True, type=int, help="Cameras per side of the array (odd).")
+@click.option("--width", default=480, show_default=True, type=int, help="View width in pixels.")
+@click.option("--height", default=320, show_default=True, type=int, help="View height in pixels.")
+@click.option("--samples", default=DEFAULT_SAMPLES, show_default=True, type=int, help="Cycles samples per pixel.")
+@click.option("--no-denoise", is_flag=True, help="Turn off the OpenImageDenoise denoiser.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "gpu"]),
+              help="Render device (gpu: OptiX, else CUDA).")
+@click.option("--min-objects", default=3, show_default=True, type=int, help="Fewest objects per scene.")
+@click.option("--max-objects", default=10, show_default=True, type=int, help="Most objects per scene.")
+@click.option("--min-pixels", default=200, show_default=True, type=int,
+              help="Fewest visible pixels per object in the centre view (else the layout is re-sampled).")
+@click.option("--baseline", default=DEFAULT_BASELINE, show_default=True, type=float,
+              help="Distance between neighbouring cameras, world units.")
+@click.option("--rig", default="parallel", show_default=True, type=click.Choice(RIG_TYPES),
+              help="parallel optical axes, or convergent (lens shift: zero disparity at the scene centre).")
+@click.option("--properties", "properties_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own properties JSON (shapes, colours, materials, sizes). Default: CLEVR's.")
+@click.option("--blender", type=str, help="Run the render worker in this Blender binary instead of the bpy module.")
+@click.option("--per-scene", default=8, show_default=True, type=int, help="Referring expressions per scene.")
+@click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Your own referring-expression template folder.")
+@click.option("--view-timeout", default=600.0, show_default=True, type=float,
+              help="Seconds without progress after which a render worker is restarted.")
+def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
+             min_objects, max_objects, min_pixels, baseline, rig, properties_file, blender,
+             per_scene, templates_dir, view_timeout):
+    """Lay out CLEVR scenes and render each with a GRID x GRID light-field camera array.
+
+    Writes rgb/ and index/ PNGs per view, scene.json and refexps.json per scene. Running the
+    same command again skips complete scenes and finishes the rest.
+    """
+    config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=samples,
+                            denoise=not no_denoise, baseline=baseline, rig=rig, min_objects=min_objects,
+                            max_objects=max_objects, min_pixels=min_pixels,
+                            properties=load_properties(properties_file))
+    if templates_dir is not None:
+        load_template_set(templates_dir)  # a bad template folder fails before anything is written
+    refexps = refexp_settings(seed, per_scene, templates_dir)
+    summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),
+                           device=device, refexps=refexps, view_timeout=view_timeout)
+    overhead = summary["wall_seconds"] / summary["render_seconds"] if summary["render_seconds"] else float("nan")
+    click.echo(f"{summary['rendered']} scenes rendered ({summary['views']} views), {summary['skipped']} already "
+               f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering "
+               f"(overhead x{overhead:.2f}); dataset {summary['out']}: {summary['counts']['scenes']} scenes, "
+               f"{summary['counts']['expressions']} expressions")

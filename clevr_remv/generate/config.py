@@ -1,0 +1,58 @@
+"""Generation settings: defaults (the paper's specification), validation, and the stored form."""
+import dataclasses
+
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.rig import RIG_TYPES
+
+# Default samples and baseline are justified by benchmarks/bench_render.py and
+# benchmarks/bench_baseline.py (figures in the README).
+DEFAULT_SAMPLES = 4
+DEFAULT_BASELINE = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that decides what `generate` writes (the dataset's identity).
+
+    Run-time settings that do not change the images' content (workers, device, Blender
+    binary) are not part of it.
+    """
+
+    seed: int = 0
+    grid: int = 9
+    width: int = 480
+    height: int = 320
+    samples: int = DEFAULT_SAMPLES
+    denoise: bool = True
+    baseline: float = DEFAULT_BASELINE
+    rig: str = "parallel"
+    min_objects: int = 3
+    max_objects: int = 10
+    min_pixels: int = 200
+    properties: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        checks = [
+            (self.grid >= 1 and self.grid % 2 == 1, "--grid", f"{self.grid} must be a positive odd number (e.g. 9)"),
+            (self.width > 0, "--width", f"{self.width} must be > 0"),
+            (self.height > 0, "--height", f"{self.height} must be > 0"),
+            (self.samples >= 1, "--samples", f"{self.samples} must be >= 1"),
+            (self.baseline >= 0, "--baseline", f"{self.baseline} must be >= 0"),
+            (self.rig in RIG_TYPES, "--rig", f"{self.rig!r} must be one of {', '.join(RIG_TYPES)}"),
+            (1 <= self.min_objects <= 255, "--min-objects", f"{self.min_objects} must be between 1 and 255"),
+            (1 <= self.max_objects <= 255, "--max-objects", f"{self.max_objects} must be between 1 and 255"),
+            (self.min_objects <= self.max_objects, "--min-objects",
+             f"{self.min_objects} is greater than --max-objects {self.max_objects}"),
+            (self.min_pixels >= 0, "--min-pixels", f"{self.min_pixels} must be >= 0"),
+        ]
+        for ok, flag, message in checks:
+            if not ok:
+                raise ClevrRemvError(f"{flag}: {message}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "GenerateConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in stored.items() if key in fields})

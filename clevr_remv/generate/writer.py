@@ -1,0 +1,58 @@
+"""Writing a dataset: create or reopen its root, finish a scene's annotations."""
+from pathlib import Path
+
+from clevr_remv import FORMAT_VERSION, __version__
+from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.scene import add_visibility
+from clevr_remv.refexp import generate_refexps
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+
+
+def _config_difference(stored: dict, wanted: dict) -> str:
+    keys = sorted(key for key in set(wanted) | set(stored) if wanted.get(key) != stored.get(key))
+    return ", ".join("properties differ" if key == "properties" else
+                     f"{key}: existing {stored.get(key)!r}, requested {wanted.get(key)!r}" for key in keys)
+
+
+def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
+    """Create the dataset at ``root``, or reopen it when it was made with the same config and
+    expression settings (``refexps``, see :func:`clevr_remv.refexp.refexp_settings`).
+
+    Different settings are refused and nothing is touched, so a resumed run never mixes scenes
+    generated with different settings.
+    """
+    dataset_json = Path(root) / "dataset.json"
+    wanted = config.to_dict()
+    if not dataset_json.exists():
+        write_json_atomic(dataset_json, {
+            "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
+            "config": wanted, "refexps": refexps,
+            "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0},
+        }, "dataset")
+        return DatasetStore(root)
+    store = DatasetStore(root)
+    difference = _config_difference(store.info()["config"], wanted)
+    if difference:
+        raise ClevrRemvError(
+            f"{dataset_json}: this dataset was generated with a different config ({difference}); "
+            "rerun with the same flags to resume it, or choose a new --out folder")
+    difference = _config_difference(store.info()["refexps"], refexps)
+    if difference:
+        raise ClevrRemvError(
+            f"{dataset_json}: this dataset's expressions were made with other settings ({difference}); "
+            "resume with the same flags, then run `clevr-remv refexps` to remake all expressions")
+    return store
+
+
+def write_annotations(scene_dir, spec: dict, properties: dict, index_images: dict, refexps: dict) -> int:
+    """Write scene.json and refexps.json of a rendered scene into ``scene_dir``.
+
+    ``index_images`` maps view names to index masks; ``refexps`` are the expression settings
+    (:func:`clevr_remv.refexp.refexp_settings`). Returns the number of expressions.
+    """
+    scene = add_visibility(spec, properties, index_images)
+    write_json_atomic(Path(scene_dir) / "scene.json", scene, "scene")
+    refexps = generate_refexps(scene, properties=properties, **refexps)
+    write_json_atomic(Path(scene_dir) / "refexps.json", refexps, "refexps")
+    return len(refexps["expressions"])

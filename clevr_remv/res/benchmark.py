@@ -1,0 +1,227 @@
+"""The paper's multi-view protocol: train on the centre views of train, keep the checkpoint with
+the best centre oIoU on val, then test on the centre and shifted views of test.
+
+Everything lands in one output folder: ``config.json``, ``checkpoints/{last,best}.pt`` (one
+checkpoint per epoch; ``resume=True`` continues from ``last.pt``), ``training.json`` and
+``training_curve.png``, ``predictions.jsonl`` and the reports of :mod:`clevr_remv.res.evaluate`.
+Each epoch reseeds torch with ``seed + epoch``, so a resumed run matches an uninterrupted one.
+"""
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.pytorch import ClevrRemvDataset
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
+                                 score_predictions, write_reports)
+from clevr_remv.metrics import intersection_and_union, summarize
+from clevr_remv.res.models.registry import get_model
+from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule,
+                                        predict, save_checkpoint, train_epoch)
+from clevr_remv.dataset.splits import split_scene_ids
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+
+# Settings that must not change when a run is resumed.
+RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")
+
+
+def _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size, seed,
+              text_encoder, vision_weights, workers) -> dict:
+    if epochs < 1 or batch_size < 1:
+        raise ClevrRemvError("--epochs / --batch-size: must be at least 1")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ClevrRemvError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    if vision_weights and not hasattr(module, "load_vision_weights"):
+        raise ClevrRemvError(f"--vision-weights: model {model_name!r} has no Swin backbone to load into")
+    if text_encoder and "text_encoder" not in module.default_config(size):
+        raise ClevrRemvError(f"--text-encoder: model {model_name!r} learns its own word vectors; "
+                             "drop the option")
+    return {"model": model_name, "size": size, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr if lr is not None else module.DEFAULT_LR, "device": device, "views": views,
+            "input_size": list(input_size) if input_size else None, "seed": seed,
+            "text_encoder": str(text_encoder) if text_encoder else None,
+            "vision_weights": str(vision_weights) if vision_weights else None, "workers": workers}
+
+
+def _check_resumable(previous: dict, requested: dict, out: Path) -> None:
+    for key in RESUME_KEYS:
+        if previous.get(key) != requested.get(key):
+            raise ClevrRemvError(f"--resume: the run in {out} used {key}={previous.get(key)!r}, not "
+                                 f"{requested.get(key)!r}; pass the same options or choose another --out")
+
+
+def _train_texts(store: DatasetStore) -> list:
+    return [expression["text"] for scene in split_scene_ids(store, "train")
+            for expression in store.load_refexps(scene, check=False)["expressions"]]
+
+
+def _loader(dataset, settings, shuffle: bool, generator=None) -> DataLoader:
+    return DataLoader(dataset, batch_size=settings["batch_size"], shuffle=shuffle, collate_fn=collate,
+                      num_workers=settings["workers"], generator=generator,
+                      pin_memory=settings["device"] == "cuda")
+
+
+def _validate(model, loader, tokenizer, settings) -> dict:
+    """Centre-view figures on val, computed in memory."""
+    intersections, unions = [], []
+    for *_, prediction, target in predict(model, loader, tokenizer, settings["device"],
+                                          settings["input_size"], description="val"):
+        intersection, union = intersection_and_union(prediction, target)
+        intersections.append(intersection)
+        unions.append(union)
+    return summarize(intersections, unions)
+
+
+def draw_training_curve(history: list, path) -> None:
+    """Train loss and val centre oIoU / mIoU per epoch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [entry["epoch"] for entry in history]
+    figure = Figure(figsize=(8, 3.2), dpi=100)
+    FigureCanvasAgg(figure)
+    loss_axes, iou_axes = figure.subplots(1, 2)
+    loss_axes.plot(epochs, [entry["train_loss"] for entry in history], marker="o")
+    loss_axes.set(xlabel="epoch", ylabel="loss", title="train loss (centre views)")
+    for key in ("val_oIoU", "val_mIoU"):
+        iou_axes.plot(epochs, [entry[key] for entry in history], marker="o", label=key[4:])
+    iou_axes.set(xlabel="epoch", ylabel="%", title="val centre view", ylim=(0, 100))
+    iou_axes.legend()
+    for axes in (loss_axes, iou_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def _start(module, store, settings, out, resume, config_overrides):
+    """(config, model, checkpoint state or None): fresh, or restored from ``last.pt``."""
+    last = out / "checkpoints" / "last.pt"
+    if last.is_file() and not resume:
+        raise ClevrRemvError(f"--out {out}: holds a previous run (checkpoints/last.pt); pass --resume "
+                             "to continue it or choose another --out")
+    if resume and last.is_file():
+        state = load_checkpoint(last)
+        _check_resumable(state["settings"], settings, out)
+        model = module.build_model(state["config"])
+        model.load_state_dict(state["model"])
+        return state["config"], model, state
+    if resume:
+        tqdm.write(f"--resume: no checkpoint in {out}; starting a new run")
+    config = {**module.default_config(settings["size"]), **(config_overrides or {})}
+    if settings["text_encoder"]:
+        config["text_encoder"] = settings["text_encoder"]
+    config = module.prepare_config(config, _train_texts(store))
+    torch.manual_seed(settings["seed"])
+    model = module.build_model(config)
+    if hasattr(module, "load_vision_weights"):
+        if settings["vision_weights"]:
+            report = module.load_vision_weights(model, settings["vision_weights"])
+            write_json_atomic(out / "vision_weights.json", report)
+            tqdm.write(f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
+                       f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})")
+        else:
+            warnings.warn("no --vision-weights: the Swin backbone trains from scratch, which needs far "
+                          "more epochs than fine-tuning pretrained weights", stacklevel=3)
+    return config, model, None
+
+
+def _write_lines(path, lines) -> None:
+    with open(path, "w") as stream:
+        for line in lines:
+            stream.write(line + "\n")
+
+
+def _test(model, tokenizer, store, settings, out, best_state) -> dict:
+    """Predict the test split at the chosen views with the best weights; write predictions and reports."""
+    model.load_state_dict(best_state["model"])
+    views = evaluation_views(store, settings["views"])
+    dataset = ClevrRemvDataset(store.root, split="test", views=views)
+    records = (json.dumps(prediction_record(scene, expression_id, view, prediction))
+               for scene, expression_id, view, prediction, _ in
+               predict(model, _loader(dataset, settings, False), tokenizer, settings["device"],
+                       settings["input_size"], description="test"))
+    predictions_path = out / "predictions.jsonl"
+    with atomic_path(predictions_path) as tmp:
+        _write_lines(tmp, records)
+    source = open_predictions(predictions_path)
+    scores, missing, shape = score_predictions(store, "test", views, source)
+    results = build_results(store, "test", settings["views"], scores, missing, shape, source, "oIoU")
+    results["benchmark"] = {"model": settings["model"], "size": settings["size"],
+                            "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"]}
+    write_reports(results, store, out)
+    return results
+
+
+def _train(model, tokenizer, config, settings, store, out, state) -> dict:
+    """Train the remaining epochs (all, or those after ``state``); returns the best checkpoint."""
+    train_set = ClevrRemvDataset(store.root, split="train", views="center")
+    val_set = ClevrRemvDataset(store.root, split="val", views="center")
+    for name, dataset in (("train", train_set), ("val", val_set)):
+        if len(dataset) == 0:
+            raise ClevrRemvError(f"{store.splits_path}: split {name!r} has no centre-view sample; "
+                                 "re-split with more scenes")
+    generator = torch.Generator()
+    train_loader = _loader(train_set, settings, True, generator)
+    val_loader = _loader(val_set, settings, False)
+    epochs, seed = settings["epochs"], settings["seed"]
+    optimizer = make_optimizer(model, settings["lr"])
+    scheduler = make_poly_schedule(optimizer, epochs * len(train_loader))
+    history, best = [], None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = state["history"]
+        best = load_checkpoint(out / "checkpoints" / "best.pt")
+    for epoch in range(len(history) + 1, epochs + 1):
+        torch.manual_seed(seed + epoch)
+        generator.manual_seed(seed + epoch)
+        loss = train_epoch(model, train_loader, tokenizer, optimizer, scheduler, config["class_weights"],
+                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}")
+        val = _validate(model, val_loader, tokenizer, settings)
+        history.append({"epoch": epoch, "train_loss": loss, "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
+        tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
+        weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        if best is None or val["oIoU"] > best["val_oIoU"]:
+            best = {"model": weights, "config": config, "settings": settings, "epoch": epoch,
+                    "val_oIoU": val["oIoU"]}
+            save_checkpoint(out / "checkpoints" / "best.pt", best)
+        save_checkpoint(out / "checkpoints" / "last.pt",
+                        {"model": weights, "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "history": history, "config": config,
+                         "settings": settings, "epoch": epoch})
+        write_json_atomic(out / "training.json", {"history": history, "best_epoch": best["epoch"],
+                                                  "best_val_oIoU": best["val_oIoU"]})
+        draw_training_curve(history, out / "training_curve.png")
+    return best
+
+
+def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
+                  device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
+                  text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
+                  seed: int = 0, config_overrides=None) -> dict:
+    """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
+    centre and ``views`` of test; returns the results dict (also written to ``out``).
+
+    ``input_size``: (width, height) fed to the network (None = native); ``config_overrides``:
+    entries replacing the model config of a new run (e.g. a smaller backbone).
+    """
+    module = get_model(model_name)
+    store = DatasetStore(data)
+    settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
+                         seed, text_encoder, vision_weights, workers)
+    evaluation_views(store, views)  # a bad view set fails now, not after training
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config, model, state = _start(module, store, settings, out, resume, config_overrides)
+    model.to(device)
+    tokenizer = module.build_tokenizer(config)
+    write_json_atomic(out / "config.json", {"settings": settings, "model": config})
+    best = _train(model, tokenizer, config, settings, store, out, state)
+    return _test(model, tokenizer, store, settings, out, best)

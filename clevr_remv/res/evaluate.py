@@ -1,0 +1,362 @@
+"""Score referring-expression segmentation predictions on a CLEVR-REMV split.
+
+Any model can be evaluated: predictions are read from a JSON Lines file (one record per sample:
+``scene``, ``expression_id``, ``view`` [u, v], ``mask`` as COCO RLE) or from a folder of PNG masks
+``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent). The samples are the
+(expression, view) pairs of the split where the referent is visible, for the chosen views;
+a missing prediction counts as an empty mask and is reported. IoU is computed at the dataset's
+native resolution. Reports: ``results.json``, ``results.md`` (the paper's table layout) and
+``iou_heatmap.png`` (IoU over the u, v grid).
+"""
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator,
+                                intersection_and_union, manhattan_distance, robustness)
+from clevr_remv.dataset.splits import split_scene_ids
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.geometry import select_views, view_name
+
+RESULTS_FORMAT_VERSION = 1
+MISSING_EXAMPLES = 20
+
+PREDICTION_SCHEMA = {
+    "type": "object",
+    "required": ["scene", "expression_id", "view", "mask"],
+    "properties": {
+        "scene": {"type": "integer", "minimum": 0},
+        "expression_id": {"type": "integer", "minimum": 0},
+        "view": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                 "minItems": 2, "maxItems": 2},
+        "mask": {"type": "object", "required": ["size", "counts"],
+                 "properties": {"size": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                         "minItems": 2, "maxItems": 2},
+                                "counts": {"anyOf": [{"type": "string"},
+                                                     {"type": "array", "items": {"type": "integer"}}]}}},
+    },
+}
+_PREDICTION_VALIDATOR = jsonschema.Draft202012Validator(PREDICTION_SCHEMA)
+
+
+# --------------------------------------------------------------------------- predictions
+
+def encode_mask(mask) -> dict:
+    """A boolean (H, W) mask as compressed COCO RLE with a JSON-able ``counts`` string."""
+    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def prediction_record(scene: int, expression_id: int, view, mask) -> dict:
+    """One line of a predictions JSON Lines file."""
+    return {"scene": int(scene), "expression_id": int(expression_id),
+            "view": [int(view[0]), int(view[1])], "mask": encode_mask(mask)}
+
+
+def _is_count(value, minimum: int) -> bool:
+    return type(value) is int and value >= minimum
+
+
+def _plainly_valid(record) -> bool:
+    """A fast check for the usual record shape (compressed RLE); it accepts a subset of what
+    PREDICTION_SCHEMA accepts, and anything else goes through jsonschema."""
+    if type(record) is not dict:
+        return False
+    view, mask = record.get("view"), record.get("mask")
+    return (_is_count(record.get("scene"), 0) and _is_count(record.get("expression_id"), 0)
+            and type(view) is list and len(view) == 2 and all(_is_count(c, 1) for c in view)
+            and type(mask) is dict and type(mask.get("counts")) is str
+            and type(mask.get("size")) is list and len(mask["size"]) == 2
+            and all(_is_count(n, 0) for n in mask["size"]))
+
+
+class JsonlPredictions:
+    """Predictions of a JSON Lines file, decoded on demand."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._rles = {}
+        with open(self.path) as stream:
+            for number, line in enumerate(stream, 1):
+                if line.strip():
+                    self._add(self._parse(line, number), number)
+        self._used = set()
+
+    def _parse(self, line: str, number: int) -> dict:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ClevrRemvError(f"{self.path}:{number}: not valid JSON ({error.msg}); write one "
+                                 "JSON object per line") from error
+        if not _plainly_valid(record) and not _PREDICTION_VALIDATOR.is_valid(record):
+            problem = jsonschema.exceptions.best_match(_PREDICTION_VALIDATOR.iter_errors(record))
+            field = "/".join(str(part) for part in problem.absolute_path) or "(top level)"
+            raise ClevrRemvError(f"{self.path}:{number}: field '{field}' is invalid: {problem.message}; "
+                                 "a record is {scene, expression_id, view: [u, v], mask: COCO RLE}")
+        return record
+
+    def _add(self, record: dict, number: int) -> None:
+        key = (record["scene"], record["expression_id"], *record["view"])
+        if key in self._rles:
+            raise ClevrRemvError(f"{self.path}:{number}: a second prediction for scene {key[0]}, "
+                                 f"expression {key[1]}, view {view_name(*key[2:])}; keep one per sample")
+        self._rles[key] = record["mask"]
+
+    def mask(self, key, shape):
+        """The boolean mask of sample ``key`` = (scene, expression_id, u, v), or None."""
+        rle = self._rles.get(key)
+        if rle is None:
+            return None
+        self._used.add(key)
+        height, width = rle["size"]
+        if isinstance(rle["counts"], list):
+            rle = mask_utils.frPyObjects(rle, height, width)
+        else:
+            rle = {"size": [height, width], "counts": rle["counts"].encode("ascii")}
+        try:
+            decoded = mask_utils.decode(rle)
+        except Exception as error:  # pycocotools raises plain Exceptions on corrupt counts
+            raise ClevrRemvError(f"{self.path}: the RLE of {_describe(key)} cannot be decoded "
+                                 f"({error}); write it with pycocotools.mask.encode") from error
+        mask = np.ascontiguousarray(decoded, dtype=bool)  # RLE decodes column-major
+        return _checked(mask, shape, f"{self.path}: {_describe(key)}")
+
+    def unused(self) -> int:
+        """How many records matched no evaluated sample (other splits, views, or unknown ids)."""
+        return len(self._rles) - len(self._used)
+
+
+class PngPredictions:
+    """Predictions stored as ``{scene:06d}/{expression_id}/u{u}_v{v}.png``."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def mask(self, key, shape):
+        scene, expression_id, u, v = key
+        path = self.path / f"{scene:06d}" / str(expression_id) / f"{view_name(u, v)}.png"
+        if not path.is_file():
+            return None
+        try:
+            with Image.open(path) as image:
+                if image.mode in ("RGB", "RGBA"):
+                    mask = np.asarray(image)[..., :3].any(-1)
+                else:
+                    mask = np.asarray(image.convert("L")) > 0
+        except OSError as error:
+            raise ClevrRemvError(f"{path}: not a readable PNG ({error}); write masks as 8-bit PNG") from error
+        return _checked(mask, shape, str(path))
+
+    def unused(self):
+        """Not counted for folders (it would need a walk over every file)."""
+        return None
+
+
+def _describe(key) -> str:
+    return f"scene {key[0]}, expression {key[1]}, view {view_name(*key[2:])}"
+
+
+def _checked(mask, shape, where: str):
+    if mask.shape != tuple(shape):
+        raise ClevrRemvError(f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the dataset's "
+                             f"views are {shape[1]}x{shape[0]}; predict at the native resolution")
+    return mask
+
+
+def open_predictions(path):
+    """A prediction source for a JSON Lines file or a PNG folder."""
+    path = Path(path)
+    if path.is_dir():
+        return PngPredictions(path)
+    if path.is_file():
+        return JsonlPredictions(path)
+    raise ClevrRemvError(f"--predictions {path}: no such file or folder; pass a JSON Lines file "
+                         "or a folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks")
+
+
+# --------------------------------------------------------------------------- scoring
+
+def evaluation_views(store: DatasetStore, views: str) -> list:
+    """The (u, v) scored for a view set: "center", "corners" (the centre and the four corners,
+    the paper's protocol) or "all"."""
+    return select_views(select_views(views, store.grid) + [store.center], store.grid)
+
+
+def score_predictions(store: DatasetStore, split: str, views, predictions, progress: bool = True):
+    """Score every (expression, view) sample of ``split`` at ``views``.
+
+    Returns (ScoreAccumulator, missing sample keys, (height, width) of the views).
+    """
+    selected = set(views)
+    scores, missing, shape = ScoreAccumulator(), [], None
+    scene_ids = split_scene_ids(store, split)
+    for scene in tqdm(scene_ids, desc=f"evaluate {split}", unit="scene", disable=not progress):
+        by_view = defaultdict(list)
+        for expression in store.load_refexps(scene, check=False)["expressions"]:
+            for view in map(tuple, expression["views"]):
+                if view in selected:
+                    by_view[view].append(expression)
+        for view, expressions in by_view.items():
+            index = store.read_index(scene, *view)
+            shape = index.shape
+            for expression in expressions:
+                key = (scene, expression["id"], *view)
+                prediction = predictions.mask(key, shape)
+                if prediction is None:
+                    missing.append(key)
+                    prediction = np.zeros(shape, bool)
+                scores.add(view, *intersection_and_union(prediction, index == expression["referent"]))
+    return scores, missing, shape
+
+
+def build_results(store, split, views, scores, missing, shape, predictions, robustness_iou) -> dict:
+    """The results.json document."""
+    center = store.center
+    per_view = scores.per_view()
+    if not per_view:
+        raise ClevrRemvError(f"--split {split}: no sample to score in the chosen views; "
+                             "check the split file and the expressions' views")
+    figures = robustness(per_view, center, robustness_iou)
+    height, width = shape
+    return {
+        "format_version": RESULTS_FORMAT_VERSION,
+        "dataset": str(store.root), "split": split, "views": views,
+        "predictions": str(predictions.path),
+        "resolution": [width, height],
+        "samples": sum(summary["samples"] for summary in per_view.values()),
+        "missing_predictions": len(missing),
+        "missing_examples": [{"scene": k[0], "expression_id": k[1], "view": [k[2], k[3]]}
+                             for k in missing[:MISSING_EXAMPLES]],
+        "unused_predictions": predictions.unused(),
+        "overall": scores.overall(),
+        "center": per_view.get(center),
+        "per_view": {view_name(*view): {"u": view[0], "v": view[1],
+                                        "distance": manhattan_distance(view, center), **summary}
+                     for view, summary in per_view.items()},
+        "MVR": figures["MVR"], "MRD": figures["MRD"], "robustness_iou": figures["robustness_iou"],
+    }
+
+
+# --------------------------------------------------------------------------- reports
+
+def format_cell(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def markdown_report(results: dict, center) -> str:
+    """The results as Markdown: centre table (paper table 7.1), per-view table, shifted views
+    (table 7.3 layout), robustness (table 7.4)."""
+    iou_key = results["robustness_iou"]
+    columns = list(PRECISION_KEYS) + ["mIoU", "oIoU"]
+    width, height = results["resolution"]
+    lines = [f"# RES evaluation: {results['split']} split, {results['views']} views", "",
+             f"{results['samples']} samples; IoU at the native {width}x{height}; "
+             f"{results['missing_predictions']} missing predictions (scored as empty masks).", ""]
+    if results["center"] is not None:
+        lines += [f"## Centre view {view_name(*center)}", "",
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+                  "| " + " | ".join(format_cell(results["center"][key]) for key in columns) + " |", ""]
+    lines += ["## Per view", "", "| view | distance | samples | " + " | ".join(columns) + " |",
+              "|" + "---|" * (len(columns) + 3)]
+    for name, summary in results["per_view"].items():
+        label = f"{name} (centre)" if summary["distance"] == 0 else name
+        lines.append(f"| {label} | {summary['distance']} | {summary['samples']} | "
+                     + " | ".join(format_cell(summary[key]) for key in columns) + " |")
+    overall = results["overall"]
+    lines += [f"| all | | {overall['samples']} | " + " | ".join(format_cell(overall[k]) for k in columns) + " |", ""]
+    shifted = {name: s[iou_key] for name, s in results["per_view"].items() if s["distance"] > 0}
+    if shifted:
+        values = list(shifted.values())
+        spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        lines += [f"## Shifted views ({iou_key}, %)", ""]
+        if len(shifted) <= 8:
+            lines += ["| " + " | ".join(shifted) + " | Average | SD |", "|" + "---|" * (len(shifted) + 2),
+                      "| " + " | ".join(format_cell(v) for v in values)
+                      + f" | {format_cell(float(np.mean(values)))} | {format_cell(spread)} |", ""]
+        else:
+            lines += [f"{len(values)} views: average {format_cell(float(np.mean(values)))}, SD {format_cell(spread)}.", ""]
+        lines += ["## Robustness (lower is better)", "", "| MVR (%) | MRD (%) | IoU used |", "|---|---|---|",
+                  f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |", "",
+                  "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
+                  "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).", ""]
+    return "\n".join(lines)
+
+
+def draw_heatmap(results: dict, grid: int, center, path) -> None:
+    """A grid x grid picture of the robustness IoU per view (u across, v down; blank = not scored)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    iou_key = results["robustness_iou"]
+    values = np.full((grid, grid), np.nan)
+    for summary in results["per_view"].values():
+        values[summary["v"] - 1, summary["u"] - 1] = summary[iou_key]
+    figure = Figure(figsize=(1.0 + 0.6 * grid, 0.8 + 0.6 * grid), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100)
+    for (row, column), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                      color="white" if value < 60 else "black")
+    axes.add_patch(Rectangle((center[0] - 1.5, center[1] - 1.5), 1, 1, fill=False,
+                             edgecolor="red", linewidth=2))
+    axes.set_xticks(range(grid), [str(u) for u in range(1, grid + 1)])
+    axes.set_yticks(range(grid), [str(v) for v in range(1, grid + 1)])
+    axes.set_xlabel("u (camera column)")
+    axes.set_ylabel("v (camera row)")
+    axes.set_title(f"{iou_key} (%) per view, {results['split']} split")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+
+
+def _json_safe(value):
+    """NaN -> None, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def write_reports(results: dict, store: DatasetStore, out) -> dict:
+    """Write results.json, results.md and iou_heatmap.png to ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "markdown": out / "results.md",
+             "heatmap": out / "iou_heatmap.png"}
+    write_json_atomic(paths["json"], _json_safe(results))
+    markdown = markdown_report(results, store.center)
+    write_text_atomic(paths["markdown"], markdown)
+    draw_heatmap(results, store.grid, store.center, paths["heatmap"])
+    return paths
+
+
+def evaluate(data, predictions, split: str = "test", views: str = "corners", out="evaluation",
+             robustness_iou: str = "oIoU", progress: bool = True) -> dict:
+    """Score ``predictions`` (JSON Lines file or PNG folder) on ``split`` of the dataset ``data``
+    at ``views`` ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out``
+    and return the results dict."""
+    if robustness_iou not in ROBUSTNESS_IOUS:
+        raise ClevrRemvError(f"--mvr-iou: {robustness_iou!r} is not one of {', '.join(ROBUSTNESS_IOUS)}")
+    store = DatasetStore(data)
+    chosen = evaluation_views(store, views)
+    source = open_predictions(predictions)
+    scores, missing, shape = score_predictions(store, split, chosen, source, progress)
+    results = build_results(store, split, views, scores, missing, shape, source, robustness_iou)
+    write_reports(results, store, out)
+    return results

@@ -1,0 +1,32 @@
+"""The model registry: a name -> the module that implements the model.
+
+A model module provides:
+- ``DEFAULT_LR``: the learning rate ``benchmark`` uses when ``--lr`` is not given;
+- ``default_config(size)``: a JSON-able config dict for ``size`` in ``SIZES``;
+- ``prepare_config(config, train_texts)``: fill the data-dependent fields (e.g. a vocabulary);
+- ``build_model(config)``: an ``nn.Module`` with ``forward(image, tokens, token_mask) -> logits``;
+- ``build_tokenizer(config)``: a callable ``texts -> (tokens, token_mask)`` (LongTensors B x L).
+Adding a model is one such module plus one line in ``MODELS``.
+"""
+import importlib
+
+from clevr_remv.errors import ClevrRemvError
+
+SIZES = ("tiny", "small", "base")
+
+MODELS = {
+    "baseline": "clevr_remv.res.models.baseline",
+    "lavt": "clevr_remv.res.models.lavt",
+}
+
+
+def model_names() -> list:
+    """The registered model names."""
+    return sorted(MODELS)
+
+
+def get_model(name: str):
+    """The module implementing model ``name``; ClevrRemvError listing the known names otherwise."""
+    if name not in MODELS:
+        raise ClevrRemvError(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
+    return importlib.import_module(MODELS[name])

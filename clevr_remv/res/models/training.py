@@ -1,0 +1,112 @@
+"""Training and inference loops shared by every registered model.
+
+Loss: cross-entropy over (background, referent) with class weights (LAVT: [0.9, 1.1]);
+optimiser: AdamW (weight decay 0.01, none on biases, norms and position-bias tables);
+schedule: polynomial decay (power 0.9) per iteration. Images may be resized to an input size
+for the network; predictions are always returned at the dataset's native resolution.
+"""
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from clevr_remv.dataset.atomic import atomic_path
+
+POLY_POWER = 0.9
+WEIGHT_DECAY = 0.01
+
+
+def collate(samples) -> dict:
+    """Stack images and masks of ClevrRemvDataset items; keep the other fields as lists."""
+    batch = {"image": torch.stack([s["image"] for s in samples]),
+             "mask": torch.stack([s["mask"] for s in samples])}
+    for key in ("text", "scene", "expression_id", "view"):
+        batch[key] = [s[key] for s in samples]
+    return batch
+
+
+def segmentation_loss(logits, masks, class_weights):
+    """Class-weighted cross-entropy of 2-class logits (B, 2, H, W) against bool masks (B, H, W)."""
+    weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(logits, masks.long(), weight=weights)
+
+
+def make_optimizer(model, lr: float, weight_decay: float = WEIGHT_DECAY):
+    """AdamW; no weight decay on 1-D parameters (biases, norms) or relative-position bias tables."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        skip = parameter.ndim <= 1 or name.endswith("relative_position_bias_table")
+        (no_decay if skip else decay).append(parameter)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def make_poly_schedule(optimizer, total_steps: int, power: float = POLY_POWER):
+    """lr * (1 - step / total_steps) ** power, stepped once per iteration."""
+    total = max(1, total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
+
+
+def _network_inputs(batch, tokenizer, input_size, device):
+    """Images resized to ``input_size`` (width, height) if given, tokens and mask, on ``device``."""
+    images = batch["image"].to(device)
+    if input_size is not None and tuple(images.shape[-2:]) != (input_size[1], input_size[0]):
+        images = F.interpolate(images, size=(input_size[1], input_size[0]), mode="bilinear",
+                               align_corners=False)
+    tokens, token_mask = tokenizer(batch["text"])
+    return images, tokens.to(device), token_mask.to(device)
+
+
+def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, device,
+                input_size=None, description: str = "train", progress: bool = True) -> float:
+    """One pass over ``loader``; returns the mean loss. A progress bar shows loss and ETA."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True)
+    for batch in bar:
+        images, tokens, token_mask = _network_inputs(batch, tokenizer, input_size, device)
+        masks = batch["mask"].to(device)
+        if masks.shape[-2:] != images.shape[-2:]:
+            masks = F.interpolate(masks[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0] > 0.5
+        loss = segmentation_loss(model(images, tokens, token_mask), masks, class_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(images)
+        count += len(images)
+        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    return total / max(1, count)
+
+
+@torch.no_grad()
+def predict(model, loader, tokenizer, device, input_size=None, description: str = "predict",
+            progress: bool = True):
+    """Yield (scene, expression_id, view, predicted mask, ground-truth mask) per sample; masks are
+    bool numpy arrays at the native resolution (logits upsampled bilinearly before the argmax)."""
+    model.eval()
+    for batch in tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True):
+        images, tokens, token_mask = _network_inputs(batch, tokenizer, input_size, device)
+        logits = model(images, tokens, token_mask)
+        native = batch["mask"].shape[-2:]
+        if logits.shape[-2:] != native:
+            logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
+        predictions = (logits.argmax(1) == 1).cpu().numpy()
+        targets = batch["mask"].numpy()
+        for scene, expression_id, view, prediction, target in zip(
+                batch["scene"], batch["expression_id"], batch["view"], predictions, targets):
+            yield scene, expression_id, tuple(view), prediction, target
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=True)
