@@ -13,8 +13,8 @@ import numpy as np
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.masks import extent_points
 from clevr_remv.generate.properties import load_properties
-from clevr_remv.geometry import project
 from clevr_remv.generate.scene import scene_spec, shape_kinds
+from clevr_remv.geometry import project
 
 CORNERS = ("u1_v1", "u9_v1", "u1_v9", "u9_v9")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clevr_remv.res.evaluate import evaluate, prediction_record
 from clevr_remv.dataset.store import write_json_atomic
-from clevr_remv.geometry import view_name
 from clevr_remv.generate.synthetic import write_synthetic_dataset
+from clevr_remv.geometry import view_name
+from clevr_remv.res.evaluate import evaluate, prediction_record
 
 
 def write_predictions(store, jsonl_path: Path, folder: Path) -> int:

@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
-from clevr_remv.refexp import SceneFacts, generate_refexps, referent_of
 from clevr_remv.generate.scene import add_visibility, scene_spec
 from clevr_remv.generate.synthetic import rasterize_view
+from clevr_remv.refexp import SceneFacts, generate_refexps, referent_of
 
 PAPER_WORDS = 8.02             # mean expression length over train / val / test
 PAPER_PAIRS = 55966 / 7000     # train pairs per scene

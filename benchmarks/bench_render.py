@@ -18,8 +18,8 @@ from PIL import Image
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import RenderWorker, worker_command
-from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.generate.scene import scene_spec
+from clevr_remv.geometry import grid_center, view_name
 
 
 def psnr(image, reference) -> float:

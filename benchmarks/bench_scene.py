@@ -10,11 +10,11 @@ import argparse
 import tempfile
 import time
 
+from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.pipeline import generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
-from clevr_remv.dataset.store import DatasetStore
 
 
 def main():

@@ -19,8 +19,8 @@ from clevr_remv.dataset.export.coco import export_coco
 from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
 from clevr_remv.dataset.export.refcoco import export_refcoco
 from clevr_remv.dataset.splits import write_splits
-from clevr_remv.generate.synthetic import write_synthetic_dataset
 from clevr_remv.dataset.validate import validate_dataset
+from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 
 def _timed(function) -> float:

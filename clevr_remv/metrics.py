@@ -20,7 +20,6 @@ import numpy as np
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 PRECISION_KEYS = tuple(f"P@{t}" for t in THRESHOLDS)
-SUMMARY_KEYS = PRECISION_KEYS + ("mIoU", "oIoU")
 ROBUSTNESS_IOUS = ("oIoU", "mIoU")
 
 

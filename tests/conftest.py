@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic CLEVR-REMV dataset in the real on-disk format."""
+"""Shared fixtures: a tiny synthetic CLEVR-REMV dataset in the real on-disk format, a tiny
+local text encoder, and one torch thread."""
 import shutil
 
 import pytest
@@ -40,3 +41,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder(tmp_path_factory):
+    """Folder of a 1-layer, 32-wide random BERT with the MiniLM tokenizer, saved like any local model."""
+    import torch
+    import transformers
+
+    from clevr_remv.res.models.text import default_text_encoder_path
+
+    source = default_text_encoder_path()
+    folder = tmp_path_factory.mktemp("text") / "tiny-bert"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(f"{source}/{name}", folder / name)
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=64,
+                                     max_position_embeddings=64)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder

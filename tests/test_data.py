@@ -9,8 +9,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from clevr_remv import ClevrRemvDataset
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 
 
 def expressions_of(root, split):

@@ -7,11 +7,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.res.evaluate import encode_mask, evaluate, prediction_record
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
+from clevr_remv.res.evaluate import evaluate, prediction_record
 
 CORNER = (1, 1)
 
@@ -219,14 +219,3 @@ def test_cli(tiny_dataset, tmp_path):
     bad = runner.invoke(main, ["evaluate", "--data", str(tmp_path), "--predictions", str(predictions)])
     assert bad.exit_code == 2
     assert "dataset.json" in bad.output
-
-
-def test_encode_mask_round_trip():
-    from pycocotools import mask as mask_utils
-
-    mask = np.zeros((5, 7), bool)
-    mask[1:3, 2:6] = True
-    rle = encode_mask(mask)
-    assert isinstance(rle["counts"], str) and rle["size"] == [5, 7]
-    decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
-    assert np.array_equal(decoded.astype(bool), mask)

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.dataset.rle import visible_box
+from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.pipeline import generate
-from clevr_remv.generate.masks import visible_box
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
-from clevr_remv.dataset.store import DatasetStore
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
                                 reason="needs the render extra (bpy)")

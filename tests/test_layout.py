@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from clevr_remv.generate import layout
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate import layout
 from clevr_remv.generate.properties import load_properties
 
 PROPERTIES = load_properties()

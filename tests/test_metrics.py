@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from clevr_remv.metrics import (ScoreAccumulator, intersection_and_union, iou, manhattan_distance,
-                                mean_relative_drop, mvr, robustness, summarize)
+from clevr_remv.metrics import (ScoreAccumulator, intersection_and_union, iou, manhattan_distance, mean_relative_drop,
+                                mvr, robustness, summarize)
 
 CENTER = (5, 5)
 CORNERS = [(1, 1), (9, 1), (1, 9), (9, 9)]

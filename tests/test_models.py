@@ -1,44 +1,20 @@
 """RES models: registry, forward shapes, LAVT parts, tiny training runs, Swin weight loading."""
-import shutil
-
 import pytest
 import torch
+from builders import TINY_LAVT
 
+from clevr_remv.dataset.vocab import Vocabulary
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res.models import baseline, lavt
 from clevr_remv.res.models.registry import get_model, model_names
 from clevr_remv.res.models.swin import SwinBlock, shifted_window_mask
-from clevr_remv.res.models.text import WordTokenizer, build_vocabulary, default_text_encoder_path
+from clevr_remv.res.models.text import WordTokenizer
 from clevr_remv.res.models.training import make_optimizer, make_poly_schedule, segmentation_loss
 from clevr_remv.res.models.vision_weights import load_swin_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 HEIGHT, WIDTH = 32, 48
-# A LAVT small enough for a CPU test: 4 stages, one or two blocks each.
-TINY_LAVT = {"embed_dim": 16, "depths": [1, 1, 2, 1], "heads": [1, 2, 2, 4], "window": 4,
-             "decoder_dim": 16, "drop_path": 0.1}
-
-
-def make_tiny_text_encoder(folder):
-    """A 1-layer, 32-wide random BERT with the MiniLM tokenizer, saved like any local model."""
-    import transformers
-
-    source = default_text_encoder_path()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(f"{source}/{name}", folder / name)
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=64,
-                                     max_position_embeddings=64)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_text_encoder(tmp_path_factory):
-    return make_tiny_text_encoder(tmp_path_factory.mktemp("text") / "tiny-bert")
 
 
 def lavt_config(text_encoder, **changes):
@@ -102,7 +78,7 @@ def test_registered_modules_follow_the_protocol(module):
 
 
 def test_word_vocabulary_and_tokenizer():
-    vocabulary = build_vocabulary(["The red cube.", "the blue cube"])
+    vocabulary = Vocabulary.build(["The red cube.", "the blue cube"]).words
     assert vocabulary[:3] == ["<pad>", "<unk>", "cube"] and "the" in vocabulary
     tokenizer = WordTokenizer(vocabulary, max_tokens=4)
     tokens, mask = tokenizer(["The red sphere, left of the cube", ""])

@@ -3,13 +3,13 @@ import json
 
 import pytest
 import torch
+from builders import TINY_LAVT
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
-from test_models import TINY_LAVT, tiny_text_encoder  # noqa: F401  (a shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

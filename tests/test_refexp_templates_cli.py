@@ -3,14 +3,14 @@ import json
 import shutil
 
 import pytest
+from builders import PROPERTIES, make_scene, obj
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
+from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import SceneFacts, generate_refexps, load_template_set, referent_of
 from clevr_remv.refexp.templates import default_templates_dir
-from clevr_remv.dataset.store import DatasetStore
-from test_refexp import PROPERTIES, make_scene, obj
 
 FAMILIES = {"zero_hop.json", "one_hop.json", "same_relate.json", "ordinal.json", "visibility.json"}
 ZERO_HOP = {

@@ -1,15 +1,17 @@
-"""Retrieval data: the precomputed layout, the synthetic set, tokens, GloVe, CLEVR-REMV centre views."""
+"""Retrieval data: the precomputed layout, the synthetic set, token batches, GloVe, CLEVR-REMV
+centre views."""
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
+from clevr_remv.dataset.vocab import Vocabulary  # noqa: E402
 from clevr_remv.errors import ClevrRemvError  # noqa: E402
 from clevr_remv.retrieval.data import load_precomp_split, load_split, split_exists  # noqa: E402
 from clevr_remv.retrieval.glove import read_glove  # noqa: E402
+from clevr_remv.retrieval.model import text_batch  # noqa: E402
 from clevr_remv.retrieval.remv import load_remv_split  # noqa: E402
 from clevr_remv.retrieval.synthetic import make_synthetic_precomp  # noqa: E402
-from clevr_remv.retrieval.vocab import Vocabulary, tokenize  # noqa: E402
 
 
 def write_precomp(root, split, images, captions):
@@ -62,14 +64,12 @@ def test_synthetic_set_is_deterministic_and_in_the_precomp_layout(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a" / "train_ims.npy"), np.load(tmp_path / "b" / "train_ims.npy"))
 
 
-def test_tokens_vocabulary_and_padding():
-    assert tokenize("The big, RED ball's there.") == ["the", "big", "red", "ball's", "there"]
+def test_text_batch_pads_and_never_leaves_a_caption_empty():
     vocab = Vocabulary.build(["a red ball", "a blue ball", "a cube"], min_count=2)
-    assert vocab.words == ["<pad>", "<unk>", "a", "ball"]
-    assert vocab.encode("A green ball") == [2, 1, 3]
-    assert vocab.encode("...") == [1]
-    tokens, lengths = vocab.batch(["a ball", "ball"])
+    tokens, lengths = text_batch(vocab, ["a ball", "ball"])
     assert tokens.tolist() == [[2, 3], [3, 0]] and lengths.tolist() == [2, 1]
+    tokens, lengths = text_batch(vocab, ["..."])
+    assert tokens.tolist() == [[1]] and lengths.tolist() == [1]
 
 
 def test_glove_vectors_for_vocabulary_words(tmp_path):

@@ -6,9 +6,9 @@ from matplotlib.contour import ContourSet
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.show import contact_sheet
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.splits import assign_splits, parse_ratios, split_scene_ids, split_sizes, write_splits
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
 
 
 @pytest.mark.parametrize("count, ratios, expected", [

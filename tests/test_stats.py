@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.stats import dataset_stats
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 
 ALL_VIEWS = [[u, v] for v in (1, 2, 3) for u in (1, 2, 3)]
 HAND_WRITTEN = {  # scene -> (text, family template, referent, views)

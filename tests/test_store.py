@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 
 
 def test_not_a_dataset(tmp_path):

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.dataset.validate import ERROR, WARNING, validate_dataset
+from clevr_remv.errors import ClevrRemvError
 
 
 def _errors(root, quick=False):

@@ -3,9 +3,9 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.generate.config import GenerateConfig
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.writer import open_dataset
 from clevr_remv.refexp import refexp_settings
 

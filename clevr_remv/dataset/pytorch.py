@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.geometry import select_views
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.geometry import select_views
 
 
 class ClevrRemvDataset(Dataset):

@@ -10,8 +10,8 @@ from matplotlib import patheffects
 from matplotlib.figure import Figure
 
 from clevr_remv.dataset.atomic import atomic_path
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
 
 OUTLINE_COLOR = "#ffe600"
 CENTER_COLOR = "#ff3b30"

@@ -9,10 +9,9 @@ import hashlib
 import json
 from fractions import Fraction
 
-
 from clevr_remv import FORMAT_VERSION
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = "0.7,0.15,0.15"

@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
 
 ALL_SCENES = "all"  # the one pseudo-split used when the dataset has no splits.json yet
 AREA_RATIO_EDGES = np.linspace(0.0, 2.0, 41)  # visible area of a view / that of the centre view

@@ -16,7 +16,7 @@ from PIL import Image
 from clevr_remv.dataset.atomic import TMP_PREFIX, write_text_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
-from clevr_remv.schemas import validate
+from clevr_remv.schemas import read_json, validate
 
 __all__ = ["DatasetStore", "write_json_atomic", "scene_folder_name", "atomic_scene_dir"]
 
@@ -48,19 +48,6 @@ def atomic_scene_dir(scenes_dir, index: int):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _read_json(path, schema_name, what, check=True):
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError as error:
-        raise ClevrRemvError(f"{path}: {what} is missing") from error
-    except json.JSONDecodeError as error:
-        raise ClevrRemvError(f"{path}: not valid JSON (line {error.lineno}: {error.msg}); "
-                             f"regenerate the {what}") from error
-    if check:
-        validate(document, schema_name, path)
-    return document
-
-
 class DatasetStore:
     """A CLEVR-REMV dataset root: paths and loaders for every file in it."""
 
@@ -77,7 +64,8 @@ class DatasetStore:
     def info(self) -> dict:
         """dataset.json: format version, generator version, full config, counts."""
         if self._info is None:
-            self._info = _read_json(self.dataset_json_path, "dataset", "dataset description")
+            self._info = read_json(self.dataset_json_path, "dataset",
+                                   fix="regenerate the dataset description")
         return self._info
 
     def write_info(self, info: dict) -> None:
@@ -132,18 +120,20 @@ class DatasetStore:
     def load_scene(self, index: int, check: bool = True) -> dict:
         """scene.json of scene ``index``; ``check=False`` skips the schema check (for bulk
         readers of trusted data: `validate` is the command that checks every file)."""
-        return _read_json(self.scene_json_path(index), "scene", f"scene {index}", check)
+        return read_json(self.scene_json_path(index), "scene" if check else None,
+                         fix=f"regenerate scene {index}")
 
     def load_refexps(self, index: int, check: bool = True) -> dict:
         """refexps.json of scene ``index``; ``check`` as for :meth:`load_scene`."""
-        return _read_json(self.refexps_path(index), "refexps",
-                          f"referring expressions of scene {index} (run `clevr-remv refexps`)", check)
+        return read_json(self.refexps_path(index), "refexps" if check else None,
+                         fix=f"regenerate the referring expressions of scene {index} "
+                             "(run `clevr-remv refexps`)")
 
     def load_splits(self) -> dict:
         if not self.splits_path.is_file():
             raise ClevrRemvError(f"{self.splits_path}: the dataset has no split file; "
                                  f"run `clevr-remv split --data {self.root}` first")
-        return _read_json(self.splits_path, "splits", "split file")
+        return read_json(self.splits_path, "splits", fix="regenerate the split file")
 
     def read_rgb(self, index: int, u: int, v: int) -> np.ndarray:
         """View (u, v) of scene ``index`` as uint8 (H, W, 3)."""

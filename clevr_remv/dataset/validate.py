@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import validate as validate_schema
-from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
 
 ERROR = "error"
 WARNING = "warning"

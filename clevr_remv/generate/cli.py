@@ -7,8 +7,8 @@ from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_SAMPLES, Genera
 from clevr_remv.generate.pipeline import generate as run_generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
-from clevr_remv.refexp import load_template_set, refexp_settings
 from clevr_remv.generate.rig import RIG_TYPES
+from clevr_remv.refexp import load_template_set, refexp_settings
 
 
 @click.command()

@@ -1,7 +1,7 @@
-"""From a view's object-index mask to per-object visibility, boxes, occlusion, and COCO RLE."""
+"""From a view's object-index mask to per-object visibility, boxes and occlusion."""
 import numpy as np
-from pycocotools import mask as coco_mask
 
+from clevr_remv.dataset.rle import visible_box
 from clevr_remv.geometry import project
 
 _EXTENT_ANGLES = np.linspace(0.0, 2.0 * np.pi, 16, endpoint=False)
@@ -23,14 +23,6 @@ def projected_box(obj: dict, shape_kind: str, view: dict, width: int, height: in
     x0, y0 = np.floor(pixels[:, :2].min(axis=0)).astype(int)
     x1, y1 = np.ceil(pixels[:, :2].max(axis=0)).astype(int)
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-
-
-def visible_box(mask: np.ndarray) -> list:
-    """COCO [x, y, w, h] of a boolean mask's pixels; [0, 0, 0, 0] when empty."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return [0, 0, 0, 0]
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
 def object_views(index_image: np.ndarray, objects: list, shape_kinds: list, view: dict) -> list:
@@ -59,16 +51,3 @@ def object_views(index_image: np.ndarray, objects: list, shape_kinds: list, view
         })
     return entries
 
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    """COCO RLE of a boolean (H, W) mask, with ``counts`` as a JSON-ready string."""
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
-def rle_to_mask(rle: dict) -> np.ndarray:
-    """Decode a COCO RLE (string or bytes counts) to a boolean (H, W) mask."""
-    counts = rle["counts"]
-    rle = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return coco_mask.decode(rle).astype(bool)

@@ -9,13 +9,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clevr_remv.generate.config import GenerateConfig
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.generate.render import SupervisedWorker
-from clevr_remv.geometry import grid_center, view_name
-from clevr_remv.generate.scene import scene_spec
 from clevr_remv.dataset.store import TMP_PREFIX, atomic_scene_dir
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.render import SupervisedWorker
+from clevr_remv.generate.scene import scene_spec
 from clevr_remv.generate.writer import open_dataset, write_annotations
+from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.refexp import refexp_settings
 
 MAX_LAYOUT_ATTEMPTS = 100

@@ -6,12 +6,12 @@ far to near, so index masks, visibility, occlusion and expressions follow the re
 import numpy as np
 from PIL import Image
 
+from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
-from clevr_remv.geometry import project
 from clevr_remv.generate.scene import scene_spec
-from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
 from clevr_remv.generate.writer import open_dataset, write_annotations
+from clevr_remv.geometry import project
 from clevr_remv.refexp import refexp_settings
 
 BACKGROUND_RGB = (120, 120, 120)

@@ -2,11 +2,11 @@
 from pathlib import Path
 
 from clevr_remv import FORMAT_VERSION, __version__
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.scene import add_visibility
 from clevr_remv.refexp import generate_refexps
-from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 def _config_difference(stored: dict, wanted: dict) -> str:

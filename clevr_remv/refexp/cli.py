@@ -4,9 +4,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.refexp.generator import generate_refexps, refexp_settings
 from clevr_remv.refexp.templates import load_template_set
-from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 @click.command("refexps")

@@ -5,16 +5,13 @@ A template's nodes may use the CLEVR macros ``filter`` (any of <Z> <C> <M> <S>) 
 """
 import dataclasses
 import functools
-import json
 import re
 from pathlib import Path
-
-import jsonschema
 
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import engine
 from clevr_remv.resources import resource_dir
-from clevr_remv.schemas import load_schema
+from clevr_remv.schemas import read_json
 
 SYNONYMS_FILE = "synonyms.json"
 ATTRIBUTE_TYPES = {"Size": "size", "Color": "color", "Material": "material", "Shape": "shape"}
@@ -57,31 +54,6 @@ class TemplateSet:
 
 def _fail(path, index, field, problem, fix="fix the template") -> ClevrRemvError:
     return ClevrRemvError(f"{path}: template {index}, field '{field}': {problem}; {fix}")
-
-
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text())
-    except OSError as error:
-        raise ClevrRemvError(f"{path}: cannot read the {what} ({error.strerror})") from error
-    except json.JSONDecodeError as error:
-        raise ClevrRemvError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: "
-                             f"{error.msg}); fix the {what}'s syntax") from error
-
-
-def _schema_check(document, schema_name: str, path: Path, what: str) -> None:
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is None:
-        return
-    where = list(error.absolute_path)
-    if schema_name == "templates" and where:
-        field = "/".join(str(part) for part in where[1:]) or "(template)"
-        raise _fail(path, where[0], field, error.message,
-                    f"see clevr_remv/schemas/{schema_name}.schema.json")
-    field = "/".join(str(part) for part in where) or "(top level)"
-    raise ClevrRemvError(f"{path}: field '{field}' of the {what} is invalid: {error.message}; "
-                         f"see clevr_remv/schemas/{schema_name}.schema.json")
 
 
 def _check_side_inputs(path, index, position, node, params, used) -> None:
@@ -160,8 +132,7 @@ def _check_constraints(path, index, constraints, params, node_count) -> tuple:
 
 def parse_template_file(path: Path) -> tuple:
     """Read, schema-check and consistency-check one family file; return its Templates."""
-    document = _read_json(path, "template file")
-    _schema_check(document, "templates", path, "template file")
+    document = read_json(path, "templates", item="template")
     templates = []
     for index, raw in enumerate(document):
         params = {}
@@ -181,9 +152,7 @@ def parse_template_file(path: Path) -> tuple:
 
 def load_synonyms(path: Path) -> dict:
     """Read and schema-check a synonyms file (phrase -> list of variants)."""
-    document = _read_json(path, "synonyms file")
-    _schema_check(document, "synonyms", path, "synonyms file")
-    return document
+    return read_json(path, "synonyms")
 
 
 def default_templates_dir() -> Path:

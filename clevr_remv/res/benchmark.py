@@ -16,15 +16,15 @@ from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
-                                 score_predictions, write_reports)
-from clevr_remv.metrics import intersection_and_union, summarize
-from clevr_remv.res.models.registry import get_model
-from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule,
-                                        predict, save_checkpoint, train_epoch)
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.metrics import intersection_and_union, summarize
+from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
+                                     score_predictions, write_reports)
+from clevr_remv.res.models.registry import get_model
+from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule, predict,
+                                            save_checkpoint, train_epoch)
 
 # Settings that must not change when a run is resumed.
 RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")

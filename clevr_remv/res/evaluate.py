@@ -13,70 +13,30 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator,
-                                intersection_and_union, manhattan_distance, robustness)
+from clevr_remv.dataset.rle import mask_to_rle, rle_to_mask
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import select_views, view_name
+from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator, intersection_and_union,
+                                manhattan_distance, robustness)
+from clevr_remv.schemas import validate
 
 RESULTS_FORMAT_VERSION = 1
 MISSING_EXAMPLES = 20
 
-PREDICTION_SCHEMA = {
-    "type": "object",
-    "required": ["scene", "expression_id", "view", "mask"],
-    "properties": {
-        "scene": {"type": "integer", "minimum": 0},
-        "expression_id": {"type": "integer", "minimum": 0},
-        "view": {"type": "array", "items": {"type": "integer", "minimum": 1},
-                 "minItems": 2, "maxItems": 2},
-        "mask": {"type": "object", "required": ["size", "counts"],
-                 "properties": {"size": {"type": "array", "items": {"type": "integer", "minimum": 0},
-                                         "minItems": 2, "maxItems": 2},
-                                "counts": {"anyOf": [{"type": "string"},
-                                                     {"type": "array", "items": {"type": "integer"}}]}}},
-    },
-}
-_PREDICTION_VALIDATOR = jsonschema.Draft202012Validator(PREDICTION_SCHEMA)
-
 
 # --------------------------------------------------------------------------- predictions
-
-def encode_mask(mask) -> dict:
-    """A boolean (H, W) mask as compressed COCO RLE with a JSON-able ``counts`` string."""
-    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
-    return {"size": [int(n) for n in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
 
 def prediction_record(scene: int, expression_id: int, view, mask) -> dict:
     """One line of a predictions JSON Lines file."""
     return {"scene": int(scene), "expression_id": int(expression_id),
-            "view": [int(view[0]), int(view[1])], "mask": encode_mask(mask)}
-
-
-def _is_count(value, minimum: int) -> bool:
-    return type(value) is int and value >= minimum
-
-
-def _plainly_valid(record) -> bool:
-    """A fast check for the usual record shape (compressed RLE); it accepts a subset of what
-    PREDICTION_SCHEMA accepts, and anything else goes through jsonschema."""
-    if type(record) is not dict:
-        return False
-    view, mask = record.get("view"), record.get("mask")
-    return (_is_count(record.get("scene"), 0) and _is_count(record.get("expression_id"), 0)
-            and type(view) is list and len(view) == 2 and all(_is_count(c, 1) for c in view)
-            and type(mask) is dict and type(mask.get("counts")) is str
-            and type(mask.get("size")) is list and len(mask["size"]) == 2
-            and all(_is_count(n, 0) for n in mask["size"]))
+            "view": [int(view[0]), int(view[1])], "mask": mask_to_rle(mask)}
 
 
 class JsonlPredictions:
@@ -97,11 +57,8 @@ class JsonlPredictions:
         except json.JSONDecodeError as error:
             raise ClevrRemvError(f"{self.path}:{number}: not valid JSON ({error.msg}); write one "
                                  "JSON object per line") from error
-        if not _plainly_valid(record) and not _PREDICTION_VALIDATOR.is_valid(record):
-            problem = jsonschema.exceptions.best_match(_PREDICTION_VALIDATOR.iter_errors(record))
-            field = "/".join(str(part) for part in problem.absolute_path) or "(top level)"
-            raise ClevrRemvError(f"{self.path}:{number}: field '{field}' is invalid: {problem.message}; "
-                                 "a record is {scene, expression_id, view: [u, v], mask: COCO RLE}")
+        validate(record, "predictions", f"{self.path}:{number}",
+                 fix="write each record as {scene, expression_id, view: [u, v], mask: COCO RLE}")
         return record
 
     def _add(self, record: dict, number: int) -> None:
@@ -117,17 +74,11 @@ class JsonlPredictions:
         if rle is None:
             return None
         self._used.add(key)
-        height, width = rle["size"]
-        if isinstance(rle["counts"], list):
-            rle = mask_utils.frPyObjects(rle, height, width)
-        else:
-            rle = {"size": [height, width], "counts": rle["counts"].encode("ascii")}
         try:
-            decoded = mask_utils.decode(rle)
+            mask = rle_to_mask(rle)
         except Exception as error:  # pycocotools raises plain Exceptions on corrupt counts
             raise ClevrRemvError(f"{self.path}: the RLE of {_describe(key)} cannot be decoded "
                                  f"({error}); write it with pycocotools.mask.encode") from error
-        mask = np.ascontiguousarray(decoded, dtype=bool)  # RLE decodes column-major
         return _checked(mask, shape, f"{self.path}: {_describe(key)}")
 
     def unused(self) -> int:

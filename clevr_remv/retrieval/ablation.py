@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
@@ -60,13 +61,9 @@ def markdown_table(rows, split: str) -> str:
 
 def plot_rsum_over_lambda(points, path, split: str) -> None:
     """R-sum over lambda (L1 distance), as the paper's Figure 5.2."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     lambdas, rsums = zip(*sorted(points))
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+    figure = Figure(figsize=(5, 3.5))
+    axes = figure.subplots()
     axes.plot(lambdas, rsums, marker="o")
     axes.set_xlabel("λ (IMC weight, L1 distance)")
     axes.set_ylabel(f"R-sum ({split})")
@@ -75,7 +72,6 @@ def plot_rsum_over_lambda(points, path, split: str) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)
 
 
 def run_ablation(base: TrainConfig, lambdas=(0.0, 0.5, 1.0, 2.0)) -> dict:

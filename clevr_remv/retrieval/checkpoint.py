@@ -4,10 +4,10 @@ from pathlib import Path
 
 import torch
 
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.vocab import Vocabulary
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.retrieval.model import PairwiseEmbedding
-from clevr_remv.retrieval.vocab import Vocabulary
 
 KIND = "clevr-remv-retrieval"
 VERSION = 1

@@ -1,41 +1,20 @@
-"""Retrieval data: one split = images + captions + the image of each caption.
+"""Retrieval data: read the ``role`` split (train / val / test) of a data folder in either format.
 
 ``--format precomp`` reads the VSE++/SCAN layout ``<root>/{train,dev,test}_ims.npy`` (one row of
 CNN features per image, or (N, regions, D) region features, averaged) and ``<root>/{split}_caps.txt``
 (one caption a line, the same number per image, image by image: usually 5).
 ``--format remv`` reads CLEVR-REMV (see ``remv.py``).
 """
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.retrieval.remv import load_remv_split, remv_split_exists
+from clevr_remv.retrieval.split import RetrievalSplit
 
 FORMATS = ("precomp", "remv")
-ROLES = ("train", "val", "test")
 PRECOMP_SPLITS = {"train": "train", "val": "dev", "test": "test"}
-
-
-@dataclass
-class RetrievalSplit:
-    """``images``: (N, D) float features or (N, H, W, 3) uint8 pixels; ``caption_image[j]`` is the
-    row of ``images`` that caption ``j`` describes (an image may have no caption: a distractor)."""
-
-    name: str
-    images: np.ndarray
-    captions: list
-    caption_image: np.ndarray
-
-    @property
-    def image_kind(self) -> str:
-        return "features" if self.images.ndim == 2 else "pixels"
-
-    def image_batch(self, rows) -> torch.Tensor:
-        """Images ``rows`` as a tensor: float32 features or uint8 pixels."""
-        batch = np.asarray(self.images[np.asarray(rows)])
-        return torch.from_numpy(batch.astype(np.float32) if self.image_kind == "features" else batch)
 
 
 def precomp_paths(root, split: str):
@@ -80,8 +59,6 @@ def load_split(data, data_format: str, role: str, image_size: int = 128) -> Retr
     if data_format == "precomp":
         return load_precomp_split(data, PRECOMP_SPLITS[role])
     if data_format == "remv":
-        from clevr_remv.retrieval.remv import load_remv_split
-
         return load_remv_split(data, role, image_size)
     raise ClevrRemvError(f"--format: {data_format!r} is not one of {', '.join(FORMATS)}")
 
@@ -90,6 +67,4 @@ def split_exists(data, data_format: str, role: str) -> bool:
     """Whether ``data`` has the ``role`` split (the test split of a precomp folder is optional)."""
     if data_format == "precomp":
         return precomp_split_exists(data, role)
-    from clevr_remv.retrieval.remv import remv_split_exists
-
     return remv_split_exists(data, role)

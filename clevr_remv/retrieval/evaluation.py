@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from clevr_remv.retrieval.model import text_batch
+
 RECALL_KS = (1, 5, 10)
 CHUNK = 1024
 
@@ -90,7 +92,7 @@ def embed_split(model, vocab, split, device, batch_size: int = 256):
     texts = []
     for start in tqdm(range(0, len(split.captions), batch_size), desc=f"embed {split.name} captions",
                       unit="batch", leave=False):
-        tokens, lengths = vocab.batch(split.captions[start:start + batch_size])
+        tokens, lengths = text_batch(vocab, split.captions[start:start + batch_size])
         texts.append(model.embed_texts(tokens.to(device), lengths).cpu())
     return torch.cat(images).numpy(), torch.cat(texts).numpy()
 

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from clevr_remv.dataset.vocab import UNKNOWN
+
 
 class FeatureEncoder(nn.Module):
     """Precomputed image features (B, D) -> (B, embed_dim), Xavier-initialised as in VSE++."""
@@ -40,6 +42,18 @@ class PixelEncoder(nn.Module):
     def forward(self, pixels):
         x = pixels.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         return self.fc(self.features(x))
+
+
+def text_batch(vocabulary, texts) -> tuple:
+    """(B, T) padded token ids of ``texts`` in ``vocabulary`` (a :class:`Vocabulary`) and their
+    (B,) lengths; an empty text becomes one ``<unk>`` (the LSTM needs a token)."""
+    unknown = vocabulary.index[UNKNOWN]
+    encoded = [vocabulary.encode(text) or [unknown] for text in texts]
+    lengths = torch.tensor([len(ids) for ids in encoded])
+    tokens = torch.zeros(len(encoded), int(lengths.max()), dtype=torch.long)
+    for row, ids in enumerate(encoded):
+        tokens[row, :len(ids)] = torch.tensor(ids)
+    return tokens, lengths
 
 
 class TextEncoder(nn.Module):

@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.retrieval.data import RetrievalSplit
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.retrieval.split import RetrievalSplit
 
 
 def _split_scenes(store: DatasetStore, role: str) -> list:

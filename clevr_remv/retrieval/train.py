@@ -9,15 +9,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from clevr_remv.dataset.store import write_json_atomic
+from clevr_remv.dataset.vocab import Vocabulary
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.retrieval.checkpoint import load_checkpoint, save_checkpoint
 from clevr_remv.retrieval.data import load_split, split_exists
 from clevr_remv.retrieval.evaluation import evaluate_split
 from clevr_remv.retrieval.glove import read_glove
 from clevr_remv.retrieval.losses import imc_loss, mh_loss, sh_loss
-from clevr_remv.retrieval.model import PairwiseEmbedding
-from clevr_remv.retrieval.vocab import Vocabulary
-from clevr_remv.dataset.store import write_json_atomic
+from clevr_remv.retrieval.model import PairwiseEmbedding, text_batch
 
 LOSSES = ("sh", "mh", "imc")
 
@@ -100,7 +100,7 @@ def _train_epoch(model, vocab, split, loss_fn, optimizer, config, device, rng, d
     bar = tqdm(batches, desc=desc, unit="batch", leave=False)
     for captions in bar:
         rows = split.caption_image[captions]
-        tokens, lengths = vocab.batch([split.captions[c] for c in captions])
+        tokens, lengths = text_batch(vocab, [split.captions[c] for c in captions])
         img = model.embed_images(split.image_batch(rows).to(device))
         txt = model.embed_texts(tokens.to(device), lengths)
         loss = loss_fn(img, txt, ids=torch.from_numpy(rows).to(device))

@@ -6,9 +6,9 @@ import click
 from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
 from clevr_remv.dataset.export.coco import export_coco
 from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
-from clevr_remv.geometry import VIEW_SETS, select_views
 from clevr_remv.dataset.export.refcoco import IMAGE_FOLDERS, export_refcoco
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.geometry import VIEW_SETS, select_views
 
 FORMATS = ("refcoco", "clevr-ref+", "coco")
 

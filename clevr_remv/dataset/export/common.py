@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.generate.masks import mask_to_rle, visible_box
+from clevr_remv.dataset.rle import mask_to_rle, visible_box
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
 
 # Object indices are < 256 (uint8 masks), so this packs (image, object) into one annotation id.

@@ -12,9 +12,10 @@ decodes a list of RLEs with pycocotools and sums them.
 import pickle
 import re
 
-from clevr_remv.errors import ClevrRemvError
 from clevr_remv.dataset.export.common import categories, export_image, iter_views, object_annotations, write_json
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.dataset.vocab import tokenize
+from clevr_remv.errors import ClevrRemvError
 
 # REFER derives its image folder from the dataset name.
 IMAGE_FOLDERS = {
@@ -23,12 +24,6 @@ IMAGE_FOLDERS = {
     "refcocog": "images/mscoco/images/train2014",
     "refclef": "images/saiapr_tc-12",
 }
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def tokenize(text: str) -> list:
-    """RefCOCO-style tokens: lower-case words without punctuation."""
-    return _WORD.findall(text.lower())
 
 
 def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, name: str = "refcoco",

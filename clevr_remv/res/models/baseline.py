@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clevr_remv.dataset.vocab import Vocabulary
+from clevr_remv.res.models.imagenet import ImageNetNormalize
 from clevr_remv.res.models.registry import SIZES
-from clevr_remv.res.models.text import WordTokenizer, build_vocabulary
+from clevr_remv.res.models.text import WordTokenizer
 
 DEFAULT_LR = 1e-3
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -33,7 +33,7 @@ def default_config(size: str = "tiny") -> dict:
 
 def prepare_config(config: dict, train_texts) -> dict:
     """The config with the vocabulary of the training expressions."""
-    return {**config, "vocabulary": build_vocabulary(train_texts)}
+    return {**config, "vocabulary": Vocabulary.build(train_texts).words}
 
 
 def build_tokenizer(config: dict) -> WordTokenizer:
@@ -74,8 +74,7 @@ class BaselineRES(nn.Module):
 
     def __init__(self, vocabulary_size, channels, word_dim, lstm_dim, head_dim):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalize = ImageNetNormalize()
         widths = [3] + list(channels)
         strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
         self.encoder = nn.Sequential(*[_conv_stage(a, b, stride)
@@ -95,7 +94,7 @@ class BaselineRES(nn.Module):
         return hidden[-1]
 
     def forward(self, image, tokens, token_mask):
-        features = self.encoder((image - self.mean) / self.std)
+        features = self.encoder(self.normalize(image))
         batch, _, height, width = features.shape
         sentence = F.normalize(self.sentence_vector(tokens, token_mask), dim=1)
         tiled = sentence[:, :, None, None].expand(-1, -1, height, width)

@@ -11,14 +11,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from clevr_remv.res.models.imagenet import ImageNetNormalize
 from clevr_remv.res.models.registry import SIZES
 from clevr_remv.res.models.swin import SWIN_SIZES, PatchEmbed, PatchMerging, stage_blocks
 from clevr_remv.res.models.text import BertTokenizer, default_text_encoder_path, load_text_encoder
 from clevr_remv.res.models.vision_weights import load_swin_weights
 
 DEFAULT_LR = 5e-5
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def default_config(size: str = "tiny") -> dict:
@@ -175,14 +174,13 @@ class LAVT(nn.Module):
     def __init__(self, text_encoder, text_dim, embed_dim, depths, heads, window, drop_path,
                  decoder_dim):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalize = ImageNetNormalize()
         self.text_encoder = text_encoder
         self.backbone = LanguageAwareSwin(embed_dim, depths, heads, window, text_dim, drop_path)
         self.decoder = TopDownDecoder(self.backbone.dims, decoder_dim)
 
     def forward(self, image, tokens, token_mask):
         words = self.text_encoder(input_ids=tokens, attention_mask=token_mask).last_hidden_state
-        features = self.backbone((image - self.mean) / self.std, words, token_mask)
+        features = self.backbone(self.normalize(image), words, token_mask)
         logits = self.decoder(features)
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,49 +1,33 @@
-"""Tokenizers and text encoders: a word vocabulary for the baseline, BERT-family models for LAVT.
+"""Tokenizers and text encoders: word ids (the shared ``Vocabulary``) for the baseline,
+BERT-family models for LAVT.
 
 Both tokenizers map a list of texts to ``(tokens, token_mask)``, LongTensors of shape
 (B, max_tokens), padded with 0 and with mask 1 on real tokens.
 """
-import collections
 import os
-import re
 import warnings
 from pathlib import Path
 
 import torch
 
+from clevr_remv.dataset.vocab import PAD, UNKNOWN, Vocabulary
 from clevr_remv.errors import ClevrRemvError
-
-PAD, UNKNOWN = "<pad>", "<unk>"
-WORD_PATTERN = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list:
-    """Lower-case alphanumeric words of ``text`` (punctuation dropped)."""
-    return WORD_PATTERN.findall(text.lower())
-
-
-def build_vocabulary(texts, min_count: int = 1) -> list:
-    """``[PAD, UNKNOWN, ...]`` then the words seen at least ``min_count`` times, most frequent first."""
-    counts = collections.Counter(word for text in texts for word in words(text))
-    ranked = sorted((word for word, count in counts.items() if count >= min_count),
-                    key=lambda word: (-counts[word], word))
-    return [PAD, UNKNOWN] + ranked
 
 
 class WordTokenizer:
-    """Words -> vocabulary indices; unknown words map to ``<unk>``, long texts are cut."""
+    """Words -> indices of a stored vocabulary (a ``Vocabulary.words`` list); unknown words map
+    to ``<unk>``, long texts are cut."""
 
     def __init__(self, vocabulary, max_tokens: int):
         if list(vocabulary[:2]) != [PAD, UNKNOWN]:
             raise ValueError(f"a vocabulary starts with {PAD!r}, {UNKNOWN!r}")
-        self.index = {word: i for i, word in enumerate(vocabulary)}
+        self.vocabulary = Vocabulary(vocabulary)
         self.max_tokens = max_tokens
 
     def __call__(self, texts):
         tokens = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
-        unknown = self.index[UNKNOWN]
         for row, text in enumerate(texts):
-            ids = [self.index.get(word, unknown) for word in words(text)][:self.max_tokens]
+            ids = self.vocabulary.encode(text)[:self.max_tokens]
             tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
         return tokens, (tokens != 0).long()
 
