@@ -100,6 +100,16 @@ def test_scenes_do_not_depend_on_start_or_workers(reference, tmp_path):
                                   reference.read_index(index, view["u"], view["v"]))
 
 
+def test_the_ray_executor_renders_the_same_scene(reference, tmp_path):
+    pytest.importorskip("ray")
+    generate(tmp_path, 1, tiny_config(), start=2, command=worker_command(), progress=False, executor="ray",
+             workers=1)
+    other = DatasetStore(tmp_path)
+    assert scene_files(other, 2).keys() == scene_files(reference, 2).keys()
+    for name in ("scene.json", "refexps.json"):
+        assert (other.scene_dir(2) / name).read_bytes() == (reference.scene_dir(2) / name).read_bytes()
+
+
 def test_a_killed_run_resumes_to_the_same_files(reference, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "clevr_remv", "generate", "--out", str(tmp_path),
                                 "--scenes", "3", *TINY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

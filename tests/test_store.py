@@ -32,20 +32,53 @@ def test_a_failed_scene_leaves_no_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["000005"]
 
 
-def test_only_temporaries_of_finished_runs_are_removed(tmp_path):
+def test_a_second_finisher_discards_its_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLEVR_REMV_HOSTNAME", "node-a")
+    with atomic_scene_dir(tmp_path, 5) as first:
+        (first / "scene.json").write_text("first")
+        monkeypatch.setenv("CLEVR_REMV_HOSTNAME", "node-b")
+        with atomic_scene_dir(tmp_path, 5) as second:  # a run on another host, finishing earlier
+            (second / "scene.json").write_text("second")
+    assert [p.name for p in tmp_path.iterdir()] == ["000005"]
+    assert (tmp_path / "000005" / "scene.json").read_text() == "second"
+
+
+def test_only_leftovers_of_this_hosts_dead_runs_or_stale_ones_are_removed(tmp_path, monkeypatch):
     import os
     import subprocess
+    import time
 
-    from clevr_remv.generate.pipeline import _remove_stale_temporaries
+    from clevr_remv.dataset.store import remove_stale_temporaries
 
+    monkeypatch.setenv("CLEVR_REMV_HOSTNAME", "node-a")
     running = subprocess.Popen(["sleep", "30"])
     try:
         dead_pid = 2 ** 22 + 7  # above Linux's largest possible pid: never a live process
-        (tmp_path / f".tmp-000001-{dead_pid}").mkdir()
-        (tmp_path / f".tmp-000002-{running.pid}").mkdir()
-        (tmp_path / f".tmp-000003-{os.getpid()}").mkdir()
-        _remove_stale_temporaries(tmp_path)
-        assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-000002-{running.pid}"]
+        names = {"dead": f".tmp-000001-node-a-{dead_pid}", "running": f".tmp-000002-node-a-{running.pid}",
+                 "mine": f".tmp-000003-node-a-{os.getpid()}", "other_host": f".tmp-000004-node-b-{dead_pid}",
+                 "other_host_old": f".tmp-000005-node-b-{dead_pid}", "old_format": f".tmp-000006-{dead_pid}"}
+        for name in names.values():
+            (tmp_path / name / "rgb").mkdir(parents=True)
+        old = time.time() - 7200
+        os.utime(tmp_path / names["other_host_old"] / "rgb", (old, old))
+        os.utime(tmp_path / names["other_host_old"], (old, old))
+        removed = remove_stale_temporaries(tmp_path, stale_after=3600)
+        assert sorted(p.name for p in removed) == sorted(names[k] for k in ("dead", "mine", "other_host_old"))
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            names[k] for k in ("running", "other_host", "old_format"))
+        # A folder whose views are still being written is not stale, however old the folder itself is.
+        os.utime(tmp_path / names["other_host"], (old, old))
+        assert remove_stale_temporaries(tmp_path, stale_after=3600) == []
     finally:
         running.kill()
         running.wait()
+
+
+def test_exactly_one_writer_creates_a_file(tmp_path):
+    from clevr_remv.dataset.store import create_json_atomic
+
+    document = {"format_version": 1, "seed": 0, "ratios": [1.0], "splits": {"train": [0]}}
+    assert create_json_atomic(tmp_path / "splits.json", document, "splits")
+    assert not create_json_atomic(tmp_path / "splits.json", dict(document, seed=1), "splits")
+    assert json.loads((tmp_path / "splits.json").read_text())["seed"] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["splits.json"]

@@ -2,23 +2,33 @@
 
 Every consumer reads a dataset through :class:`DatasetStore`; nothing else builds paths.
 A scene folder ``scenes/NNNNNN`` exists only once the scene is complete: scenes are written
-into ``scenes/.tmp-NNNNNN-<pid>`` and renamed into place.
+into ``scenes/.tmp-NNNNNN-<host>-<pid>`` and renamed into place. Several runs, on several hosts
+sharing the folder, may write one dataset at once.
 """
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from clevr_remv.dataset.atomic import TMP_PREFIX, write_text_atomic
+from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, write_text_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
 
-__all__ = ["DatasetStore", "write_json_atomic", "scene_folder_name", "atomic_scene_dir"]
+__all__ = ["DatasetStore", "write_json_atomic", "create_json_atomic", "scene_folder_name", "atomic_scene_dir",
+           "remove_stale_temporaries", "host_name"]
+
+HOST_ENV = "CLEVR_REMV_HOSTNAME"  # overrides the host name (tests simulate several hosts with it)
+COUNT_TRIES = 20
+
 
 def scene_folder_name(index: int) -> str:
     """The folder name of scene ``index``, e.g. ``000042``."""
@@ -32,18 +42,84 @@ def write_json_atomic(path, document, schema_name=None) -> None:
     write_text_atomic(path, json.dumps(document, indent=1))
 
 
+def create_json_atomic(path, document, schema_name=None) -> bool:
+    """Like :func:`write_json_atomic`, but only when ``path`` does not exist yet; returns whether
+    this call created it (of several writers racing, exactly one does)."""
+    if schema_name is not None:
+        validate(document, schema_name, path)
+    return create_text_atomic(path, json.dumps(document, indent=1))
+
+
+def host_name() -> str:
+    """This machine's name as written into temporary scene folders (``CLEVR_REMV_HOSTNAME``
+    overrides it)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", os.environ.get(HOST_ENV) or socket.gethostname())
+
+
+def _temporary_owner(name: str):
+    """(host, pid) of a ``.tmp-NNNNNN-<host>-<pid>`` scene folder; None for other names."""
+    match = re.fullmatch(re.escape(TMP_PREFIX) + r"\d+-(.+)-(\d+)", name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of a folder and its direct entries (the views are written
+    into its rgb/ and index/ subfolders)."""
+    times = [path.stat().st_mtime]
+    with contextlib.suppress(OSError):
+        times += [entry.stat().st_mtime for entry in path.iterdir()]
+    return max(times)
+
+
+def remove_stale_temporaries(scenes_dir, stale_after: float) -> list:
+    """Delete leftover temporary scene folders; return their paths.
+
+    A folder goes when it is this host's and its process is gone (or is this process, i.e. a
+    leftover of an earlier process with the same pid), or when nothing in it changed for
+    ``stale_after`` seconds. Other hosts' recent folders may be scenes in progress and stay.
+    """
+    scenes_dir, host, now = Path(scenes_dir), host_name(), time.time()
+    removed = []
+    for path in sorted(scenes_dir.glob(TMP_PREFIX + "*")) if scenes_dir.is_dir() else []:
+        owner = _temporary_owner(path.name)
+        try:
+            gone = owner is not None and owner[0] == host and (owner[1] == os.getpid() or not _process_alive(owner[1]))
+            if gone or now - _last_change(path) > stale_after:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # renamed into place or removed by its owner meanwhile
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_scene_dir(scenes_dir, index: int):
     """Yield a fresh temporary folder for scene ``index``; rename it into place on success,
-    delete it on any error, so a scene folder is never seen half-written."""
+    delete it on any error, so a scene folder is never seen half-written. When another run
+    completed the scene first, its copy stays and this one is discarded."""
     scenes_dir = Path(scenes_dir)
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    tmp = scenes_dir / f"{TMP_PREFIX}{scene_folder_name(index)}-{os.getpid()}"
+    final = scenes_dir / scene_folder_name(index)
+    tmp = scenes_dir / f"{TMP_PREFIX}{scene_folder_name(index)}-{host_name()}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         yield tmp
-        os.rename(tmp, scenes_dir / scene_folder_name(index))
+        try:
+            os.rename(tmp, final)
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (final / "scene.json").is_file():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -74,14 +150,23 @@ class DatasetStore:
         self._info = info
 
     def refresh_counts(self) -> dict:
-        """Recount the complete scenes and their expressions into dataset.json; return the counts."""
-        scene_ids = self.scene_ids()
-        expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
-                          for index in scene_ids if self.refexps_path(index).is_file())
-        info = dict(self.info())
-        info["counts"] = dict(info["counts"], scenes=len(scene_ids), expressions=expressions)
-        self.write_info(info)
-        return info["counts"]
+        """Recount the complete scenes and their expressions into dataset.json; return the counts.
+
+        Runs that finish together (on several hosts) may overwrite each other's count, so each one
+        writes and then checks again until dataset.json agrees with the scene folders.
+        """
+        for _ in range(COUNT_TRIES):
+            scene_ids = self.scene_ids()
+            expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
+                              for index in scene_ids if self.refexps_path(index).is_file())
+            self._info = None  # another run may have changed the file
+            info = self.info()
+            counts = dict(info["counts"], scenes=len(scene_ids), expressions=expressions)
+            if counts == info["counts"]:
+                return counts
+            self.write_info(dict(info, counts=counts))
+        raise ClevrRemvError(f"{self.dataset_json_path}: the counts kept changing while recounting; "
+                             "run `clevr-remv refexps` or generate again once the other runs have finished")
 
     @property
     def grid(self) -> int:

@@ -4,11 +4,27 @@ from pathlib import Path
 import click
 
 from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_SAMPLES, GenerateConfig
+from clevr_remv.generate.pipeline import EXECUTORS
 from clevr_remv.generate.pipeline import generate as run_generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
 from clevr_remv.generate.rig import RIG_TYPES
 from clevr_remv.refexp import load_template_set, refexp_settings
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _parse_duration(ctx, param, value) -> float:
+    """'24h', '90m', '3600s', '2d' (or a number of hours) -> seconds."""
+    text = str(value).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 3600.0)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: write a duration such as 24h, 90m or 3600s") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r}: must be longer than 0")
+    return seconds
 
 
 @click.command()
@@ -18,7 +34,9 @@ from clevr_remv.refexp import load_template_set, refexp_settings
 @click.option("--start", default=0, show_default=True, type=int, help="Index of the first scene.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Global seed; scene i depends only on (seed, i).")
-@click.option("--workers", default=1, show_default=True, type=int, help="Scenes rendered at once.")
+@click.option("--workers", type=int, default=None,
+              help="Render workers (scenes made at once): processes here with --executor local [default: 1], "
+                   "actors with --executor ray [default: one per node, or per GPU with --device gpu].")
 @click.option("--grid", default=9, show_default=True, type=int, help="Cameras per side of the array (odd).")
 @click.option("--width", default=480, show_default=True, type=int, help="View width in pixels.")
 @click.option("--height", default=320, show_default=True, type=int, help="View height in pixels.")
@@ -42,13 +60,28 @@ from clevr_remv.refexp import load_template_set, refexp_settings
               help="Your own referring-expression template folder.")
 @click.option("--view-timeout", default=600.0, show_default=True, type=float,
               help="Seconds without progress after which a render worker is restarted.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(EXECUTORS),
+              help="local: worker processes on this machine; ray: actors on a Ray cluster "
+                   "(pip install clevr-remv[cluster]; --out must be a folder every node sees).")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray head node HOST:PORT or ray://HOST:PORT [default: join the running cluster if there is "
+                   "one, else start Ray on this machine].")
+@click.option("--worker-cpus", type=int, default=None,
+              help="CPUs (render threads) per worker [default: an even share of the cores; with --executor ray "
+                   "of the cluster's, at most one node's].")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Make only the scenes i of the range with i mod N == K (0-based K), e.g. for job arrays: "
+                   "--shard $SLURM_ARRAY_TASK_ID/64.")
+@click.option("--stale-after", default="24h", show_default=True, callback=_parse_duration, metavar="DURATION",
+              help="Remove other hosts' temporary scene folders untouched this long (e.g. 24h, 90m, 3600s).")
 def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
              min_objects, max_objects, min_pixels, baseline, rig, properties_file, blender,
-             per_scene, templates_dir, view_timeout):
+             per_scene, templates_dir, view_timeout, executor, ray_address, worker_cpus, shard, stale_after):
     """Lay out CLEVR scenes and render each with a GRID x GRID light-field camera array.
 
     Writes rgb/ and index/ PNGs per view, scene.json and refexps.json per scene. Running the
-    same command again skips complete scenes and finishes the rest.
+    same command again skips complete scenes and finishes the rest. Several runs (other --start
+    ranges, shards, hosts) may write one folder at once; each scene is made once.
     """
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=samples,
                             denoise=not no_denoise, baseline=baseline, rig=rig, min_objects=min_objects,
@@ -58,9 +91,16 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
         load_template_set(templates_dir)  # a bad template folder fails before anything is written
     refexps = refexp_settings(seed, per_scene, templates_dir)
     summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),
-                           device=device, refexps=refexps, view_timeout=view_timeout)
+                           device=device, refexps=refexps, view_timeout=view_timeout, executor=executor,
+                           shard=shard, worker_cpus=worker_cpus, ray_address=ray_address,
+                           stale_after=stale_after)
     overhead = summary["wall_seconds"] / summary["render_seconds"] if summary["render_seconds"] else float("nan")
     click.echo(f"{summary['rendered']} scenes rendered ({summary['views']} views), {summary['skipped']} already "
                f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering "
                f"(overhead x{overhead:.2f}); dataset {summary['out']}: {summary['counts']['scenes']} scenes, "
                f"{summary['counts']['expressions']} expressions")
+    if summary["restarts"]:
+        click.echo(f"{summary['restarts']} scene(s) restarted after a render worker or node was lost")
+    if executor == "ray":
+        click.echo("scenes per node: " + (", ".join(f"{node} {count}" for node, count in
+                                                    sorted(summary["per_node"].items())) or "none"))

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from clevr_remv import FORMAT_VERSION, __version__
-from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.store import DatasetStore, create_json_atomic, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.scene import add_visibility
@@ -20,16 +20,15 @@ def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
     expression settings (``refexps``, see :func:`clevr_remv.refexp.refexp_settings`).
 
     Different settings are refused and nothing is touched, so a resumed run never mixes scenes
-    generated with different settings.
+    generated with different settings. Of several runs starting at once into a new folder, exactly
+    one creates dataset.json and the others check their settings against it.
     """
     dataset_json = Path(root) / "dataset.json"
     wanted = config.to_dict()
-    if not dataset_json.exists():
-        write_json_atomic(dataset_json, {
+    if create_json_atomic(dataset_json, {
             "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
             "config": wanted, "refexps": refexps,
-            "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0},
-        }, "dataset")
+            "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0}}, "dataset"):
         return DatasetStore(root)
     store = DatasetStore(root)
     difference = _config_difference(store.info()["config"], wanted)

@@ -1,0 +1,226 @@
+"""The Ray executor: one actor per render worker on a Ray cluster, scenes handed out by the driver.
+
+Each actor owns one supervised render process (reused for many scenes) with its own CPUs or one
+GPU, and writes straight into the dataset folder, which every node must see at the same path.
+The driver keeps every actor busy, feeds its progress bar with the actors' per-view events, and
+gives the scene of an actor (or node) that dies to another actor, a bounded number of times.
+``ray`` is imported only when this executor runs (the ``cluster`` extra).
+"""
+import collections
+import os
+import shutil
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from clevr_remv.dataset.store import TMP_PREFIX, host_name, remove_stale_temporaries, scene_folder_name
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.render import SupervisedWorker
+from clevr_remv.generate.scene_job import Progress, SceneJob, make_scene
+
+MAX_SCENE_ATTEMPTS = 3  # a scene whose actor died this often stops the run
+ACTOR_START_TIMEOUT_S = 300.0  # how long work may wait for a replacement actor to start
+POLL_S = 0.2
+
+
+def import_ray():
+    """The ray module, or a clear error naming the extra to install."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ClevrRemvError("--executor ray: the ray package is not installed; "
+                             "pip install clevr-remv[cluster]") from error
+    return ray
+
+
+def check_reachable(address) -> None:
+    """Fail fast, with a clear message, when nothing listens at a ``HOST:PORT`` or
+    ``ray://HOST:PORT`` address (ray.init itself would wait for minutes)."""
+    if address in (None, "auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not (host and port.isdigit()):
+        raise ClevrRemvError(f"--ray-address {address}: write HOST:PORT of the head node (e.g. 10.0.0.1:6379), "
+                             "ray://HOST:10001, or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ClevrRemvError(f"--ray-address {address}: nothing answers there ({error.strerror or error}); "
+                             "start the cluster with `ray start --head` on the head node, or fix the address") from error
+
+
+class RenderActor:
+    """A Ray actor owning one supervised render worker; makes the scenes the driver hands it."""
+
+    def __init__(self, job: SceneJob, command, device: str, threads: int, view_timeout: float, events,
+                 stale_after: float):
+        self.job, self.events, self.stale_after = job, events, stale_after
+        self.worker = SupervisedWorker(command, device, threads, view_timeout)
+
+    def identity(self, check_file: str) -> dict:
+        """Who this actor is (host, pid, Ray node) and what it reads in the driver's check file
+        (None when the dataset folder is not visible here). Clears this host's leftovers."""
+        import ray
+
+        try:
+            token = Path(check_file).read_text()
+        except OSError:
+            token = None
+        else:
+            remove_stale_temporaries(Path(self.job.root) / "scenes", self.stale_after)
+        return {"host": host_name(), "pid": os.getpid(), "token": token,
+                "node": ray.get_runtime_context().get_node_id()}
+
+    def make(self, index: int) -> bool:
+        """Make scene ``index``; report each view (and each restart) to the driver's event queue."""
+        return make_scene(self.worker, self.job, index,
+                          on_view=lambda event: self.events.put((index, event["seconds"])),
+                          on_retry=lambda: self.events.put((index, None)))
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def _cluster_shape(ray, device: str, workers, worker_cpus) -> tuple:
+    """(actors, CPUs per actor, GPUs per actor): by default one actor per node (or per GPU),
+    each with an even share of the cluster's CPUs that fits on its largest node."""
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    total_cpus = sum(node["Resources"].get("CPU", 0) for node in nodes)
+    largest = max((node["Resources"].get("CPU", 0) for node in nodes), default=0)
+    gpus = int(sum(node["Resources"].get("GPU", 0) for node in nodes))
+    if device == "gpu" and gpus == 0:
+        raise ClevrRemvError("--device gpu: the Ray cluster has no GPU; start its nodes with GPUs or use --device cpu")
+    if workers is None:
+        workers = gpus if device == "gpu" else max(1, sum(node["Resources"].get("CPU", 0) > 0 for node in nodes))
+    if worker_cpus is None:
+        worker_cpus = 1 if device == "gpu" else max(1, min(int(largest), int(total_cpus // workers)))
+    if worker_cpus > largest:
+        raise ClevrRemvError(f"--worker-cpus: {worker_cpus} is more than the largest node has ({largest:g}); "
+                             "ask for fewer")
+    return workers, worker_cpus, 1 if device == "gpu" else 0
+
+
+class _ActorPool:
+    """The driver's actors: starting (identity pending), idle, or busy with one scene."""
+
+    def __init__(self, ray, make_actor, check_file: str, token: str, root: str):
+        self.ray, self.make_actor = ray, make_actor
+        self.check_file, self.token, self.root = check_file, token, root
+        self.starting, self.busy, self.idle, self.identity, self.everyone = {}, {}, [], {}, []
+
+    def start(self) -> None:
+        actor = self.make_actor()
+        self.everyone.append(actor)
+        self.starting[actor.identity.remote(self.check_file)] = actor
+
+    def started(self, ref) -> None:
+        actor = self.starting.pop(ref)
+        identity = self.ray.get(ref)
+        if identity["token"] != self.token:
+            raise ClevrRemvError(f"--out {self.root}: a node ({identity['host']}, Ray node {identity['node'][:8]}) "
+                                 "cannot read the dataset folder; --out must be a shared folder that every node "
+                                 "mounts at the same path (NFS, Lustre, ...)")
+        self.identity[actor] = identity
+        self.idle.append(actor)
+
+    def lost(self, actor, index: int) -> None:
+        """Forget a dead actor and delete the temporary folder it was writing."""
+        identity = self.identity.pop(actor)
+        name = f"{TMP_PREFIX}{scene_folder_name(index)}-{identity['host']}-{identity['pid']}"
+        shutil.rmtree(Path(self.root) / "scenes" / name, ignore_errors=True)
+
+    def close(self) -> None:
+        for actor in self.everyone:
+            self.ray.kill(actor, no_restart=True)
+
+
+def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cpus, command, device: str,
+               view_timeout: float, address=None, stale_after: float = 24 * 3600.0) -> dict:
+    """Make the scenes ``todo`` on a Ray cluster (joined at ``address``; default: a running one,
+    else a new local instance) with ``workers`` actors; return {node: scenes rendered}."""
+    ray = import_ray()
+    check_reachable(address)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    from ray.util.queue import Queue
+
+    check_file = Path(job.root) / f".clevr-remv-check-{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    check_file.write_text(token)
+    pool = None
+    try:
+        actors, cpus, gpus = _cluster_shape(ray, device, workers, worker_cpus)
+        events = Queue()
+        actor_class = ray.remote(RenderActor).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
+                                                      scheduling_strategy="SPREAD")
+        pool = _ActorPool(ray, lambda: actor_class.remote(job, command, device, cpus, view_timeout, events,
+                                                          stale_after), str(check_file), token, job.root)
+        for _ in range(min(actors, len(todo))):
+            pool.start()
+        return _drive(ray, pool, todo, progress, events)
+    finally:
+        if pool is not None:
+            pool.close()
+        check_file.unlink(missing_ok=True)
+        if started_here:
+            ray.shutdown()
+
+
+def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dict:
+    """Hand scenes to idle actors until all are made; replace actors that die."""
+    waiting = collections.deque(todo)
+    attempts = collections.Counter()
+    per_node = collections.Counter()
+    stalled_since = time.monotonic()
+    while waiting or pool.busy:
+        while pool.idle and waiting:
+            actor, index = pool.idle.pop(), waiting.popleft()
+            pool.busy[actor.make.remote(index)] = (actor, index)
+        ready, _ = ray.wait(list(pool.busy) + list(pool.starting), num_returns=1, timeout=POLL_S)
+        _drain(events, progress)
+        for ref in ready:
+            if ref in pool.starting:
+                pool.started(ref)
+                continue
+            actor, index = pool.busy.pop(ref)
+            try:
+                rendered = ray.get(ref)
+            except ray.exceptions.RayTaskError as error:
+                if isinstance(error.cause, ClevrRemvError):
+                    raise ClevrRemvError(str(error.cause)) from None
+                raise
+            except ray.exceptions.RayActorError as error:
+                attempts[index] += 1
+                progress.restart(index)
+                pool.lost(actor, index)
+                if attempts[index] >= MAX_SCENE_ATTEMPTS:
+                    raise ClevrRemvError(f"scene {index}: its Ray actor died {attempts[index]} times (last: "
+                                         f"{str(error).splitlines()[0]}); check the nodes' logs, then run the "
+                                         "same command again to resume") from None
+                waiting.appendleft(index)
+                pool.start()
+                continue
+            identity = pool.identity[actor]
+            per_node[f"{identity['host']}/{identity['node'][:8]}"] += int(rendered)
+            _drain(events, progress)
+            progress.finish(index, rendered)
+            pool.idle.append(actor)
+        if ready or pool.busy:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > ACTOR_START_TIMEOUT_S:
+            raise ClevrRemvError(f"no Ray actor could start in {ACTOR_START_TIMEOUT_S:.0f} s for the "
+                                 f"{len(waiting)} scenes left (not enough free CPUs or GPUs on the cluster?); "
+                                 "run the same command again when nodes are back")
+    return dict(per_node)
+
+
+def _drain(events, progress: Progress) -> None:
+    """Pass the actors' queued view events (index, seconds) and restarts (index, None) on."""
+    size = events.qsize()
+    for index, seconds in events.get_nowait_batch(size) if size else []:
+        if seconds is None:
+            progress.restart(index)
+        else:
+            progress.view(index, seconds)
