@@ -150,3 +150,17 @@ def test_a_failing_scene_on_ray_reports_its_message(tmp_path):
         generate(tmp_path, 1, GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=10 ** 6,
                                              properties=load_properties()),
                  command=STAND_IN, progress=False, executor="ray", workers=1, worker_cpus=1)
+
+
+def test_a_node_that_cannot_see_the_dataset_folder_stops_the_run(tmp_path):
+    from clevr_remv.generate.ray_executor import _ActorPool
+
+    class FakeRay:
+        def get(self, ref):
+            return {"host": "node-b", "pid": 7, "node": "f00dcafe" * 4, "token": None}
+
+    pool = _ActorPool(FakeRay(), None, str(tmp_path / "check"), "secret", str(tmp_path))
+    pool.starting["ref"] = "actor"
+    with pytest.raises(ClevrRemvError, match=r"a node \(node-b, Ray node f00dcafe\) cannot read the dataset folder"):
+        pool.started("ref")
+    assert pool.idle == []
