@@ -38,10 +38,8 @@ def timed(root, scenes, config, **options) -> tuple:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenes", type=int, default=4)
-    parser.add_argument("--grid", type=int, default=3)
-    parser.add_argument("--width", type=int, default=240)
-    parser.add_argument("--height", type=int, default=160)
+    for flag, default in (("--scenes", 4), ("--grid", 3), ("--width", 240), ("--height", 160)):
+        parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--node-cores", type=int, default=32, help="Cores per node in the 10,000-scene plan.")
     args = parser.parse_args()
     cores = os.cpu_count()

@@ -136,7 +136,7 @@ class _ActorPool:
 
 
 def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cpus, command, device: str,
-               view_timeout: float, address=None, stale_after: float = 24 * 3600.0) -> dict:
+               view_timeout: float, address, stale_after: float) -> dict:
     """Make the scenes ``todo`` on a Ray cluster (joined at ``address``; default: a running one,
     else a new local instance) with ``workers`` actors; return {node: scenes rendered}."""
     ray = import_ray()
