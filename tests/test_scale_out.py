@@ -156,6 +156,8 @@ def test_a_node_that_cannot_see_the_dataset_folder_stops_the_run(tmp_path):
     from clevr_remv.generate.ray_executor import _ActorPool
 
     class FakeRay:
+        exceptions = pytest.importorskip("ray").exceptions
+
         def get(self, ref):
             return {"host": "node-b", "pid": 7, "node": "f00dcafe" * 4, "token": None}
 
@@ -164,3 +166,27 @@ def test_a_node_that_cannot_see_the_dataset_folder_stops_the_run(tmp_path):
     with pytest.raises(ClevrRemvError, match=r"a node \(node-b, Ray node f00dcafe\) cannot read the dataset folder"):
         pool.started("ref")
     assert pool.idle == []
+
+
+def test_actors_that_cannot_start_stop_the_run_with_advice(tmp_path):
+    ray = pytest.importorskip("ray")
+    from clevr_remv.generate import ray_executor
+
+    class FakeRay:
+        exceptions = ray.exceptions
+
+        def get(self, ref):
+            raise ray.exceptions.RayActorError()
+
+    class FakeActor:
+        class identity:
+            @staticmethod
+            def remote(check_file):
+                return object()
+
+    pool = ray_executor._ActorPool(FakeRay(), FakeActor, str(tmp_path / "check"), "secret", str(tmp_path))
+    pool.start()
+    with pytest.raises(ClevrRemvError, match="actors keep failing to start.*on every node"):
+        for _ in range(ray_executor.MAX_START_FAILURES + 1):
+            pool.started(next(iter(pool.starting)))
+    assert len(pool.everyone) == ray_executor.MAX_START_FAILURES + 1

@@ -20,6 +20,7 @@ from clevr_remv.generate.render import SupervisedWorker
 from clevr_remv.generate.scene_job import Progress, SceneJob, make_scene
 
 MAX_SCENE_ATTEMPTS = 3  # a scene whose actor died this often stops the run
+MAX_START_FAILURES = 5  # actors that died before their first scene, before the run gives up
 ACTOR_START_TIMEOUT_S = 300.0  # how long work may wait for a replacement actor to start
 POLL_S = 0.2
 
@@ -108,6 +109,7 @@ class _ActorPool:
         self.ray, self.make_actor = ray, make_actor
         self.check_file, self.token, self.root = check_file, token, root
         self.starting, self.busy, self.idle, self.identity, self.everyone = {}, {}, [], {}, []
+        self.failed_starts = 0
 
     def start(self) -> None:
         actor = self.make_actor()
@@ -116,7 +118,16 @@ class _ActorPool:
 
     def started(self, ref) -> None:
         actor = self.starting.pop(ref)
-        identity = self.ray.get(ref)
+        try:
+            identity = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as error:
+            self.failed_starts += 1
+            if self.failed_starts > MAX_START_FAILURES:
+                raise ClevrRemvError(f"Ray actors keep failing to start ({self.failed_starts} times; last: "
+                                     f"{str(error).splitlines()[0]}); install the same clevr-remv environment "
+                                     "(with the render and cluster extras) on every node") from None
+            self.start()
+            return
         if identity["token"] != self.token:
             raise ClevrRemvError(f"--out {self.root}: a node ({identity['host']}, Ray node {identity['node'][:8]}) "
                                  "cannot read the dataset folder; --out must be a shared folder that every node "
@@ -145,6 +156,7 @@ def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cp
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     check_file = Path(job.root) / f".clevr-remv-check-{uuid.uuid4().hex}"
     token = uuid.uuid4().hex
@@ -152,7 +164,9 @@ def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cp
     pool = None
     try:
         actors, cpus, gpus = _cluster_shape(ray, device, workers, worker_cpus)
-        events = Queue()
+        # The event queue lives on the driver's node: it must outlive any other node.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         actor_class = ray.remote(RenderActor).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
                                                       scheduling_strategy="SPREAD")
         pool = _ActorPool(ray, lambda: actor_class.remote(job, command, device, cpus, view_timeout, events,
