@@ -158,7 +158,7 @@ def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cp
     from ray.util.queue import Queue
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    check_file = Path(job.root) / f".clevr-remv-check-{uuid.uuid4().hex}"
+    check_file = Path(job.root) / f"{TMP_PREFIX}ray-check-{uuid.uuid4().hex}"  # a leftover if killed
     token = uuid.uuid4().hex
     check_file.write_text(token)
     pool = None
