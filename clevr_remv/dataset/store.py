@@ -35,19 +35,22 @@ def scene_folder_name(index: int) -> str:
     return f"{index:06d}"
 
 
-def write_json_atomic(path, document, schema_name=None) -> None:
-    """Validate ``document`` (when a schema is named) and write it to ``path`` atomically."""
+def _checked_json(path, document, schema_name) -> str:
+    """``document`` as the text of ``path``, validated first when a schema is named."""
     if schema_name is not None:
         validate(document, schema_name, path)
-    write_text_atomic(path, json.dumps(document, indent=1))
+    return json.dumps(document, indent=1)
+
+
+def write_json_atomic(path, document, schema_name=None) -> None:
+    """Validate ``document`` (when a schema is named) and write it to ``path`` atomically."""
+    write_text_atomic(path, _checked_json(path, document, schema_name))
 
 
 def create_json_atomic(path, document, schema_name=None) -> bool:
     """Like :func:`write_json_atomic`, but only when ``path`` does not exist yet; returns whether
     this call created it (of several writers racing, exactly one does)."""
-    if schema_name is not None:
-        validate(document, schema_name, path)
-    return create_text_atomic(path, json.dumps(document, indent=1))
+    return create_text_atomic(path, _checked_json(path, document, schema_name))
 
 
 def host_name() -> str:

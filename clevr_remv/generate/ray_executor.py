@@ -193,7 +193,7 @@ def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dic
             actor, index = pool.idle.pop(), waiting.popleft()
             pool.busy[actor.make.remote(index)] = (actor, index)
         ready, _ = ray.wait(list(pool.busy) + list(pool.starting), num_returns=1, timeout=POLL_S)
-        _drain(events, progress)
+        _drain(events, progress)  # actors queue a scene's views before returning it, so all are here
         for ref in ready:
             if ref in pool.starting:
                 pool.started(ref)
@@ -218,7 +218,6 @@ def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dic
                 continue
             identity = pool.identity[actor]
             per_node[f"{identity['host']}/{identity['node'][:8]}"] += int(rendered)
-            _drain(events, progress)
             progress.finish(index, rendered)
             pool.idle.append(actor)
         if ready or pool.busy:
