@@ -48,7 +48,8 @@ def outline_pixels(pixels, width):
     return {(i // 4 % width, i // 4 // width) for i in range(0, len(pixels), 4) if pixels[i:i + 3] == OUTLINE}
 
 
-def test_arrow_keys_move_the_camera_and_the_outline_follows(browsed, browser, live_viewer, tmp_path):
+def test_keys_and_drag_move_the_camera_and_the_outline_follows(browsed, browser, live_viewer, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -77,6 +78,9 @@ def test_arrow_keys_move_the_camera_and_the_outline_follows(browsed, browser, li
 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_DOWN)
     wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-view") == "u3_v3")
+    canvas = browser.find_element(By.ID, "view")
+    ActionChains(browser).click_and_hold(canvas).move_by_offset(-canvas.rect["width"] // 3, 0).release().perform()
+    wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-view") == "u1_v3")  # two steps left
     screenshot = tmp_path / "viewer.png"
     assert browser.save_screenshot(str(screenshot))
     with Image.open(screenshot) as image:

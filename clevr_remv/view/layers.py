@@ -9,7 +9,7 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 OUTLINE_RGBA = (255, 230, 0, 255)       # the yellow of `show`
-PREDICTION_RGBA = (0, 200, 255, 140)    # translucent cyan, so the ground-truth outline shows through
+PREDICTION_RGBA = (255, 40, 200, 150)   # translucent magenta, so the ground-truth outline shows through
 INSTANCE_ALPHA = 150
 INSTANCE_COLORMAP = "tab10"
 DEPTH_COLORMAP = "magma"
