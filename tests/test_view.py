@@ -3,14 +3,15 @@ bad files and flags."""
 import io
 import socket
 import sys
+import time
 
 import numpy as np
 import pytest
+from builders import shifted_predictions
 from click.testing import CliRunner
 from PIL import Image
 from starlette.testclient import TestClient
 
-from builders import shifted_predictions
 from clevr_remv.cli import main
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.geometry import view_name
@@ -252,3 +253,21 @@ def test_bad_dataset_predictions_and_busy_port_are_refused(tiny_dataset, tmp_pat
         port = busy.getsockname()[1]
         result = runner.invoke(main, ["view", "--data", str(tiny_dataset), "--port", str(port), "--no-browser"])
     assert result.exit_code == 2 and f"--port {port}: already in use" in result.output
+
+
+def test_view_serves_on_the_chosen_port_and_opens_the_browser(tiny_dataset, monkeypatch):
+    import uvicorn
+
+    served, opened = [], []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets: served.append(sockets[0].getsockname()))
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    result = CliRunner().invoke(main, ["view", "--data", str(tiny_dataset), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    host, port = served[0]
+    assert host == "127.0.0.1" and port > 0
+    assert f"at http://127.0.0.1:{port}/" in result.output and "6 scenes" in result.output
+    for _ in range(100):  # the browser is opened from a thread
+        if opened:
+            break
+        time.sleep(0.05)
+    assert opened == [f"http://127.0.0.1:{port}/"]

@@ -5,9 +5,9 @@ import shutil
 import urllib.parse
 
 import pytest
+from builders import shifted_predictions
 from PIL import Image
 
-from builders import shifted_predictions
 from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
