@@ -8,6 +8,7 @@ import pytest
 from builders import shifted_predictions
 from PIL import Image
 
+from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -21,9 +22,13 @@ CANVAS_PIXELS = ("const c = document.getElementById('view');"
 
 @pytest.fixture(scope="module")
 def browsed(tmp_path_factory):
-    """A 2-scene, 3x3-view, 96x64 dataset and shifted predictions of it."""
+    """A 2-scene, 3x3-view, 96x64 dataset whose scene 0 expression 0 is not valid in view (1, 1),
+    and shifted predictions of it."""
     folder = tmp_path_factory.mktemp("browsed")
-    write_synthetic_dataset(folder / "data", scenes=2, grid=3, width=96, height=64, seed=3)
+    store = write_synthetic_dataset(folder / "data", scenes=2, grid=3, width=96, height=64, seed=3)
+    refexps = store.load_refexps(0)
+    refexps["expressions"][0]["views"] = [view for view in store.views() if view != (1, 1)]
+    write_json_atomic(store.refexps_path(0), refexps, "refexps")
     return folder / "data", shifted_predictions(folder / "data", folder / "predictions.jsonl")
 
 
@@ -67,6 +72,11 @@ def test_keys_and_drag_move_the_camera_and_the_outline_follows(browsed, browser,
     wait.until(lambda d: d.find_element(By.ID, "view-iou").text.startswith("IoU"))
     centre = browser.execute_script(CANVAS_PIXELS)
     assert browser.find_element(By.ID, "view-iou").text == "IoU 100.00 %"  # no shift at the centre column
+    cells = browser.find_elements(By.CSS_SELECTOR, "#grid-map div")
+    assert [cell.get_attribute("class") == "invalid" for cell in cells] == [True] + [False] * 8
+    heat = [cell.text for cell in cells]  # IoU per view, v-major; the prediction is off by |u - 2| pixels
+    assert heat[0] == "" and heat[1] == heat[4] == heat[7] == "100"
+    assert all(0 < int(heat[i]) < 100 for i in (2, 3, 5, 6, 8))
 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
     wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-view") == "u3_v2")
@@ -81,6 +91,11 @@ def test_keys_and_drag_move_the_camera_and_the_outline_follows(browsed, browser,
     canvas = browser.find_element(By.ID, "view")
     ActionChains(browser).click_and_hold(canvas).move_by_offset(-canvas.rect["width"] // 3, 0).release().perform()
     wait.until(lambda d: d.find_element(By.ID, "view").get_attribute("data-view") == "u1_v3")  # two steps left
+    browser.find_element(By.ID, "toggle-instances").click()
+    objects = len(DatasetStore(data).load_scene(0)["objects"])
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#legend li")) == objects)
+    browser.find_element(By.ID, "filter").send_keys("no such words")
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#scene-list li"))
     screenshot = tmp_path / "viewer.png"
     assert browser.save_screenshot(str(screenshot))
     with Image.open(screenshot) as image:
