@@ -22,6 +22,7 @@ COMMANDS = {
     "evaluate": "clevr_remv.res.cli:evaluate_command",
     "benchmark": "clevr_remv.res.cli:benchmark",
     "retrieval": "clevr_remv.retrieval.cli:retrieval",
+    "view": "clevr_remv.view.cli:view",
 }
 
 SHORT_HELP = {
@@ -35,6 +36,7 @@ SHORT_HELP = {
     "evaluate": "Score RES predictions (P@K, mIoU, oIoU, MVR).",
     "benchmark": "Train and test an RES model on centre and shifted views.",
     "retrieval": "Image-text retrieval: VSE++ losses vs the IMC loss.",
+    "view": "Browse light fields, expressions and predictions in a web browser.",
 }
 
 

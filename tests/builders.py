@@ -27,3 +27,25 @@ def make_scene(objects, index=0) -> dict:
              for o in objects]
     return {"index": index, "objects": built, "views": views, "rig": {"center": [2, 2]},
             "directions": DIRECTIONS, "relationships": relationships(built, DIRECTIONS)}
+
+
+def shifted_predictions(root, path, scenes=None):
+    """Write JSON Lines predictions for every valid (expression, view) of ``scenes`` (default: all):
+    the ground-truth mask moved right by |u - centre u| pixels, so IoU falls away from the centre.
+    Returns ``path``."""
+    import json
+
+    import numpy as np
+
+    from clevr_remv.dataset.store import DatasetStore
+    from clevr_remv.res.evaluate import prediction_record
+
+    store = DatasetStore(root)
+    lines = []
+    for scene in store.scene_ids() if scenes is None else scenes:
+        for expression in store.load_refexps(scene)["expressions"]:
+            for u, v in expression["views"]:
+                mask = np.roll(store.read_index(scene, u, v) == expression["referent"], abs(u - store.center[0]), 1)
+                lines.append(json.dumps(prediction_record(scene, expression["id"], (u, v), mask)) + "\n")
+    path.write_text("".join(lines))
+    return path

@@ -62,3 +62,33 @@ def tiny_text_encoder(tmp_path_factory):
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def live_viewer():
+    """``start(data, predictions=None) -> URL``: the viewer served by uvicorn on a free local
+    port in a background thread, stopped when the test ends."""
+    import threading
+
+    import uvicorn
+
+    from clevr_remv.view.catalog import Catalog
+    from clevr_remv.view.scores import ViewerPredictions
+    from clevr_remv.view.server import create_app, listen, page_url
+
+    running = []
+
+    def start(data, predictions=None):
+        app = create_app(Catalog(data), ViewerPredictions(predictions) if predictions else None)
+        sock = listen("127.0.0.1", 0)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running.append((server, thread, sock))
+        return page_url(sock)
+
+    yield start
+    for server, thread, sock in running:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

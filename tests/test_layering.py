@@ -11,7 +11,8 @@ LAYERS = {
     "refexp": 2,
     "generate": 3,
     "res": 4, "retrieval": 4,
-    "cli": 5, "__main__": 5,
+    "view": 5,
+    "cli": 6, "__main__": 6,
 }
 SIBLINGS_APART = {frozenset({"res", "retrieval"})}
 
