@@ -10,7 +10,7 @@ start with EVENT_PREFIX (Blender prints its own log lines there too):
 - ``{"op": "render", "spec": {...}, "properties": {...}, "out": DIR, "passes": [...]}`` renders every
   view once with the object-index pass enabled, writes ``DIR/rgb/<view>.png`` and ``DIR/index/<view>.npy``
   (uint8, 0 = background, k = object k), with ``"passes": ["depth"]`` also ``DIR/depth/<view>.npy``
-  (float32 z-depth along the optical axis, world units; inf where no surface), replies
+  (float32 z-depth along the optical axis, world units; 1e10 where there is no surface), replies
   ``{"event": "view", ...}`` per view and ``{"event": "done"}`` at the end.
 - Failures reply ``{"event": "error", "message": ...}``; the driver decides what to retry.
 
