@@ -71,7 +71,7 @@ def _touches_border(mask):
 def test_mask_centroids_move_by_the_disparity(renders, rig):
     store = renders[rig]
     scene = store.load_scene(0)
-    centre_ids, centre_depth = store.read_index(0, 2, 2), store.read_depth(0, 2, 2)
+    centre_depth = store.read_depth(0, 2, 2)
     checked = 0
     for k, obj in enumerate(scene["objects"], start=1):
         masks = {uv: store.read_index(0, *uv) == k for uv in [(2, 2)] + NEIGHBOURS}

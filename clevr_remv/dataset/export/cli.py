@@ -6,8 +6,8 @@ import click
 
 from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
 from clevr_remv.dataset.export.coco import export_coco
-from clevr_remv.dataset.export.hci_lf import export_hci_lf
 from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
+from clevr_remv.dataset.export.hci_lf import export_hci_lf
 from clevr_remv.dataset.export.refcoco import IMAGE_FOLDERS, export_refcoco
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
