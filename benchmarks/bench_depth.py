@@ -56,13 +56,14 @@ def main():
     base_wall = statistics.mean(r[1] for r in results["rgb + index"])
     print(f"\n{args.scenes} scene(s), {args.grid}x{args.grid} views of {args.width}x{args.height}, "
           f"{args.repeats} interleaved rounds (means)")
-    print("| passes | render s/view | wall s/view | render ratio | wall ratio | KB/view rgb | index | depth |")
+    print("| passes | render s/view (each round) | wall s/view | render ratio | wall ratio | KB/view rgb | index | depth |")
     print("|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         render, wall = statistics.mean(r[0] for r in runs), statistics.mean(r[1] for r in runs)
         sizes = runs[0][2]
         depth = f"{sizes['depth'] / 1024:.1f}" if "depth" in sizes else "-"
-        print(f"| {name} | {render:.3f} | {wall:.3f} | {render / base_render:.3f} | {wall / base_wall:.3f} "
+        rounds = ", ".join(f"{r[0]:.2f}" for r in runs)
+        print(f"| {name} | {render:.3f} ({rounds}) | {wall:.3f} | {render / base_render:.3f} | {wall / base_wall:.3f} "
               f"| {sizes['rgb'] / 1024:.1f} | {sizes['index'] / 1024:.1f} | {depth} |")
 
 
