@@ -7,10 +7,11 @@ start with EVENT_PREFIX (Blender prints its own log lines there too):
 
 - ``{"op": "probe", "spec": {...}, "properties": {...}, "view": "u5_v5"}`` renders one view's object-index pass
   at 1 sample and replies ``{"event": "probe", "counts": [background, object 1, ...]}``.
-- ``{"op": "render", "spec": {...}, "properties": {...}, "out": DIR}`` renders every view once with the
-  object-index pass enabled, writes ``DIR/rgb/<view>.png`` and ``DIR/index/<view>.npy``
-  (uint8, 0 = background, k = object k), replies ``{"event": "view", ...}`` per view and
-  ``{"event": "done"}`` at the end.
+- ``{"op": "render", "spec": {...}, "properties": {...}, "out": DIR, "passes": [...]}`` renders every
+  view once with the object-index pass enabled, writes ``DIR/rgb/<view>.png`` and ``DIR/index/<view>.npy``
+  (uint8, 0 = background, k = object k), with ``"passes": ["depth"]`` also ``DIR/depth/<view>.npy``
+  (float32 z-depth along the optical axis, world units; 1e10 where there is no surface), replies
+  ``{"event": "view", ...}`` per view and ``{"event": "done"}`` at the end.
 - Failures reply ``{"event": "error", "message": ...}``; the driver decides what to retry.
 
 Only the standard library, numpy and bpy are used, so a Blender binary can run it.
@@ -141,25 +142,32 @@ def enable_gpu():
     raise RuntimeError("--device gpu: no OptiX or CUDA device found; use --device cpu")
 
 
-def setup_index_output(scene, directory):
-    """Compositor: write the Object Index pass of every render to ``directory``/index.exr."""
-    scene.view_layers[0].use_pass_object_index = True
+def setup_pass_output(scene, directory, depth):
+    """Compositor: write the Object Index pass (x channel) and, when ``depth``, the Depth pass
+    (y channel) of every render into one EXR, ``directory``/passes.exr; return its path."""
+    layer = scene.view_layers[0]
+    layer.use_pass_object_index = True
+    layer.use_pass_z = depth
     tree = bpy.data.node_groups.new("clevr_remv", "CompositorNodeTree")
     scene.compositing_node_group = tree
     layers = tree.nodes.new("CompositorNodeRLayers")
+    combine = tree.nodes.new("ShaderNodeCombineXYZ")
+    tree.links.new(layers.outputs["Object Index"], combine.inputs["X"])
+    if depth:
+        tree.links.new(layers.outputs["Depth"], combine.inputs["Y"])
     output = tree.nodes.new("CompositorNodeOutputFile")
     output.directory = directory
     output.file_name = ""
     output.format.media_type = "IMAGE"
     output.format.file_format = "OPEN_EXR"
     output.format.color_depth = "32"
-    output.file_output_items.new("FLOAT", "index")
-    tree.links.new(layers.outputs["Object Index"], output.inputs["index"])
-    return os.path.join(directory, "index.exr")
+    output.file_output_items.new("VECTOR", "passes")
+    tree.links.new(combine.outputs["Vector"], output.inputs["passes"])
+    return os.path.join(directory, "passes.exr")
 
 
-def build_scene(spec, properties, device, index_dir):
-    """Build the spec's scene from nothing; return (scene, camera, index EXR path)."""
+def build_scene(spec, properties, device, pass_dir, depth=False):
+    """Build the spec's scene from nothing; return (scene, camera, pass EXR path)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     setup_render(scene, spec, device)
@@ -206,7 +214,7 @@ def build_scene(spec, properties, device, index_dir):
     camera = bpy.data.objects.new("camera", camera_data)
     scene.collection.objects.link(camera)
     scene.camera = camera
-    return scene, camera, setup_index_output(scene, index_dir)
+    return scene, camera, setup_pass_output(scene, pass_dir, depth)
 
 
 def look_at_euler(location):
@@ -222,8 +230,8 @@ def place_camera(camera, view):
     camera.data.shift_x, camera.data.shift_y = view["shift"]
 
 
-def read_index(path):
-    """The Object Index EXR as uint8 (H, W), top row first."""
+def read_passes(path):
+    """The pass EXR as (index uint8 (H, W), depth float32 (H, W)), top row first."""
     image = bpy.data.images.load(path)
     try:
         width, height = image.size
@@ -231,8 +239,8 @@ def read_index(path):
         image.pixels.foreach_get(pixels)
     finally:
         bpy.data.images.remove(image)
-    index = pixels.reshape(height, width, -1)[::-1, :, 0]
-    return np.rint(index).astype(np.uint8)
+    pixels = pixels.reshape(height, width, -1)[::-1]
+    return np.rint(pixels[:, :, 0]).astype(np.uint8), np.ascontiguousarray(pixels[:, :, 1])
 
 
 # ---------------------------------------------------------------- jobs
@@ -248,25 +256,28 @@ def probe(job, device, workdir):
     spec["render"] = {"samples": 1, "denoise": False,
                       "cycles": {"max_bounces": 0, "diffuse_bounces": 0, "glossy_bounces": 0,
                                   "transmission_bounces": 0, "transparent_max_bounces": 0}}
-    scene, camera, index_exr = build_scene(spec, job["properties"], device, workdir)
+    scene, camera, pass_exr = build_scene(spec, job["properties"], device, workdir)
     view = next(v for v in spec["views"] if v["name"] == job["view"])
     render_view(scene, camera, view, os.path.join(workdir, "probe.png"))
-    index = read_index(index_exr)
+    index, _ = read_passes(pass_exr)
     counts = np.bincount(index.ravel(), minlength=len(spec["objects"]) + 1)
     emit(event="probe", counts=counts.tolist())
 
 
 def render(job, device, workdir):
     spec = job["spec"]
-    rgb_dir = os.path.join(job["out"], "rgb")
-    index_dir = os.path.join(job["out"], "index")
-    os.makedirs(rgb_dir, exist_ok=True)
-    os.makedirs(index_dir, exist_ok=True)
-    scene, camera, index_exr = build_scene(spec, job["properties"], device, workdir)
+    depth = "depth" in job.get("passes", [])
+    folders = ["rgb", "index"] + (["depth"] if depth else [])
+    for folder in folders:
+        os.makedirs(os.path.join(job["out"], folder), exist_ok=True)
+    scene, camera, pass_exr = build_scene(spec, job["properties"], device, workdir, depth)
     for view in spec["views"]:
         start = time.perf_counter()
-        render_view(scene, camera, view, os.path.join(rgb_dir, view["name"] + ".png"))
-        np.save(os.path.join(index_dir, view["name"] + ".npy"), read_index(index_exr))
+        render_view(scene, camera, view, os.path.join(job["out"], "rgb", view["name"] + ".png"))
+        index, z = read_passes(pass_exr)
+        np.save(os.path.join(job["out"], "index", view["name"] + ".npy"), index)
+        if depth:
+            np.save(os.path.join(job["out"], "depth", view["name"] + ".npy"), z)
         emit(event="view", name=view["name"], seconds=time.perf_counter() - start)
     emit(event="done")
 

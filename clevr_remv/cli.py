@@ -32,7 +32,7 @@ SHORT_HELP = {
     "stats": "Print dataset statistics and write plots.",
     "validate": "Check every file of a dataset.",
     "show": "Draw a contact sheet of a scene's views and a referent's masks.",
-    "export": "Export to RefCOCO (REFER), CLEVR-Ref+ or COCO formats.",
+    "export": "Export to RefCOCO (REFER), CLEVR-Ref+, COCO or HCI light-field formats.",
     "evaluate": "Score RES predictions (P@K, mIoU, oIoU, MVR).",
     "benchmark": "Train and test an RES model on centre and shifted views.",
     "retrieval": "Image-text retrieval: VSE++ losses vs the IMC loss.",

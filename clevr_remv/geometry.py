@@ -1,5 +1,5 @@
 """Camera-grid geometry shared by every layer: view names, the central view, view sets,
-look-at rotations and the projection of world points into a stored view."""
+look-at rotations, the projection of world points into a stored view and back, and disparity."""
 import numpy as np
 
 from clevr_remv.errors import ClevrRemvError
@@ -63,3 +63,34 @@ def project(points, view: dict) -> np.ndarray:
     x = k["fx"] * camera[:, 0] / depth + k["cx"]
     y = k["cy"] - k["fy"] * camera[:, 1] / depth
     return np.stack([x, y, depth], axis=1)
+
+
+def unproject(x, y, depth, view: dict) -> np.ndarray:
+    """World points (N, 3) seen at pixel positions ``x``, ``y`` (as :func:`project` gives them)
+    with z-depth ``depth`` along the optical axis in a view: the inverse of :func:`project`."""
+    k = view["intrinsics"]
+    depth = np.ravel(np.asarray(depth, float))
+    camera = np.stack([(np.ravel(x) - k["cx"]) / k["fx"] * depth,
+                       (k["cy"] - np.ravel(y)) / k["fy"] * depth, -depth], axis=1)
+    world_to_camera = np.asarray(view["world_to_camera"])
+    return (camera - world_to_camera[:3, 3]) @ world_to_camera[:3, :3]
+
+
+def disparity(depth, scene: dict, view) -> np.ndarray:
+    """Disparity in pixels per view step of points at z-depth ``depth`` (world units, an array
+    or a number; 0 = no value gives NaN, inf gives the value at infinity) seen in ``view``, the
+    (u, v) of a view of ``scene`` (a scene.json document).
+
+    A point at (x, y) in the centre view (uc, vc) lies at (x + (uc - u) d, y + (vc - v) d) in view
+    (u, v) (the README's light-field relation). Parallel rig: d = f_px * baseline / z; convergent
+    rig: d = f_px * baseline * (1 / z - 1 / z_focus), zero on the focus plane and positive in front
+    of it (the 4D Light Field Benchmark's convention).
+    """
+    rig = scene["rig"]
+    (u, v), = select_views([tuple(view)], rig["grid"])
+    focal = scene["views"][(v - 1) * rig["grid"] + (u - 1)]["intrinsics"]["fx"]
+    depth = np.asarray(depth, float)
+    inverse = np.divide(1.0, depth, out=np.full(depth.shape, np.nan), where=depth > 0)
+    if rig["type"] == "convergent":
+        inverse -= 1.0 / rig["focus_distance"]
+    return focal * rig["baseline"] * inverse

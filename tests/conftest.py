@@ -92,3 +92,13 @@ def live_viewer():
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_depth_dataset(tmp_path_factory):
+    """Root (Path) of a 2-scene, 3x3-view, 48x32 synthetic dataset with the depth pass and the
+    convergent rig (no splits.json). Read-only, like ``tiny_dataset``."""
+    root = tmp_path_factory.mktemp("tiny_depth") / "dataset"
+    write_synthetic_dataset(root, scenes=2, grid=TINY_GRID, width=TINY_WIDTH, height=TINY_HEIGHT, seed=0,
+                            rig="convergent", passes=("depth",))
+    return root

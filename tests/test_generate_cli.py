@@ -25,6 +25,7 @@ def invoke(tmp_path):
     (["--min-objects", "6", "--max-objects", "4"], "--min-objects: 6 is greater than --max-objects 4"),
     (["--baseline", "-1"], "--baseline: -1.0 must be >= 0"),
     (["--workers", "0"], "--workers: 0 must be >= 1"),
+    (["--passes", "foo"], "--passes: 'foo' is not a pass; choose from depth"),
     (["--blender", "/no/such/blender"], "--blender /no/such/blender: not an executable"),
 ])
 def test_bad_flags(invoke, args, message):

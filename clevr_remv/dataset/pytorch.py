@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from clevr_remv.dataset.depth import OPTIONAL_PASSES
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
@@ -24,15 +25,18 @@ class ClevrRemvDataset(Dataset):
 
     ``root``: dataset folder; ``split``: a name in splits.json; ``views``: "center",
     "corners" (the four corner views), "all" or a list of (u, v); ``transform``: called with
-    the sample dict and returning it (resize image and mask together there).
+    the sample dict and returning it (resize image and mask together there); ``passes``: optional
+    passes to load, ("depth",) or () (the dataset must have been generated with them).
 
     An item is a dict: ``image`` float32 (3, H, W) in [0, 1], ``mask`` bool (H, W) (the
     referent's pixels in the index pass), ``text``, ``scene``, ``expression_id``, ``object``
-    (1-based index of the referent) and ``view`` (u, v).
+    (1-based index of the referent) and ``view`` (u, v); with ``passes=("depth",)`` also
+    ``depth`` float32 (H, W), the z-depth in world units (0 = no value: sky or out of range).
     """
 
-    def __init__(self, root, split: str = "train", views="center", transform=None):
+    def __init__(self, root, split: str = "train", views="center", transform=None, passes=()):
         self.store = DatasetStore(root)
+        self.passes = _check_passes(self.store, passes)
         self.split = split
         self.views = select_views(views, self.store.grid)
         self.transform = transform
@@ -80,8 +84,23 @@ class ClevrRemvDataset(Dataset):
         image /= np.float32(255)  # several times faster than np.divide(transposed, out=...)
         sample["image"] = torch.from_numpy(image)
         sample["mask"] = torch.from_numpy(self.store.read_index(scene, u, v) == sample["object"])
+        if "depth" in self.passes:
+            sample["depth"] = torch.from_numpy(self.store.read_depth(scene, u, v))
         return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:
         return (f"ClevrRemvDataset(root={str(self.store.root)!r}, split={self.split!r}, "
                 f"views={len(self.views)}, samples={len(self)})")
+
+
+def _check_passes(store: DatasetStore, passes) -> tuple:
+    """``passes`` as a tuple, after checking that each is known and in the dataset."""
+    passes = (passes,) if isinstance(passes, str) else tuple(passes)
+    unknown = [name for name in passes if name not in OPTIONAL_PASSES]
+    if unknown:
+        raise ClevrRemvError(f"passes={passes!r}: {', '.join(map(repr, unknown))} is not a pass; "
+                             f"choose from {OPTIONAL_PASSES!r} (image and mask are always loaded)")
+    if "depth" in passes:
+        store.require_depth(f"passes={passes!r}", "leave out passes=('depth',), or regenerate the "
+                            "dataset with `clevr-remv generate --passes depth`")
+    return passes

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, write_text_atomic
+from clevr_remv.dataset.depth import decode_depth
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
@@ -172,6 +173,19 @@ class DatasetStore:
                              "run `clevr-remv refexps` or generate again once the other runs have finished")
 
     @property
+    def passes(self) -> tuple:
+        """The optional passes the dataset holds beside rgb and index, e.g. ("depth",); datasets
+        made before passes were configurable hold none."""
+        return tuple(self.info()["config"].get("passes", ()))
+
+    def require_depth(self, source: str, fix: str) -> None:
+        """Raise ClevrRemvError naming ``source`` (the flag or argument that asked for depth)
+        and ``fix`` unless the dataset has depth maps."""
+        if "depth" not in self.passes:
+            raise ClevrRemvError(f"{source}: the dataset {self.root} has no depth maps (it was generated "
+                                 f"without `--passes depth`); {fix}")
+
+    @property
     def grid(self) -> int:
         return self.info()["config"]["grid"]
 
@@ -205,6 +219,9 @@ class DatasetStore:
     def index_path(self, index: int, u: int, v: int) -> Path:
         return self.scene_dir(index) / "index" / f"{view_name(u, v)}.png"
 
+    def depth_path(self, index: int, u: int, v: int) -> Path:
+        return self.scene_dir(index) / "depth" / f"{view_name(u, v)}.png"
+
     def load_scene(self, index: int, check: bool = True) -> dict:
         """scene.json of scene ``index``; ``check=False`` skips the schema check (for bulk
         readers of trusted data: `validate` is the command that checks every file)."""
@@ -232,3 +249,9 @@ class DatasetStore:
         """The object-index mask of view (u, v): uint8 (H, W), 0 = background, k = object k."""
         with Image.open(self.index_path(index, u, v)) as image:
             return np.asarray(image)
+
+    def read_depth(self, index: int, u: int, v: int) -> np.ndarray:
+        """The z-depth of view (u, v): float32 (H, W) in world units, 0 = no value (see
+        :mod:`clevr_remv.dataset.depth`)."""
+        with Image.open(self.depth_path(index, u, v)) as image:
+            return decode_depth(np.asarray(image), self.info()["depth_scale"])

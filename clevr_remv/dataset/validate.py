@@ -1,8 +1,8 @@
 """`clevr-remv validate`: check every file of a dataset and list each problem with its path.
 
 Checks: dataset.json, scene.json, refexps.json and splits.json against their schemas; every
-RGB image and index mask (present, decodable, right size and mode, mask values within the
-object count, visible-pixel counts equal to scene.json); expression referents and their view
+RGB image, index mask and (in datasets with the depth pass) depth map (present, decodable, right
+size and mode, mask values within the object count, visible-pixel counts equal to scene.json); expression referents and their view
 lists against the scene's visibility; split coverage; the counts in dataset.json; leftover
 ``.tmp-*`` entries of interrupted runs (warnings only).
 """
@@ -44,6 +44,7 @@ class _Expected:
     width: int
     height: int
     properties: dict
+    depth: bool
 
 
 def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool = False) -> list:
@@ -59,7 +60,7 @@ def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool
         return [Problem(str(store.dataset_json_path), _strip_source(error, store.dataset_json_path))]
     problems = _check_info(store, info)
     expected = _Expected(info["config"]["grid"], info["config"]["width"], info["config"]["height"],
-                         info["config"]["properties"])
+                         info["config"]["properties"], "depth" in store.passes)
     problems += _leftovers(store.root) + _leftovers(store.scenes_dir)
     folders, strays = _scene_folders(store)
     problems += strays
@@ -175,6 +176,8 @@ def _check_images(store: DatasetStore, index: int, scene: dict, expected: _Expec
     size = (expected.width, expected.height)
     for i, (u, v) in enumerate(_grid_views(expected.grid)):
         problems += _check_png(store.rgb_path(index, u, v), size, "RGB", quick)[1]
+        if expected.depth:
+            problems += _check_png(store.depth_path(index, u, v), size, "I;16", quick)[1]
         mask, mask_problems = _check_png(store.index_path(index, u, v), size, "L", quick)
         problems += mask_problems
         if mask is None:

@@ -52,6 +52,8 @@ def _parse_duration(ctx, param, value) -> float:
               help="Distance between neighbouring cameras, world units.")
 @click.option("--rig", default="parallel", show_default=True, type=click.Choice(RIG_TYPES),
               help="parallel optical axes, or convergent (lens shift: zero disparity at the scene centre).")
+@click.option("--passes", default="", metavar="NAMES",
+              help="Optional passes beside rgb and index, comma-separated: depth (16-bit z-depth PNGs per view).")
 @click.option("--properties", "properties_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Your own properties JSON (shapes, colours, materials, sizes). Default: CLEVR's.")
 @click.option("--blender", type=str, help="Run the render worker in this Blender binary instead of the bpy module.")
@@ -75,18 +77,20 @@ def _parse_duration(ctx, param, value) -> float:
 @click.option("--stale-after", default="24h", show_default=True, callback=_parse_duration, metavar="DURATION",
               help="Remove other hosts' temporary scene folders untouched this long (e.g. 24h, 90m, 3600s).")
 def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
-             min_objects, max_objects, min_pixels, baseline, rig, properties_file, blender,
+             min_objects, max_objects, min_pixels, baseline, rig, passes, properties_file, blender,
              per_scene, templates_dir, view_timeout, executor, ray_address, worker_cpus, shard, stale_after):
     """Lay out CLEVR scenes and render each with a GRID x GRID light-field camera array.
 
-    Writes rgb/ and index/ PNGs per view, scene.json and refexps.json per scene. Running the
-    same command again skips complete scenes and finishes the rest. Several runs (other --start
-    ranges, shards, hosts) may write one folder at once; each scene is made once.
+    Writes rgb/ and index/ PNGs per view (and depth/ with --passes depth), scene.json and
+    refexps.json per scene. Running the same command again skips complete scenes and finishes
+    the rest. Several runs (other --start ranges, shards, hosts) may write one folder at once;
+    each scene is made once.
     """
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=samples,
                             denoise=not no_denoise, baseline=baseline, rig=rig, min_objects=min_objects,
                             max_objects=max_objects, min_pixels=min_pixels,
-                            properties=load_properties(properties_file))
+                            properties=load_properties(properties_file),
+                            passes=[name.strip() for name in passes.split(",") if name.strip()])
     if templates_dir is not None:
         load_template_set(templates_dir)  # a bad template folder fails before anything is written
     refexps = refexp_settings(seed, per_scene, templates_dir)

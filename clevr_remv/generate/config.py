@@ -1,6 +1,7 @@
 """Generation settings: defaults (the paper's specification), validation, and the stored form."""
 import dataclasses
 
+from clevr_remv.dataset.depth import OPTIONAL_PASSES
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.rig import RIG_TYPES
 
@@ -30,8 +31,14 @@ class GenerateConfig:
     max_objects: int = 10
     min_pixels: int = 200
     properties: dict = dataclasses.field(default_factory=dict)
+    passes: tuple = ()  # optional passes beside rgb and index, e.g. ("depth",)
 
     def __post_init__(self):
+        object.__setattr__(self, "passes", tuple(sorted(set(self.passes))))
+        unknown = [name for name in self.passes if name not in OPTIONAL_PASSES]
+        if unknown:
+            raise ClevrRemvError(f"--passes: {', '.join(map(repr, unknown))} is not a pass; choose from "
+                                 f"{', '.join(OPTIONAL_PASSES)} (rgb and index are always written)")
         checks = [
             (self.grid >= 1 and self.grid % 2 == 1, "--grid", f"{self.grid} must be a positive odd number (e.g. 9)"),
             (self.width > 0, "--width", f"{self.width} must be > 0"),
@@ -50,7 +57,7 @@ class GenerateConfig:
                 raise ClevrRemvError(f"{flag}: {message}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return dict(dataclasses.asdict(self), passes=list(self.passes))
 
     @classmethod
     def from_dict(cls, stored: dict) -> "GenerateConfig":

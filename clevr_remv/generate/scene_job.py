@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.depth import encode_depth
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.config import GenerateConfig
@@ -60,6 +61,14 @@ def _save_index_masks(scene_dir, spec) -> dict:
     return masks
 
 
+def _save_depth_maps(scene_dir, spec, scale: float) -> None:
+    """Turn the worker's float depth arrays (.npy) into 16-bit PNGs of ``scale`` world units per count."""
+    for view in spec["views"]:
+        raw = scene_dir / "depth" / f"{view['name']}.npy"
+        Image.fromarray(encode_depth(np.load(raw), scale)).save(raw.with_suffix(".png"), compress_level=6)
+        raw.unlink()
+
+
 def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, on_view=None, on_retry=None) -> bool:
     """Make scene ``index`` of ``job`` with ``worker`` unless it is complete already (another run
     made it); return whether it was rendered here. ``on_view`` gets each view's event, and
@@ -69,9 +78,12 @@ def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, on_view=None
         return False
     spec = choose_layout(worker, job.config, index)
     with atomic_scene_dir(store.scenes_dir, index) as tmp:
-        render = {"op": "render", "spec": spec, "properties": job.config.properties, "out": str(tmp)}
+        render = {"op": "render", "spec": spec, "properties": job.config.properties, "out": str(tmp),
+                  "passes": list(job.config.passes)}
         worker.run(render, f"scene {index}", on_view, on_retry)
         masks = _save_index_masks(tmp, spec)
+        if "depth" in job.config.passes:
+            _save_depth_maps(tmp, spec, store.info()["depth_scale"])
         write_annotations(tmp, spec, job.config.properties, masks, job.refexps)
     return True
 

@@ -2,10 +2,12 @@
 
 Objects are drawn as flat discs of their colour, projected through the real rig and painted
 far to near, so index masks, visibility, occlusion and expressions follow the real pipeline.
+With the depth pass, each disc lies at its object's centre depth and the background has no value.
 """
 import numpy as np
 from PIL import Image
 
+from clevr_remv.dataset.depth import encode_depth
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
@@ -34,26 +36,36 @@ def rasterize_view(spec: dict, view: dict, properties: dict) -> tuple:
     return rgb, index
 
 
+def disc_depth(spec: dict, view: dict, index_image: np.ndarray) -> np.ndarray:
+    """z-depth (world units) of a view drawn by :func:`rasterize_view`: each object's centre depth
+    on its disc, 0 (no value) on the background."""
+    centres = project([obj["3d_coords"] for obj in spec["objects"]], view)
+    return np.concatenate([[0.0], centres[:, 2]])[index_image]
+
+
 def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 48, height: int = 32,
                             seed: int = 0, min_objects: int = 3, max_objects: int = 10,
-                            per_scene: int = 8) -> DatasetStore:
+                            per_scene: int = 8, rig: str = "parallel", passes=()) -> DatasetStore:
     """Write ``scenes`` stand-in scenes in the CLEVR-REMV format to ``root`` and return its store."""
     properties = load_properties()
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=1,
                             min_objects=min_objects, max_objects=max_objects, min_pixels=0,
-                            properties=properties)
+                            properties=properties, rig=rig, passes=passes)
     refexps = refexp_settings(seed, per_scene)
     store = open_dataset(root, config, refexps)
     for index in range(scenes):
         spec = scene_spec(config, index)
         with atomic_scene_dir(store.scenes_dir, index) as tmp:
-            (tmp / "rgb").mkdir()
-            (tmp / "index").mkdir()
+            for folder in ("rgb", "index") + config.passes:
+                (tmp / folder).mkdir()
             index_images = {}
             for view in spec["views"]:
                 rgb, index_image = rasterize_view(spec, view, properties)
                 Image.fromarray(rgb).save(tmp / "rgb" / f"{view['name']}.png")
                 Image.fromarray(index_image).save(tmp / "index" / f"{view['name']}.png")
+                if "depth" in config.passes:
+                    depth = encode_depth(disc_depth(spec, view, index_image), store.info()["depth_scale"])
+                    Image.fromarray(depth).save(tmp / "depth" / f"{view['name']}.png")
                 index_images[view["name"]] = index_image
             write_annotations(tmp, spec, properties, index_images, refexps)
     store.refresh_counts()

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from clevr_remv import FORMAT_VERSION, __version__
+from clevr_remv.dataset.depth import DEPTH_SCALE
 from clevr_remv.dataset.store import DatasetStore, create_json_atomic, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.config import GenerateConfig
@@ -25,13 +26,15 @@ def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
     """
     dataset_json = Path(root) / "dataset.json"
     wanted = config.to_dict()
+    depth = {"depth_scale": DEPTH_SCALE} if "depth" in config.passes else {}
     if create_json_atomic(dataset_json, {
             "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
-            "config": wanted, "refexps": refexps,
+            "config": wanted, "refexps": refexps, **depth,
             "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0}}, "dataset"):
         return DatasetStore(root)
     store = DatasetStore(root)
-    difference = _config_difference(store.info()["config"], wanted)
+    stored = {"passes": [], **store.info()["config"]}  # datasets made before --passes: rgb + index
+    difference = _config_difference(stored, wanted)
     if difference:
         raise ClevrRemvError(
             f"{dataset_json}: this dataset was generated with a different config ({difference}); "

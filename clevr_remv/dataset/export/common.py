@@ -92,12 +92,21 @@ def iter_views(store: DatasetStore, scene_ids: list, views: list, desc: str, pro
                              store.rgb_path(index, u, v), valid)
 
 
+def _validate_hint(store: DatasetStore) -> str:
+    return f"run `clevr-remv validate --data {store.root}` to list every problem"
+
+
+def require_files(store: DatasetStore, paths) -> None:
+    """Raise ClevrRemvError naming the first of ``paths`` (files of ``store``) that is missing."""
+    for path in paths:
+        if not path.is_file():
+            raise ClevrRemvError(f"{path}: missing; {_validate_hint(store)}")
+
+
 def _read_index(store: DatasetStore, index: int, u: int, v: int) -> np.ndarray:
     """The view's index mask, after checking that both of its images exist."""
-    hint = f"run `clevr-remv validate --data {store.root}` to list every problem"
-    for path in (store.rgb_path(index, u, v), store.index_path(index, u, v)):
-        if not path.is_file():
-            raise ClevrRemvError(f"{path}: missing; {hint}")
+    hint = _validate_hint(store)
+    require_files(store, (store.rgb_path(index, u, v), store.index_path(index, u, v)))
     try:
         # Column-major, so that per-object masks reach pycocotools' RLE encoder without a copy.
         return np.asfortranarray(store.read_index(index, u, v))
