@@ -27,3 +27,10 @@ def make_scene(objects, index=0) -> dict:
              for o in objects]
     return {"index": index, "objects": built, "views": views, "rig": {"center": [2, 2]},
             "directions": DIRECTIONS, "relationships": relationships(built, DIRECTIONS)}
+
+
+def break_png(path, how: str = "truncate") -> None:
+    """Damage the PNG at ``path`` in place: ``truncate`` cuts it in half (the header still reads,
+    decoding the pixels fails), ``text`` makes it a text file (not an image at all)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:max(40, len(data) // 2)] if how == "truncate" else b"not an image\n")
