@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from clevr_remv.cli import main
 from clevr_remv.dataset.splits import (assign_splits, parse_ratios, scenes_for_every_split, split_scene_ids,
-                                      split_sizes, write_splits)
+                                       split_sizes, write_splits)
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 
