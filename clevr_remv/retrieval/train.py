@@ -130,7 +130,8 @@ def train(config: TrainConfig) -> dict:
     val_images = len(val_split.images)
     if val_images < RECALL_MIN_IMAGES:
         warnings.warn(f"--data {config.data}: the validation split has {val_images} image(s), where a random "
-                      f"ranking already reaches text-to-image R@10 = {min(100.0, 1000 / val_images):.0f} %; recall, R-sum and the choice of the best epoch mean little below {RECALL_MIN_IMAGES} "
+                      f"ranking already reaches text-to-image R@10 = {min(100.0, 1000 / val_images):.0f} %; recall, "
+                      f"R-sum and the choice of the best epoch mean little below {RECALL_MIN_IMAGES} "
                       "validation images (generate more scenes)", stacklevel=2)
     if len(train_split.captions) < 2:
         raise ClevrRemvError(f"--data {config.data}: the training split has {len(train_split.captions)} "
