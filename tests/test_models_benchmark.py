@@ -87,6 +87,8 @@ def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tin
     assert results["benchmark"]["model"] == "lavt"
     config = json.loads((tmp_path / "out" / "config.json").read_text())["model"]
     assert config["text_encoder"] == str(encoder) and config["embed_dim"] == 16
+    report = json.loads((tmp_path / "out" / "text_encoder.json").read_text())
+    assert report["path"] == str(encoder) and report["loaded"] > 0 and report["missing"] == []
 
 
 def test_bad_input(tiny_dataset, tiny_dataset_copy, tmp_path):

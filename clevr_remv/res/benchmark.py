@@ -123,6 +123,7 @@ def _start(module, store, settings, out, resume, config_overrides):
     config = module.prepare_config(config, _train_texts(store))
     torch.manual_seed(settings["seed"])
     model = module.build_model(config)
+    _report_text_encoder(model, out)
     if hasattr(module, "load_vision_weights"):
         if settings["vision_weights"]:
             report = module.load_vision_weights(model, settings["vision_weights"])
@@ -133,6 +134,16 @@ def _start(module, store, settings, out, resume, config_overrides):
             warnings.warn("no --vision-weights: the Swin backbone trains from scratch, which needs far "
                           "more epochs than fine-tuning pretrained weights", stacklevel=3)
     return config, model, None
+
+
+def _report_text_encoder(model, out: Path) -> None:
+    """Write and summarise the load report of a pretrained text encoder (models that have one)."""
+    report = getattr(model, "text_encoder_report", None)
+    if report is None:
+        return
+    write_json_atomic(out / "text_encoder.json", report)
+    tqdm.write(f"text encoder: {report['loaded']} tensors loaded, {len(report['missing'])} missing (randomly "
+               f"initialised), {len(report['unexpected'])} unexpected (see {out / 'text_encoder.json'})")
 
 
 def _write_lines(path, lines) -> None:
