@@ -6,9 +6,9 @@ import pytest
 
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, create_json_atomic, write_json_atomic
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.synthetic import write_synthetic_dataset
 from clevr_remv.res.models.training import save_checkpoint
-from clevr_remv.errors import ClevrRemvError
 
 
 def test_not_a_dataset(tmp_path):
