@@ -3,7 +3,9 @@
 Subcommands are imported only when they run, so ``clevr-remv --help`` stays fast and
 commands that do not need torch or bpy never import them.
 """
+import difflib
 import importlib
+import warnings
 
 import click
 
@@ -57,12 +59,23 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def resolve_command(self, ctx, args):
+        """As click's, but a mistyped command name gets the closest names as a suggestion."""
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not name.startswith("-"):
+            close = difflib.get_close_matches(name, COMMANDS, n=3, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(repr(match) for match in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (`clevr-remv --help` lists them all)")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ClevrRemvError as error:
-            click.echo(f"Error: {error}", err=True)
-            ctx.exit(2)
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *_: click.echo(f"Warning: {message}", err=True)
+            try:
+                return super().invoke(ctx)
+            except ClevrRemvError as error:
+                click.echo(f"Error: {error}", err=True)
+                ctx.exit(2)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

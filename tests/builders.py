@@ -49,3 +49,10 @@ def shifted_predictions(root, path, scenes=None):
                 lines.append(json.dumps(prediction_record(scene, expression["id"], (u, v), mask)) + "\n")
     path.write_text("".join(lines))
     return path
+
+
+def break_png(path, how: str = "truncate") -> None:
+    """Damage the PNG at ``path`` in place: ``truncate`` cuts it in half (the header still reads,
+    decoding the pixels fails), ``text`` makes it a text file (not an image at all)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:max(40, len(data) // 2)] if how == "truncate" else b"not an image\n")

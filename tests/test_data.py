@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from builders import break_png
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -119,3 +120,17 @@ def test_expression_without_views_is_reported(tiny_dataset_copy):
     store.refexps_path(scene).write_text(json.dumps(refexps))  # bypasses the schema on purpose
     with pytest.raises(ClevrRemvError, match="malformed expression .*clevr-remv validate"):
         ClevrRemvDataset(tiny_dataset_copy, split="val")
+
+
+def test_an_unreadable_image_is_a_clear_error_also_from_a_worker(tiny_dataset_copy):
+    dataset = ClevrRemvDataset(tiny_dataset_copy, split="val")
+    sample = dataset.describe(0)
+    broken = DatasetStore(tiny_dataset_copy).rgb_path(sample["scene"], *sample["view"])
+    break_png(broken, "truncate")
+    expected = f"{broken}: cannot be read as an image (image file is truncated); delete scene folder"
+    with pytest.raises(ClevrRemvError) as direct:
+        dataset[0]
+    with pytest.raises(ClevrRemvError) as from_worker:
+        next(iter(DataLoader(dataset, batch_size=1, num_workers=1, collate_fn=lambda batch: batch)))
+    for error in (direct, from_worker):
+        assert str(error.value).startswith(expected) and "Traceback" not in str(error.value)

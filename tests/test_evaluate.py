@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from builders import break_png
 from click.testing import CliRunner
 from PIL import Image
 
@@ -33,6 +34,14 @@ def dataset_samples(root, split="test", views=None):
 def write_jsonl(path, records):
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
+
+
+def write_png_masks(folder, samples):
+    for scene, expression, (u, v), mask in samples:
+        path = folder / f"{scene:06d}" / str(expression) / f"{view_name(u, v)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+    return folder
 
 
 def fabricated(root, corner_empty=True):
@@ -74,18 +83,14 @@ def test_failed_corner_shows_the_mvr_flaw_and_the_mrd(tiny_dataset, tmp_path):
 
 def test_png_folder_and_jsonl_agree(tiny_dataset, tmp_path):
     samples = fabricated(tiny_dataset)
-    folder = tmp_path / "masks"
-    for scene, expression, (u, v), mask in samples:
-        path = folder / f"{scene:06d}" / str(expression) / f"{view_name(u, v)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+    folder = write_png_masks(tmp_path / "masks", samples)
     from_png = evaluate(tiny_dataset, folder, views="corners", out=tmp_path / "a", progress=False)
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in samples]
     from_jsonl = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners",
                           out=tmp_path / "b", progress=False)
     for key in ("overall", "per_view", "MVR", "MRD", "samples"):
         assert from_png[key] == from_jsonl[key]
-    assert from_png["unused_predictions"] is None
+    assert from_png["unused_predictions"] == from_jsonl["unused_predictions"] > 0  # the non-corner views
 
 
 def test_missing_and_unused_predictions_are_reported(tiny_dataset, tmp_path):
@@ -219,3 +224,66 @@ def test_cli(tiny_dataset, tmp_path):
     bad = runner.invoke(main, ["evaluate", "--data", str(tmp_path), "--predictions", str(predictions)])
     assert bad.exit_code == 2
     assert "dataset.json" in bad.output
+
+
+@pytest.mark.parametrize("kind", ["empty file", "blank lines", "empty folder", "unknown scenes", "other views"])
+def test_predictions_that_match_nothing_are_refused(tiny_dataset, tmp_path, kind):
+    samples = fabricated(tiny_dataset, corner_empty=False)
+    found = "it holds no prediction"
+    if kind == "empty file":
+        predictions = write_jsonl(tmp_path / "p.jsonl", [])
+    elif kind == "blank lines":
+        predictions = tmp_path / "p.jsonl"
+        predictions.write_text("\n  \n\n")
+    elif kind == "empty folder":
+        predictions = tmp_path / "masks"
+        predictions.mkdir()
+    elif kind == "unknown scenes":
+        predictions = write_png_masks(tmp_path / "masks", [(s + 1000, e, view, m) for s, e, view, m in samples])
+        found = f"its {len(samples)} prediction\\(s\\) are for other samples, e.g. scene 1"
+    else:
+        records = [prediction_record(s, e, view, m) for s, e, view, m in samples if view != (2, 2)]
+        predictions = write_jsonl(tmp_path / "p.jsonl", records)
+        found = "its \\d+ prediction\\(s\\) are for other samples"
+    with pytest.raises(ClevrRemvError, match=f"--predictions {predictions}: no prediction matches any of the "
+                                             f"\\d+ samples of split 'test' at the center views \\({found}"):
+        evaluate(tiny_dataset, predictions, views="center", out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unmatched_predictions_are_counted_and_shown(tiny_dataset, tmp_path):
+    samples = fabricated(tiny_dataset, corner_empty=False)
+    extra = (999, 0, (2, 2), samples[0][3])
+    folder = write_png_masks(tmp_path / "masks", samples + [extra])
+    (folder / "README.txt").write_text("not a prediction")
+    assert evaluate(tiny_dataset, folder, views="all", out=tmp_path / "a", progress=False)["unused_predictions"] == 1
+    records = [prediction_record(s, e, view, m) for s, e, view, m in samples + [extra]]
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions",
+                                       str(write_jsonl(tmp_path / "p.jsonl", records)), "--views", "all",
+                                       "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert ("1 prediction(s) matched no sample of split 'test' at the all views, "
+            "e.g. scene 999, expression 0, view u2_v2") in result.output
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["unused_examples"] == [
+        {"scene": 999, "expression_id": 0, "view": [2, 2]}]
+
+
+@pytest.mark.parametrize("how", ["truncate", "text"])
+def test_unreadable_images_are_clear_errors(tiny_dataset_copy, tmp_path, how):
+    samples = fabricated(tiny_dataset_copy, corner_empty=False)
+    scene, expression, (u, v), _ = samples[0]
+    folder = write_png_masks(tmp_path / "masks", samples)
+    broken = folder / f"{scene:06d}" / str(expression) / f"{view_name(u, v)}.png"
+    break_png(broken, how)
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictions", str(folder),
+                                  "--views", "all", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Error: {broken}: cannot be read as an image (" in result.output
+    assert "write masks as 8-bit PNG" in result.output
+    index = DatasetStore(tiny_dataset_copy).index_path(scene, u, v)
+    break_png(index, how)
+    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictions", str(folder),
+                                  "--views", "all", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and f"Error: {index}: cannot be read as an image (" in result.output
+    assert "rerun `clevr-remv generate`" in result.output

@@ -1,7 +1,10 @@
 """RES models: registry, forward shapes, LAVT parts, tiny training runs, Swin weight loading."""
+import shutil
+
 import pytest
 import torch
 from builders import TINY_LAVT
+from safetensors.torch import load_file, save_file
 
 from clevr_remv.dataset.vocab import Vocabulary
 from clevr_remv.errors import ClevrRemvError
@@ -92,6 +95,38 @@ def test_lavt_tokenizer_pads_to_20_tokens(tiny_text_encoder):
     assert tokens.shape == (2, 20)
     assert mask[0].tolist() == [1] * 5 + [0] * 15                # [CLS] the red cube [SEP]
     assert mask[1].sum().item() == 20
+
+
+def _encoder_without(source, destination, drop):
+    """A copy of the text encoder folder ``source`` whose weight file lacks the tensors named by ``drop``."""
+    shutil.copytree(source, destination)
+    weights = destination / "model.safetensors"
+    tensors = load_file(str(weights))
+    save_file({key: value for key, value in tensors.items() if not drop(key)} | {"extra.weight": torch.zeros(1)},
+              str(weights))
+    return destination
+
+
+def test_text_encoder_load_report(tiny_text_encoder, tmp_path):
+    model = lavt.build_model(lavt_config(tiny_text_encoder))
+    complete = model.text_encoder_report
+    assert complete["missing"] == complete["unexpected"] == complete["shape_mismatch"] == []
+    assert complete["loaded"] == len(model.text_encoder.state_dict()) > 0
+    partial = _encoder_without(tiny_text_encoder, tmp_path / "partial", lambda key: "LayerNorm" in key)
+    report = lavt.build_model(lavt_config(partial)).text_encoder_report
+    assert report["missing"] and all("LayerNorm" in key for key in report["missing"])
+    assert report["loaded"] == complete["loaded"] - len(report["missing"])
+    assert report["unexpected"] == ["extra.weight"]
+
+
+def test_a_text_encoder_missing_most_weights_is_refused(tiny_text_encoder, tmp_path):
+    gutted = _encoder_without(tiny_text_encoder, tmp_path / "gutted", lambda key: "encoder.layer" in key)
+    with pytest.raises(ClevrRemvError, match=f"--text-encoder {gutted}: only \\d+ of the encoder's \\d+ tensors"):
+        lavt.build_model(lavt_config(gutted))
+
+
+def test_decoder_is_half_as_wide_as_the_last_swin_stage():
+    assert [lavt.default_config(size)["decoder_dim"] for size in ("tiny", "small", "base")] == [384, 384, 512]
 
 
 def test_missing_text_encoder_folder(tmp_path):

@@ -3,10 +3,12 @@ import json
 
 import pytest
 import torch
-from builders import TINY_LAVT
+from builders import TINY_LAVT, break_png
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
+from clevr_remv.dataset.splits import write_splits
+from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
@@ -85,6 +87,8 @@ def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tin
     assert results["benchmark"]["model"] == "lavt"
     config = json.loads((tmp_path / "out" / "config.json").read_text())["model"]
     assert config["text_encoder"] == str(encoder) and config["embed_dim"] == 16
+    report = json.loads((tmp_path / "out" / "text_encoder.json").read_text())
+    assert report["path"] == str(encoder) and report["loaded"] > 0 and report["missing"] == []
 
 
 def test_bad_input(tiny_dataset, tiny_dataset_copy, tmp_path):
@@ -121,3 +125,52 @@ def test_cli(tiny_dataset, tmp_path):
     bad_size = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
                                     "--input-size", "big"])
     assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
+
+
+def _first_scene(root, split):
+    return DatasetStore(root).load_splits()["splits"][split][0]
+
+
+def test_a_broken_test_image_fails_before_training(tiny_dataset_copy, tmp_path, monkeypatch):
+    store = DatasetStore(tiny_dataset_copy)
+    broken = store.rgb_path(_first_scene(tiny_dataset_copy, "test"), 1, 1)
+    break_png(broken, "text")
+    monkeypatch.setattr(benchmark_module, "train_epoch", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ClevrRemvError, match=f"{broken}: cannot be decoded"):
+        run_benchmark(tiny_dataset_copy, "baseline", tmp_path / "out", epochs=1, **FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_split_leaves_no_output_folder(tiny_dataset_copy, tmp_path):
+    write_splits(tiny_dataset_copy, "1,0,0")
+    with pytest.raises(ClevrRemvError, match="split 'val' has no "):
+        run_benchmark(tiny_dataset_copy, "baseline", tmp_path / "out", epochs=1, **FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_image_read_in_a_worker_is_a_clear_error(tiny_dataset_copy, tmp_path):
+    store = DatasetStore(tiny_dataset_copy)
+    broken = store.rgb_path(_first_scene(tiny_dataset_copy, "train"), *store.center)
+    break_png(broken, "truncate")
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "existing" / "notes.txt").write_text("mine")
+    runner = CliRunner()
+    for out in (tmp_path / "fresh", tmp_path / "existing"):
+        result = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset_copy),
+                                      "--epochs", "1", "--batch-size", "4", "--workers", "1", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert f"Error: {broken}: cannot be read as an image (image file is truncated); delete scene" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "fresh").exists()
+    assert (tmp_path / "existing" / "notes.txt").read_text() == "mine"
+
+
+def test_cli_prints_n_a_for_undefined_figures(tiny_dataset, tmp_path, monkeypatch):
+    nan = float("nan")
+    results = {"center": {"mIoU": 0.0, "oIoU": nan}, "benchmark": {"best_epoch": 1}, "MVR": nan, "MRD": nan}
+    monkeypatch.setattr(benchmark_module, "run_benchmark", lambda *a, **k: results)
+    result = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "oIoU n/a" in result.output and "MVR n/a %  MRD n/a %" in result.output
+    assert "nan" not in result.output

@@ -51,24 +51,33 @@ X = t([[1, 0], [0.8, 0.6], [0, 1]])
 
 @pytest.mark.parametrize("distance, expected", [
     ("cos", [0.2, 1.0, 0.4]),
-    ("msd", [0.4 / 2, 2 / 2, 0.8 / 2]),  # squared distances 0.4, 2, 0.8, halved
+    ("msd", [0.4, 2, 0.8]),  # paper eq. 5.6: squared differences, not rescaled (range [0, 4])
     ("l2", [math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8)]),
     ("l1", [0.8 / math.sqrt(2), 2 / math.sqrt(2), 1.2 / math.sqrt(2)]),  # |dx| + |dy| over sqrt(d)
 ])
-def test_pairwise_distances_are_on_the_cosine_scale(distance, expected):
+def test_pairwise_distances(distance, expected):
     dist = pairwise_distance(X, distance)
     assert [dist[0, 1].item(), dist[0, 2].item(), dist[1, 2].item()] == pytest.approx(expected)
     assert torch.allclose(dist, dist.T)
     assert dist.diagonal().abs().max().item() < 1e-7
+    largest = 4.0 if distance == "msd" else 2.0  # the others are brought to the cosine distance's [0, 2]
     antipodal = pairwise_distance(t([[1, 0, 0, 0], [-1, 0, 0, 0]]), distance)[0, 1].item()
     if distance != "l1":  # l1 reaches 2 only when the difference spreads over all dimensions
-        assert antipodal == pytest.approx(2.0)
-    assert pairwise_distance(t([[0.5] * 4, [-0.5] * 4]), distance)[0, 1].item() == pytest.approx(2.0)
+        assert antipodal == pytest.approx(largest)
+    assert pairwise_distance(t([[0.5] * 4, [-0.5] * 4]), distance)[0, 1].item() == pytest.approx(largest)
+
+
+def test_msd_is_twice_the_cosine_distance_so_its_band_and_loss_differ():
+    embeddings = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(pairwise_distance(embeddings, "msd"), 2 * pairwise_distance(embeddings, "cos"), atol=1e-5)
+    near = torch.nn.functional.normalize(torch.ones(16, 8) + 0.3 * embeddings, dim=1)  # cosine distances around 0.05-0.5
+    terms = {distance: intra_modal_constraint(near, distance).item() for distance in ("cos", "msd")}
+    assert terms["cos"] > 0 and terms["msd"] > 0 and terms["msd"] != pytest.approx(terms["cos"], rel=0.05)
 
 
 @pytest.mark.parametrize("distance, mu_up, in_band", [
     ("cos", 0.5, [0.2, 0.4]),
-    ("msd", 0.5, [0.2, 0.4]),
+    ("msd", 0.5, [0.4]),  # twice the cosine distances 0.2 and 0.4: only the first stays below 0.5
     ("l2", 0.5, []),
     ("l2", 0.9, [math.sqrt(0.4), math.sqrt(0.8)]),
     ("l1", 0.9, [0.8 / math.sqrt(2), 1.2 / math.sqrt(2)]),

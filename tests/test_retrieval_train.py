@@ -3,11 +3,13 @@ import json
 
 import numpy as np
 import pytest
+from builders import break_png
 from click.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
 from clevr_remv.cli import main  # noqa: E402
+from clevr_remv.dataset.store import DatasetStore  # noqa: E402
 from clevr_remv.retrieval.evaluation import recall_metrics  # noqa: E402
 from clevr_remv.retrieval.synthetic import make_synthetic_precomp  # noqa: E402
 from clevr_remv.retrieval.train import TrainConfig, train  # noqa: E402
@@ -107,6 +109,8 @@ def test_cli_remv_train_and_format_mismatch(tiny_dataset, synthetic_set, tmp_pat
     outcome = runner.invoke(main, ["retrieval", "train", "--data", str(tiny_dataset), "--format", "remv",
                                    "--epochs", "1", "--out", str(out), *TINY])
     assert outcome.exit_code == 0, outcome.output
+    assert f"Warning: --data {tiny_dataset}: the validation split has 2 image(s), where a random ranking " \
+           "already reaches text-to-image R@10 = 100 %" in outcome.output
     results = json.loads((out / "results.json").read_text())
     assert results["test"]["rsum"] > 0 and results["config"]["format"] == "remv"
     outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"),
@@ -115,6 +119,17 @@ def test_cli_remv_train_and_format_mismatch(tiny_dataset, synthetic_set, tmp_pat
     outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"),
                                    "--data", str(synthetic_set), "--format", "precomp"])
     assert outcome.exit_code == 2 and "--format it was trained with" in outcome.output
+
+
+def test_cli_remv_unreadable_centre_view_is_a_clear_error(tiny_dataset_copy, tmp_path):
+    store = DatasetStore(tiny_dataset_copy)
+    broken = store.rgb_path(store.load_splits()["splits"]["val"][0], *store.center)
+    break_png(broken, "text")
+    outcome = CliRunner().invoke(main, ["retrieval", "train", "--data", str(tiny_dataset_copy), "--format", "remv",
+                                        "--epochs", "1", "--out", str(tmp_path / "run"), *TINY])
+    assert outcome.exit_code == 2 and "Traceback" not in outcome.output
+    assert f"Error: {broken}: cannot be read as an image (" in outcome.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_ablation_writes_table_plot_and_resumes(tmp_path):

@@ -1,6 +1,7 @@
 """`show`: thumbnails placed as the cameras are, outlines, labels, title, errors."""
 import numpy as np
 import pytest
+from builders import break_png
 from click.testing import CliRunner
 from matplotlib.contour import ContourSet
 from PIL import Image
@@ -74,3 +75,25 @@ def test_cli_errors_name_the_flag(tiny_dataset, tmp_path, arguments, fragment):
 def test_not_a_dataset(tmp_path):
     with pytest.raises(ClevrRemvError, match="not a CLEVR-REMV dataset"):
         contact_sheet(tmp_path, scene=0)
+
+
+@pytest.mark.parametrize("how", ["truncate", "text"])
+def test_cli_unreadable_view_is_a_clear_error(tiny_dataset_copy, tmp_path, how):
+    path = DatasetStore(tiny_dataset_copy).rgb_path(1, 2, 1)
+    break_png(path, how)
+    result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1",
+                                       "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"Error: {path}: cannot be read as an image (" in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_says_when_it_creates_the_out_folder(tiny_dataset, tmp_path):
+    out = tmp_path / "new" / "sheets" / "x.png"
+    runner = CliRunner()
+    arguments = ["show", "--data", str(tiny_dataset), "--scene", "1", "--out", str(out)]
+    result = runner.invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert f"created folder {out.parent}" in result.output and out.is_file()
+    again = runner.invoke(main, arguments)
+    assert again.exit_code == 0 and "created" not in again.output

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.dataset.splits import assign_splits, parse_ratios, split_scene_ids, split_sizes, write_splits
+from clevr_remv.dataset.splits import (assign_splits, parse_ratios, scenes_for_every_split, split_scene_ids,
+                                       split_sizes, write_splits)
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 
@@ -89,3 +90,26 @@ def test_cli_writes_splits_and_exits_2_on_bad_ratios(tiny_dataset_copy):
     assert "train 4 / val 1 / test 1" in result.output
     result = runner.invoke(main, ["split", "--data", str(tiny_dataset_copy), "--ratios", "0.5,0.2,0.2"])
     assert result.exit_code == 2 and "--ratios" in result.output
+
+
+@pytest.mark.parametrize("ratios, needed", [("0.7,0.15,0.15", 5), ("0.8,0.1,0.1", 7), ("0.5,0.5,0", 2),
+                                            ("1,0,0", 1)])
+def test_scenes_for_every_split(ratios, needed):
+    parsed = parse_ratios(ratios)
+    assert scenes_for_every_split(parsed) == needed
+    assert all(size > 0 for size, ratio in zip(split_sizes(needed, parsed), parsed) if ratio > 0)
+    assert any(size == 0 for size, ratio in zip(split_sizes(needed - 1, parsed), parsed) if ratio > 0)
+
+
+def test_cli_warns_about_empty_splits(tiny_dataset_copy):
+    for scene in DatasetStore(tiny_dataset_copy).scene_ids()[2:]:
+        shutil.rmtree(DatasetStore(tiny_dataset_copy).scene_dir(scene))
+    result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy)])
+    assert result.exit_code == 0, result.output
+    assert "(train 2 / val 0 / test 0 scenes" in result.output
+    for name in ("val", "test"):
+        assert (f"Warning: split '{name}' is empty (2 scene(s) at ratios 0.7,0.15,0.15); commands that read it "
+                "(evaluate and benchmark read val and test) will fail: generate at least 5 scenes") in result.output
+    result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy), "--ratios", "0.5,0.5,0"])
+    assert "Warning: split 'test' is empty" in result.output and "its ratio is 0" in result.output
+    assert "split 'val'" not in result.output

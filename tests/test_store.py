@@ -1,9 +1,14 @@
 import json
+import os
+import stat
 
 import pytest
 
-from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, write_json_atomic
+from clevr_remv.dataset.splits import write_splits
+from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, create_json_atomic, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.synthetic import write_synthetic_dataset
+from clevr_remv.res.models.training import save_checkpoint
 
 
 def test_not_a_dataset(tmp_path):
@@ -82,3 +87,31 @@ def test_exactly_one_writer_creates_a_file(tmp_path):
     assert not create_json_atomic(tmp_path / "splits.json", dict(document, seed=1), "splits")
     assert json.loads((tmp_path / "splits.json").read_text())["seed"] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["splits.json"]
+
+
+@pytest.fixture(params=[0o022, 0o077])
+def umask(request):
+    """Run a test under umask 022 and under 077, restoring the old umask afterwards."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_atomic_files_follow_the_umask(tmp_path, umask):
+    expected = 0o666 & ~umask
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    create_json_atomic(tmp_path / "b.json", {"x": 1})
+    save_checkpoint(tmp_path / "c.pt", {"epoch": 1})
+    with open(tmp_path / "plain.txt", "w"):
+        pass
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == {"a.json": expected, "b.json": expected, "c.pt": expected, "plain.txt": expected}
+
+
+def test_a_written_dataset_follows_the_umask(tmp_path, umask):
+    write_synthetic_dataset(tmp_path / "data", scenes=1, grid=3, width=48, height=32, seed=0)
+    write_splits(tmp_path / "data", "1,0,0")
+    store = DatasetStore(tmp_path / "data")
+    files = [store.dataset_json_path, store.splits_path, store.scene_json_path(0), store.refexps_path(0),
+             store.rgb_path(0, 1, 1)]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o666 & ~umask}

@@ -140,7 +140,7 @@ def test_missing_and_corrupt_images_give_messages_and_the_server_keeps_running(t
     missing = client.get("/data/scenes/000001/rgb/u2_v2.png")
     assert missing.status_code == 404 and "u2_v2.png: missing" in missing.json()["error"]
     truncated = client.get("/data/scenes/000001/rgb/u3_v3.png")
-    assert truncated.status_code == 422 and "u3_v3.png: not a readable image" in truncated.json()["error"]
+    assert truncated.status_code == 422 and "u3_v3.png: cannot be read as an image" in truncated.json()["error"]
     corrupt = client.get("/api/scenes/1/views/1/1/instances.png")
     assert corrupt.status_code == 422 and "regenerate its scene" in corrupt.json()["error"]
     assert client.get("/api/scenes/1/views/2/1/instances.png").status_code == 200

@@ -2,6 +2,7 @@
 
 Each command imports its library module only when it runs, so ``split`` does not load matplotlib.
 """
+import warnings
 from pathlib import Path
 
 import click
@@ -22,12 +23,14 @@ def split_command(data_dir, ratios, seed):
 
     A scene never spans two splits. Rerunning with the same arguments leaves the file unchanged.
     """
-    from clevr_remv.dataset.splits import write_splits
+    from clevr_remv.dataset.splits import empty_split_warnings, write_splits
 
     document, changed = write_splits(data_dir, ratios, seed)
     counts = " / ".join(f"{name} {len(ids)}" for name, ids in document["splits"].items())
     action = "wrote" if changed else "unchanged:"
     click.echo(f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {seed})")
+    for line in empty_split_warnings(document):
+        warnings.warn(line, stacklevel=1)
 
 
 @click.command("stats")
@@ -89,4 +92,6 @@ def show_command(data_dir, scene, expression, out_path):
     (u left to right, v top to bottom), the referent's mask outlined, the expression as title."""
     from clevr_remv.dataset.show import write_contact_sheet
 
-    click.echo(f"wrote {write_contact_sheet(data_dir, scene, expression, out_path)}")
+    folder = Path(out_path).parent
+    created = "" if folder.is_dir() else f" (created folder {folder})"
+    click.echo(f"wrote {write_contact_sheet(data_dir, scene, expression, out_path)}{created}")

@@ -50,6 +50,30 @@ def split_sizes(count: int, ratios) -> list:
     return sizes
 
 
+def scenes_for_every_split(ratios) -> int:
+    """The fewest scenes that give every split with a positive ratio at least one scene."""
+    count = 1
+    while any(size == 0 and ratio > 0 for size, ratio in zip(split_sizes(count, ratios), ratios)):
+        count += 1
+    return count
+
+
+def empty_split_warnings(document: dict) -> list:
+    """One line per empty split of a splits.json document, with the fix."""
+    ratios = [Fraction(str(ratio)) for ratio in document["ratios"]]
+    scenes = sum(len(ids) for ids in document["splits"].values())
+    lines = []
+    for (name, ids), ratio in zip(document["splits"].items(), ratios):
+        if ids:
+            continue
+        fix = (f"generate at least {scenes_for_every_split(ratios)} scenes for these ratios" if ratio > 0
+               else "its ratio is 0")
+        lines.append(f"split {name!r} is empty ({scenes} scene(s) at ratios "
+                     f"{','.join(f'{float(r):g}' for r in ratios)}); commands that read it (evaluate and "
+                     f"benchmark read val and test) will fail: {fix}")
+    return lines
+
+
 def _shuffle_key(seed: int, scene: int) -> bytes:
     return hashlib.sha256(f"{seed}:{scene}".encode()).digest()
 

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, write_text_atomic
 from clevr_remv.dataset.depth import decode_depth
+from clevr_remv.dataset.images import open_image
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
@@ -242,16 +242,20 @@ class DatasetStore:
 
     def read_rgb(self, index: int, u: int, v: int) -> np.ndarray:
         """View (u, v) of scene ``index`` as uint8 (H, W, 3)."""
-        with Image.open(self.rgb_path(index, u, v)) as image:
+        with open_image(self.rgb_path(index, u, v), self._image_fix(index)) as image:
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
     def read_index(self, index: int, u: int, v: int) -> np.ndarray:
         """The object-index mask of view (u, v): uint8 (H, W), 0 = background, k = object k."""
-        with Image.open(self.index_path(index, u, v)) as image:
+        with open_image(self.index_path(index, u, v), self._image_fix(index)) as image:
             return np.asarray(image)
 
     def read_depth(self, index: int, u: int, v: int) -> np.ndarray:
         """The z-depth of view (u, v): float32 (H, W) in world units, 0 = no value (see
         :mod:`clevr_remv.dataset.depth`)."""
-        with Image.open(self.depth_path(index, u, v)) as image:
+        with open_image(self.depth_path(index, u, v), self._image_fix(index)) as image:
             return decode_depth(np.asarray(image), self.info()["depth_scale"])
+
+    def _image_fix(self, index: int) -> str:
+        return (f"delete scene folder {self.scene_dir(index)} and rerun `clevr-remv generate` with the same "
+                f"flags to render it again (`clevr-remv validate --data {self.root}` lists every broken file)")

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.images import IMAGE_ERRORS
 from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import validate as validate_schema
@@ -21,7 +22,6 @@ from clevr_remv.schemas import validate as validate_schema
 ERROR = "error"
 WARNING = "warning"
 _REGENERATE = "delete the scene folder and rerun `clevr-remv generate` with the same flags to rebuild it"
-_PNG_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +196,18 @@ def _check_images(store: DatasetStore, index: int, scene: dict, expected: _Expec
     return problems
 
 
+def image_header_problems(store: DatasetStore, scene_views) -> list:
+    """Problems of the RGB and index PNGs of the given (scene, (u, v)) pairs, from their headers
+    alone as in ``validate --quick``: missing, not an image, wrong size or mode."""
+    config = store.info()["config"]
+    size = (config["width"], config["height"])
+    problems = []
+    for scene, (u, v) in scene_views:
+        problems += _check_png(store.rgb_path(scene, u, v), size, "RGB", True)[1]
+        problems += _check_png(store.index_path(scene, u, v), size, "L", True)[1]
+    return problems
+
+
 def _check_png(path: Path, size: tuple, mode: str, quick: bool) -> tuple:
     """Return (pixels or None, problems) of one PNG; pixels are decoded only when not ``quick``."""
     if not path.is_file():
@@ -213,7 +225,7 @@ def _check_png(path: Path, size: tuple, mode: str, quick: bool) -> tuple:
                 return None, []
             image.load()
             return np.asarray(image), []
-    except _PNG_ERRORS as error:
+    except IMAGE_ERRORS as error:
         return None, [Problem(str(path), f"cannot be decoded ({error}); {_REGENERATE}")]
 
 

@@ -6,7 +6,9 @@ checkpoint per epoch; ``resume=True`` continues from ``last.pt``), ``training.js
 ``training_curve.png``, ``predictions.jsonl`` and the reports of :mod:`clevr_remv.res.evaluate`.
 Each epoch reseeds torch with ``seed + epoch``, so a resumed run matches an uninterrupted one.
 """
+import contextlib
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from clevr_remv.dataset.atomic import atomic_path
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.validate import image_header_problems
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.metrics import intersection_and_union, summarize
 from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
@@ -120,6 +123,7 @@ def _start(module, store, settings, out, resume, config_overrides):
     config = module.prepare_config(config, _train_texts(store))
     torch.manual_seed(settings["seed"])
     model = module.build_model(config)
+    _report_text_encoder(model, out)
     if hasattr(module, "load_vision_weights"):
         if settings["vision_weights"]:
             report = module.load_vision_weights(model, settings["vision_weights"])
@@ -130,6 +134,16 @@ def _start(module, store, settings, out, resume, config_overrides):
             warnings.warn("no --vision-weights: the Swin backbone trains from scratch, which needs far "
                           "more epochs than fine-tuning pretrained weights", stacklevel=3)
     return config, model, None
+
+
+def _report_text_encoder(model, out: Path) -> None:
+    """Write and summarise the load report of a pretrained text encoder (models that have one)."""
+    report = getattr(model, "text_encoder_report", None)
+    if report is None:
+        return
+    write_json_atomic(out / "text_encoder.json", report)
+    tqdm.write(f"text encoder: {report['loaded']} tensors loaded, {len(report['missing'])} missing (randomly "
+               f"initialised), {len(report['unexpected'])} unexpected (see {out / 'text_encoder.json'})")
 
 
 def _write_lines(path, lines) -> None:
@@ -163,10 +177,6 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     """Train the remaining epochs (all, or those after ``state``); returns the best checkpoint."""
     train_set = ClevrRemvDataset(store.root, split="train", views="center")
     val_set = ClevrRemvDataset(store.root, split="val", views="center")
-    for name, dataset in (("train", train_set), ("val", val_set)):
-        if len(dataset) == 0:
-            raise ClevrRemvError(f"{store.splits_path}: split {name!r} has no centre-view sample; "
-                                 "re-split with more scenes")
     generator = torch.Generator()
     train_loader = _loader(train_set, settings, True, generator)
     val_loader = _loader(val_set, settings, False)
@@ -202,6 +212,38 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     return best
 
 
+def check_data(store: DatasetStore, views: str) -> None:
+    """Fail before training when train or val has no centre-view sample, test none at ``views``,
+    or an image the run will read is missing or not a PNG of the dataset's size (headers only,
+    as ``validate --quick``)."""
+    test_views = evaluation_views(store, views)
+    scene_views = []
+    for split, split_views in (("train", [store.center]), ("val", [store.center]), ("test", test_views)):
+        if len(ClevrRemvDataset(store.root, split=split, views=split_views)) == 0:
+            raise ClevrRemvError(f"{store.splits_path}: split {split!r} has no sample in the views the benchmark "
+                                 "reads; generate more scenes and rerun `clevr-remv split`")
+        scene_views += [(scene, view) for scene in split_scene_ids(store, split) for view in split_views]
+    problems = image_header_problems(store, tqdm(scene_views, desc="check image headers", unit="view"))
+    if problems:
+        more = f" ({len(problems) - 1} more image problem(s))" if len(problems) > 1 else ""
+        raise ClevrRemvError(f"{problems[0].path}: {problems[0].message}{more}; "
+                             f"`clevr-remv validate --data {store.root} --quick` lists them all")
+
+
+@contextlib.contextmanager
+def _removed_on_error(out: Path):
+    """Create ``out`` if needed; if this call created it and a ClevrRemvError ends the run,
+    remove it again, so a failed run leaves no folder that looks like a result."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield out
+    except ClevrRemvError:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
                   device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
                   text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
@@ -216,12 +258,11 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
     store = DatasetStore(data)
     settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
                          seed, text_encoder, vision_weights, workers)
-    evaluation_views(store, views)  # a bad view set fails now, not after training
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    config, model, state = _start(module, store, settings, out, resume, config_overrides)
-    model.to(device)
-    tokenizer = module.build_tokenizer(config)
-    write_json_atomic(out / "config.json", {"settings": settings, "model": config})
-    best = _train(model, tokenizer, config, settings, store, out, state)
-    return _test(model, tokenizer, store, settings, out, best)
+    check_data(store, views)  # bad splits, views or images fail now, not after training
+    with _removed_on_error(Path(out)) as out:
+        config, model, state = _start(module, store, settings, out, resume, config_overrides)
+        model.to(device)
+        tokenizer = module.build_tokenizer(config)
+        write_json_atomic(out / "config.json", {"settings": settings, "model": config})
+        best = _train(model, tokenizer, config, settings, store, out, state)
+        return _test(model, tokenizer, store, settings, out, best)

@@ -1,12 +1,10 @@
 """The RES commands: ``clevr-remv evaluate`` (score predictions) and ``clevr-remv benchmark``
 (train an RES model on centre views, test on shifted views)."""
-import warnings
-
 import click
 
 from clevr_remv.geometry import VIEW_SETS
 from clevr_remv.metrics import ROBUSTNESS_IOUS
-from clevr_remv.res.evaluate import evaluate, format_cell
+from clevr_remv.res.evaluate import describe_keys, evaluate, format_cell
 from clevr_remv.res.models.registry import MODELS, SIZES
 
 
@@ -64,17 +62,15 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
 
     get_model(model_name)  # a clear error for unknown names before anything slow
     out = out or f"benchmark-{model_name}-{size}"
-    with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *_: click.echo(f"Warning: {message}", err=True)
-        results = run_benchmark(data_dir, model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
-                                device=device, views=views, resume=resume, size=size,
-                                text_encoder=text_encoder, vision_weights=vision_weights,
-                                input_size=input_size, workers=workers, seed=seed)
+    results = run_benchmark(data_dir, model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
+                            device=device, views=views, resume=resume, size=size,
+                            text_encoder=text_encoder, vision_weights=vision_weights,
+                            input_size=input_size, workers=workers, seed=seed)
     center = results["center"]
-    click.echo(f"test centre: mIoU {center['mIoU']:.2f}  oIoU {center['oIoU']:.2f}  "
+    click.echo(f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "
                f"(best epoch {results['benchmark']['best_epoch']})")
     if results["MVR"] is not None:
-        click.echo(f"MVR {results['MVR']:.2f} %  MRD {results['MRD']:.2f} %  (oIoU)")
+        click.echo(f"MVR {format_cell(results['MVR'])} %  MRD {format_cell(results['MRD'])} %  (oIoU)")
     click.echo(f"reports written to {out}")
 
 
@@ -107,4 +103,7 @@ def evaluate_command(data_dir, predictions, split, views, out, mvr_iou):
         click.echo(f"MVR {format_cell(results['MVR'])} %  MRD {format_cell(results['MRD'])} %  ({mvr_iou})")
     if results["missing_predictions"]:
         click.echo(f"{results['missing_predictions']} samples had no prediction (scored as empty)")
+    if results["unused_predictions"]:
+        click.echo(f"{results['unused_predictions']} prediction(s) matched no sample of split {split!r} at the "
+                   f"{views} views, e.g. {describe_keys(results['unused_examples'])}")
     click.echo(f"reports written to {out}")

@@ -10,14 +10,15 @@ native resolution. Reports: ``results.json``, ``results.md`` (the paper's table 
 """
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
+from clevr_remv.dataset.images import open_image
 from clevr_remv.dataset.rle import mask_to_rle, rle_to_mask
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
@@ -29,6 +30,8 @@ from clevr_remv.schemas import validate
 
 RESULTS_FORMAT_VERSION = 1
 MISSING_EXAMPLES = 20
+UNUSED_EXAMPLES = 5
+PNG_PREDICTION = re.compile(r"(\d+)/(\d+)/u(\d+)_v(\d+)\.png")
 
 
 # --------------------------------------------------------------------------- predictions
@@ -81,9 +84,10 @@ class JsonlPredictions:
                                  f"({error}); write it with pycocotools.mask.encode") from error
         return _checked(mask, shape, f"{self.path}: {_describe(key)}")
 
-    def unused(self) -> int:
-        """How many records matched no evaluated sample (other splits, views, or unknown ids)."""
-        return len(self._rles) - len(self._used)
+    def unused_keys(self) -> list:
+        """The sample keys of the records that matched no evaluated sample (other splits, views,
+        or unknown ids), in file order."""
+        return [key for key in self._rles if key not in self._used]
 
 
 class PngPredictions:
@@ -91,25 +95,31 @@ class PngPredictions:
 
     def __init__(self, path):
         self.path = Path(path)
+        self._used = set()
 
     def mask(self, key, shape):
         scene, expression_id, u, v = key
         path = self.path / f"{scene:06d}" / str(expression_id) / f"{view_name(u, v)}.png"
         if not path.is_file():
             return None
-        try:
-            with Image.open(path) as image:
-                if image.mode in ("RGB", "RGBA"):
-                    mask = np.asarray(image)[..., :3].any(-1)
-                else:
-                    mask = np.asarray(image.convert("L")) > 0
-        except OSError as error:
-            raise ClevrRemvError(f"{path}: not a readable PNG ({error}); write masks as 8-bit PNG") from error
+        self._used.add(key)
+        with open_image(path, "write masks as 8-bit PNG (non-zero = referent)") as image:
+            if image.mode in ("RGB", "RGBA"):
+                mask = np.asarray(image)[..., :3].any(-1)
+            else:
+                mask = np.asarray(image.convert("L")) > 0
         return _checked(mask, shape, str(path))
 
-    def unused(self):
-        """Not counted for folders (it would need a walk over every file)."""
-        return None
+    def unused_keys(self) -> list:
+        """The sample keys of the mask files that matched no evaluated sample, in path order
+        (files not named like a prediction are ignored)."""
+        keys = []
+        for path in sorted(self.path.glob("*/*/*.png")):
+            match = PNG_PREDICTION.fullmatch(path.relative_to(self.path).as_posix())
+            key = tuple(int(part) for part in match.groups()) if match else None
+            if key is not None and key not in self._used:
+                keys.append(key)
+        return keys
 
 
 def _describe(key) -> str:
@@ -177,6 +187,7 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
         raise ClevrRemvError(f"--split {split}: no sample to score in the chosen views; "
                              "check the split file and the expressions' views")
     figures = robustness(per_view, center, robustness_iou)
+    unused = predictions.unused_keys()
     height, width = shape
     return {
         "format_version": RESULTS_FORMAT_VERSION,
@@ -185,9 +196,9 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
         "resolution": [width, height],
         "samples": sum(summary["samples"] for summary in per_view.values()),
         "missing_predictions": len(missing),
-        "missing_examples": [{"scene": k[0], "expression_id": k[1], "view": [k[2], k[3]]}
-                             for k in missing[:MISSING_EXAMPLES]],
-        "unused_predictions": predictions.unused(),
+        "missing_examples": [_key_record(key) for key in missing[:MISSING_EXAMPLES]],
+        "unused_predictions": len(unused),
+        "unused_examples": [_key_record(key) for key in unused[:UNUSED_EXAMPLES]],
         "overall": scores.overall(),
         "center": per_view.get(center),
         "per_view": {view_name(*view): {"u": view[0], "v": view[1],
@@ -195,6 +206,30 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
                      for view, summary in per_view.items()},
         "MVR": figures["MVR"], "MRD": figures["MRD"], "robustness_iou": figures["robustness_iou"],
     }
+
+
+def _key_record(key) -> dict:
+    return {"scene": key[0], "expression_id": key[1], "view": [key[2], key[3]]}
+
+
+def describe_keys(records) -> str:
+    """Sample records (as in results.json's example lists) as "scene S, expression E, view uU_vV; ..."."""
+    return "; ".join(_describe((record["scene"], record["expression_id"], *record["view"])) for record in records)
+
+
+def require_a_match(results: dict) -> None:
+    """Refuse predictions of which none matches a scored sample (an empty file or folder, or
+    records for other scenes, views or splits): their all-zero scores would mean nothing."""
+    if results["missing_predictions"] < results["samples"]:
+        return
+    if results["unused_predictions"]:
+        found = (f"its {results['unused_predictions']} prediction(s) are for other samples, e.g. "
+                 f"{describe_keys(results['unused_examples'][:1])}")
+    else:
+        found = "it holds no prediction"
+    raise ClevrRemvError(f"--predictions {results['predictions']}: no prediction matches any of the "
+                         f"{results['samples']} samples of split {results['split']!r} at the {results['views']} "
+                         f"views ({found}); predict those samples, or pass the --split and --views they are for")
 
 
 # --------------------------------------------------------------------------- reports
@@ -309,5 +344,6 @@ def evaluate(data, predictions, split: str = "test", views: str = "corners", out
     source = open_predictions(predictions)
     scores, missing, shape = score_predictions(store, split, chosen, source, progress)
     results = build_results(store, split, views, scores, missing, shape, source, robustness_iou)
+    require_a_match(results)
     write_reports(results, store, out)
     return results

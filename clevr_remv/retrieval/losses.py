@@ -13,18 +13,27 @@ Minimising it increases the distance of every same-modality negative pair inside
 leaves the others alone. For ``cos`` the summand ``1 - dist`` is the cosine similarity, so the term is
 exactly the public IMC code's ``lam * sum(in-band similarities) / batch``.
 
-Distances are normalised onto the scale of the cosine distance, on which the band (0.05, 0.5) is
-defined: 0 for equal vectors, 2 for opposite unit vectors (each is divided by its largest value on
-the unit sphere and multiplied by 2)::
+The distances, on L2-normalised rows x, y of dimension d, beside the paper's equations 5.5-5.8::
 
-    cos: 1 - x.y                       in [0, 2]
-    msd: sum_k (x_k - y_k)^2 / 2       in [0, 2]  (max 4 on the unit sphere); equals cos there
-    l2:  sqrt(sum_k (x_k - y_k)^2)     in [0, 2]  (already on that scale); = sqrt(2 * cos)
-    l1:  sum_k |x_k - y_k| / sqrt(d)   in [0, 2]  (max 2 sqrt(d) on the unit sphere)
+    name  here                          paper                                  range here
+    cos   1 - x.y                       eq. 5.5: 1 - cos(x, y) (the same)      [0, 2]
+    msd   sum_k (x_k - y_k)^2           eq. 5.6: the same                      [0, 4]; = 2 (1 - x.y)
+    l2    sqrt(sum_k (x_k - y_k)^2)     eq. 5.8: sum_k sqrt((x_k - y_k)^2)     [0, 2]; = sqrt(2 (1 - x.y))
+    l1    sum_k |x_k - y_k| / sqrt(d)   eq. 5.7: sum_k |x_k - y_k|             [0, 2]
 
-So on normalised embeddings ``msd`` is the cosine distance itself (the same band, the same loss),
-``l2`` selects closer pairs (cosine distance between 0.00125 and 0.125) and ``l1`` depends on how the
-difference spreads over the d dimensions.
+Every distance uses the one band (mu_down, mu_up) = (0.05, 0.5) of the paper, which was set for
+the cosine distance (range [0, 2]). Why each is scaled as it is:
+
+* ``cos`` and ``msd`` follow eq. 5.5 and 5.6 exactly. On unit vectors msd is twice the cosine
+  distance, so the shared band selects pairs of cosine distance 0.025-0.25 and each counts
+  1 - 2 (1 - cos): a different loss, hence a different row in the ablation (paper Table 5.4).
+* ``l2`` is the Euclidean distance. Eq. 5.8 as printed sums sqrt((x_k - y_k)^2) = |x_k - y_k| per
+  coordinate, which is L1 again; the Euclidean norm is what the name L2 means. It already lies in
+  [0, 2] on the unit sphere and selects pairs of cosine distance 0.00125-0.125.
+* ``l1`` is divided by sqrt(d): unscaled, it reaches 2 sqrt(d) (64 for d = 1024) and hardly any
+  pair of a trained embedding falls inside (0.05, 0.5), which would switch IMC off. Divided by
+  sqrt(d) it stays on the cosine distance's [0, 2] (Cauchy-Schwarz: L1 <= sqrt(d) L2 <= 2 sqrt(d)),
+  and where it falls in that range depends on how the difference spreads over the dimensions.
 
 ``ids`` (optional, one integer per row): rows with equal ids show the same image, so they are not
 negatives of each other (batches built from several captions per image can repeat an image).
@@ -70,13 +79,12 @@ def mh_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, ids=None)
 
 
 def pairwise_distance(x: torch.Tensor, distance: str = "l1") -> torch.Tensor:
-    """(B, B) distances between the L2-normalised rows of ``x``, normalised onto the cosine
-    distance's scale [0, 2] (see the module docstring)."""
+    """(B, B) distances between the L2-normalised rows of ``x`` (scales: see the module docstring)."""
     x = F.normalize(x, dim=1)
     if distance == "cos":
         return 1 - x @ x.T
     if distance == "msd":
-        return torch.cdist(x, x, p=2).square() / 2
+        return torch.cdist(x, x, p=2).square()
     if distance == "l2":
         return torch.cdist(x, x, p=2)
     if distance == "l1":

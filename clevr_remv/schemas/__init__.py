@@ -2,6 +2,7 @@
 
 Documents are checked with a compiled validator (fastjsonschema, fast enough for every scene
 of a large dataset); a failing document is checked again with jsonschema for the clearest message.
+When the two disagree (the compiled check rejects, jsonschema finds nothing) the document is rejected.
 """
 import functools
 import json
@@ -36,12 +37,14 @@ def validate(document, schema_name: str, source, fix=None, item=None) -> None:
     try:
         _compiled(schema_name)(document)
         return
-    except fastjsonschema.JsonSchemaException:
-        pass
+    except fastjsonschema.JsonSchemaException as compiled_error:
+        rejection = compiled_error
     validator = jsonschema.Draft202012Validator(load_schema(schema_name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:
-        return
+        raise ClevrRemvError(f"{source}: rejected by the compiled {schema_name} schema ({rejection}) although "
+                             "jsonschema accepts it; this disagreement is a clevr-remv bug: please report it with "
+                             "the file attached")
     path = [str(part) for part in error.absolute_path]
     if item is not None and path:
         field = "/".join(path[1:]) or f"({item})"

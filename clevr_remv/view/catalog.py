@@ -3,9 +3,9 @@ files of the dataset root (never a file outside it)."""
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.images import open_image
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
@@ -127,11 +127,8 @@ def read_image(path: Path, load=np.asarray):
            "with the same arguments)")
     if not path.is_file():
         raise NotInDataset(f"{path}: missing; {fix}")
-    try:
-        with Image.open(path) as image:
-            return load(image)
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ClevrRemvError(f"{path}: not a readable image ({error}); {fix}") from error
+    with open_image(path, fix) as image:
+        return load(image)
 
 
 def check_image(path: Path) -> None:

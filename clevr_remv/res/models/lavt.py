@@ -24,7 +24,9 @@ def default_config(size: str = "tiny") -> dict:
     """LAVT with the Swin-T/S/B backbone of ``size``; ``text_encoder`` None = the offline MiniLM."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}")
-    return {"model": "lavt", "size": size, **SWIN_SIZES[size], "decoder_dim": 256,
+    # The decoder is half as wide as the last Swin stage (8 x embed_dim), as in the reference LAVT:
+    # 384 channels for Swin-T / Swin-S, 512 for Swin-B.
+    return {"model": "lavt", "size": size, **SWIN_SIZES[size], "decoder_dim": SWIN_SIZES[size]["embed_dim"] * 4,
             "max_tokens": 20, "class_weights": [0.9, 1.1], "text_encoder": None}
 
 
@@ -38,11 +40,14 @@ def build_tokenizer(config: dict) -> BertTokenizer:
 
 
 def build_model(config: dict) -> "LAVT":
-    text_encoder = load_text_encoder(config["text_encoder"])
-    return LAVT(text_encoder=text_encoder, text_dim=text_encoder.config.hidden_size,
-                embed_dim=config["embed_dim"], depths=config["depths"], heads=config["heads"],
-                window=config["window"], drop_path=config["drop_path"],
-                decoder_dim=config["decoder_dim"])
+    """LAVT with the text encoder of ``config``; its load report is ``model.text_encoder_report``."""
+    text_encoder, report = load_text_encoder(config["text_encoder"])
+    model = LAVT(text_encoder=text_encoder, text_dim=text_encoder.config.hidden_size,
+                 embed_dim=config["embed_dim"], depths=config["depths"], heads=config["heads"],
+                 window=config["window"], drop_path=config["drop_path"],
+                 decoder_dim=config["decoder_dim"])
+    model.text_encoder_report = report
+    return model
 
 
 def load_vision_weights(model: "LAVT", path) -> dict:

@@ -13,6 +13,8 @@ import torch
 from clevr_remv.dataset.vocab import PAD, UNKNOWN, Vocabulary
 from clevr_remv.errors import ClevrRemvError
 
+MIN_LOADED_FRACTION = 0.5  # a text encoder missing more of its tensors than this is refused
+
 
 class WordTokenizer:
     """Words -> indices of a stored vocabulary (a ``Vocabulary.words`` list); unknown words map
@@ -77,14 +79,29 @@ class BertTokenizer:
         return batch["input_ids"].long(), batch["attention_mask"].long()
 
 
-def load_text_encoder(path):
-    """The BERT-family encoder (without its pooler) saved in a local folder."""
+def load_text_encoder(path) -> tuple:
+    """(the BERT-family encoder saved in a local folder, without its pooler; its load report).
+
+    The report (as for Swin's vision weights) counts the tensors ``loaded`` from the files and lists
+    those ``missing`` from them (left randomly initialised), ``unexpected`` (in the files, not in the
+    model) and ``shape_mismatch``; the pooler, which is dropped, is left out. An encoder that
+    misses more than half of its tensors is refused: it is not the pretrained model it claims to be.
+    """
     transformers = _offline_transformers()
     path = _check_encoder_path(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        encoder = transformers.AutoModel.from_pretrained(str(path))
+        warnings.simplefilter("ignore")  # transformers' own notices; the report below says what matters
+        encoder, info = transformers.AutoModel.from_pretrained(str(path), output_loading_info=True)
+    kept = [key for key in encoder.state_dict() if not key.startswith("pooler.")]
+    missing = sorted(key for key in info["missing_keys"] if key in kept)
+    mismatched = sorted(str(entry) for entry in info["mismatched_keys"])
+    report = {"path": str(path), "loaded": len(kept) - len(missing) - len(mismatched), "missing": missing,
+              "unexpected": sorted(info["unexpected_keys"]), "shape_mismatch": mismatched}
+    if report["loaded"] < len(kept) * MIN_LOADED_FRACTION:
+        raise ClevrRemvError(f"--text-encoder {path}: only {report['loaded']} of the encoder's {len(kept)} tensors "
+                             f"are in its weight files ({len(missing)} missing, e.g. {(missing + mismatched)[:2]}); "
+                             "pass a complete pretrained BERT-family model folder")
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # only the per-word features are used
-    return encoder
+    return encoder, report
 
