@@ -25,6 +25,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import select_views, view_name
 from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator, intersection_and_union,
                                 manhattan_distance, robustness)
+from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 from clevr_remv.schemas import validate
 
 RESULTS_FORMAT_VERSION = 1
@@ -297,17 +298,32 @@ def write_reports(results: dict, store: DatasetStore, out) -> dict:
     return paths
 
 
-def evaluate(data, predictions, split: str = "test", views: str = "corners", out="evaluation",
-             robustness_iou: str = "oIoU", progress: bool = True) -> dict:
-    """Score ``predictions`` (JSON Lines file or PNG folder) on ``split`` of the dataset ``data``
-    at ``views`` ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out``
-    and return the results dict."""
+def open_source(store: DatasetStore, predictions, predictor, seed: int):
+    """The prediction source: a file or folder (``predictions``) or a trivial ``predictor``."""
+    if (predictions is None) == (predictor is None):
+        raise ClevrRemvError("--predictions / --predictor: pass exactly one of them; --predictions for a "
+                             f"model's masks, --predictor {'|'.join(PREDICTORS)} for a trivial floor")
+    if predictor is None:
+        return open_predictions(predictions)
+    if predictor not in PREDICTORS:
+        raise ClevrRemvError(f"--predictor: unknown predictor {predictor!r}; choose one of {', '.join(PREDICTORS)}")
+    return TrivialPredictions(store, predictor, seed)
+
+
+def evaluate(data, predictions=None, split: str = "test", views: str = "corners", out="evaluation",
+             robustness_iou: str = "oIoU", progress: bool = True, predictor=None, seed: int = 0) -> dict:
+    """Score ``predictions`` (JSON Lines file or PNG folder) or the trivial ``predictor`` (one of
+    ``PREDICTORS``, seeded by ``seed``) on ``split`` of the dataset ``data`` at ``views``
+    ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out`` and return
+    the results dict."""
     if robustness_iou not in ROBUSTNESS_IOUS:
         raise ClevrRemvError(f"--mvr-iou: {robustness_iou!r} is not one of {', '.join(ROBUSTNESS_IOUS)}")
     store = DatasetStore(data)
     chosen = evaluation_views(store, views)
-    source = open_predictions(predictions)
+    source = open_source(store, predictions, predictor, seed)
     scores, missing, shape = score_predictions(store, split, chosen, source, progress)
     results = build_results(store, split, views, scores, missing, shape, source, robustness_iou)
+    if predictor is not None:
+        results["predictor"] = {"name": predictor, "seed": seed}
     write_reports(results, store, out)
     return results
