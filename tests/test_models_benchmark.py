@@ -10,6 +10,7 @@ from clevr_remv.cli import main
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
+from clevr_remv.res.evaluate import evaluate, format_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,6 +36,17 @@ def test_benchmark_writes_every_report(baseline_run):
     assert len(lines) == results["samples"]
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["lr"] == 1e-3 and config["model"]["vocabulary"][:2] == ["<pad>", "<unk>"]
+
+
+def test_results_show_the_trivial_predictors_beside_the_model(baseline_run, tiny_dataset, tmp_path):
+    out, results = baseline_run
+    markdown = (out / "results.md").read_text()
+    assert "## Against trivial predictors" in markdown and "| baseline (trained) |" in markdown
+    for name in ("empty", "largest", "random", "attributes"):
+        alone = evaluate(tiny_dataset, split="test", views="corners", out=tmp_path / name, progress=False,
+                         predictor=name)
+        assert results["trivial_predictors"][name] == {"center": alone["center"], "overall": alone["overall"]}
+        assert f"| {name} | {format_cell(alone['center']['P@0.5'])} |" in markdown
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):

@@ -25,6 +25,7 @@ from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predi
 from clevr_remv.res.models.registry import get_model
 from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule, predict,
                                             save_checkpoint, train_epoch)
+from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
 RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")
@@ -155,8 +156,18 @@ def _test(model, tokenizer, store, settings, out, best_state) -> dict:
     results = build_results(store, "test", settings["views"], scores, missing, shape, source, "oIoU")
     results["benchmark"] = {"model": settings["model"], "size": settings["size"],
                             "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"]}
+    results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
+
+
+def trivial_floors(store, split, views, seed) -> dict:
+    """Predictor name -> {"center", "overall"} summaries of each trivial predictor on ``split``."""
+    floors = {}
+    for name in PREDICTORS:
+        scores, _, _ = score_predictions(store, split, views, TrivialPredictions(store, name, seed), progress=False)
+        floors[name] = {"center": scores.per_view().get(store.center), "overall": scores.overall()}
+    return floors
 
 
 def _train(model, tokenizer, config, settings, store, out, state) -> dict:

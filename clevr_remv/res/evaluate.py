@@ -240,7 +240,24 @@ def markdown_report(results: dict, center) -> str:
                   f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |", "",
                   "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
                   "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).", ""]
+    if "trivial_predictors" in results:
+        lines += trivial_predictor_lines(results)
     return "\n".join(lines)
+
+
+def trivial_predictor_lines(results: dict) -> list:
+    """A table of the trained model (``results["benchmark"]``) beside the trivial predictors
+    (``results["trivial_predictors"]``: name -> {"center", "overall"} summaries) on the same samples."""
+    rows = [(f"{results['benchmark']['model']} (trained)", results["center"], results["overall"])]
+    rows += [(name, s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
+    lines = ["## Against trivial predictors", "",
+             "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |", "|---|---|---|---|---|---|"]
+    for name, center, overall in rows:
+        center = center or {}
+        lines.append(f"| {name} | " + " | ".join(format_cell(center.get(k)) for k in ("P@0.5", "mIoU", "oIoU"))
+                     + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |")
+    return lines + ["", "empty: no mask; largest / random: the largest / a random visible object; attributes: "
+                    "the one visible object matching the expression's attribute words (`evaluate --predictor`).", ""]
 
 
 def draw_heatmap(results: dict, grid: int, center, path) -> None:
