@@ -194,7 +194,8 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
         torch.manual_seed(seed + epoch)
         generator.manual_seed(seed + epoch)
         loss = train_epoch(model, train_loader, tokenizer, optimizer, scheduler, config["class_weights"],
-                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}")
+                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}",
+                           dice_weight=config.get("dice_weight", 0.0))
         val = _validate(model, val_loader, tokenizer, settings)
         history.append({"epoch": epoch, "train_loss": loss, "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
