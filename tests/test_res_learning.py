@@ -50,3 +50,4 @@ def test_baseline_overfits_three_samples(tiny_dataset):
                                                   tokenizer, "cpu", progress=False)]
     assert len(ious) == 3
     assert all(intersection / union > 0.5 for intersection, union in ious), ious
+

@@ -14,7 +14,7 @@ from clevr_remv.res.models.imagenet import ImageNetNormalize
 from clevr_remv.res.models.registry import SIZES
 from clevr_remv.res.models.text import WordTokenizer
 
-DEFAULT_LR = 1e-3
+DEFAULT_LR = 3e-3
 DICE_WEIGHT = 1.0
 
 _SIZE_CONFIGS = {
