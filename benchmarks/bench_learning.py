@@ -7,7 +7,7 @@ through `clevr-remv benchmark`'s code (each run resumable in ``--cache``/runs), 
 centre oIoU per epoch against the floors. Recipes: ``default`` (the current defaults) and
 ``previous`` (the defaults before the Dice term: cross-entropy only, lr 1e-3).
 
-    python benchmarks/bench_learning.py --cache /tmp/remv-learn --scenes 400 --epochs 8 \
+    python benchmarks/bench_learning.py --cache /tmp/remv-learn --scenes 300 --epochs 20,5 \
         --plot docs/images/baseline_learning.png
 """
 import argparse
@@ -42,11 +42,11 @@ def floors(data: Path, out: Path) -> dict:
                            predictor=name)["center"] for name in PREDICTORS}
 
 
-def train(data: Path, out: Path, recipe: str, args) -> dict:
+def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
     """Train (or finish training) one recipe; returns the test results, its history and its wall time."""
     start = time.perf_counter()
     settings = RECIPES[recipe]
-    results = run_benchmark(data, "baseline", out, epochs=args.epochs, batch_size=args.batch_size,
+    results = run_benchmark(data, "baseline", out, epochs=epochs, batch_size=args.batch_size,
                             lr=settings["lr"], workers=args.workers, seed=args.seed, resume=True,
                             config_overrides=settings["overrides"])
     history = json.loads((out / "training.json").read_text())["history"]
@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="folder for the dataset and the runs (reused)")
     parser.add_argument("--scenes", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", default="20,5", help="epochs per recipe, comma-separated (one: for all)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -91,10 +91,13 @@ def main() -> None:
     data = args.cache / "dataset"
     render(data, args.scenes)
     floor = floors(data, args.cache / "floors")
-    runs = {recipe: train(data, args.cache / "runs" / f"{recipe}-e{args.epochs}-s{args.seed}", recipe, args)
-            for recipe in args.recipes.split(",")}
+    recipes = args.recipes.split(",")
+    epochs = [int(e) for e in args.epochs.split(",")]
+    epochs = dict(zip(recipes, epochs * len(recipes) if len(epochs) == 1 else epochs, strict=True))
+    runs = {recipe: train(data, args.cache / "runs" / f"{recipe}-e{epochs[recipe]}-s{args.seed}", recipe,
+                          epochs[recipe], args) for recipe in recipes}
     plot(runs, floor, args.plot or args.cache / "baseline_learning.png")
-    print(f"\n{args.scenes} scenes, {args.epochs} epochs, batch {args.batch_size}, {args.threads} threads\n")
+    print(f"\n{args.scenes} scenes, epochs {epochs}, batch {args.batch_size}, {args.threads} threads\n")
     print("| predictions | val centre oIoU (best epoch) | val centre mIoU | test centre oIoU | test centre mIoU "
           "| wall (min) |\n|---|---|---|---|---|---|")
     for recipe, run in runs.items():
