@@ -2,7 +2,8 @@
 
 Any model can be evaluated: predictions are read from a JSON Lines file (one record per sample:
 ``scene``, ``expression_id``, ``view`` [u, v], ``mask`` as COCO RLE) or from a folder of PNG masks
-``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent). The samples are the
+``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent), or made by a trivial
+predictor (:mod:`clevr_remv.res.trivial`, the floor a model must beat). The samples are the
 (expression, view) pairs of the split where the referent is visible, for the chosen views;
 a missing prediction counts as an empty mask and is reported. IoU is computed at the dataset's
 native resolution. Reports: ``results.json``, ``results.md`` (the paper's table layout) and
