@@ -109,6 +109,16 @@ def test_exactly_one_source_is_required(tiny_dataset, tmp_path):
         evaluate(tiny_dataset, out=tmp_path / "o", progress=False, predictor="best")
 
 
+def test_attributes_needs_the_datasets_template_folder(tiny_dataset_copy, tmp_path):
+    path = tiny_dataset_copy / "dataset.json"
+    info = json.loads(path.read_text())
+    info["refexps"]["templates_dir"] = str(tmp_path / "moved-templates")
+    path.write_text(json.dumps(info))
+    with pytest.raises(ClevrRemvError, match="dataset.json: the expressions were made with the templates in"):
+        evaluate(tiny_dataset_copy, out=tmp_path / "o", progress=False, predictor="attributes")
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli(hand_made, tmp_path):
     root, _ = hand_made
     runner = CliRunner()

@@ -14,10 +14,12 @@ index mask) and, for ``attributes``, the scene's object attributes:
 A predictor is a prediction source for :func:`clevr_remv.res.evaluate.score_predictions`.
 """
 import re
+from pathlib import Path
 
 import numpy as np
 
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import load_template_set
 from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, value_words
 
@@ -61,6 +63,16 @@ class AttributeParser:
         return found
 
 
+def _dataset_synonyms(store: DatasetStore) -> dict:
+    """The synonyms the dataset's expressions were written with (its template folder's)."""
+    folder = store.info()["refexps"]["templates_dir"]
+    if folder is not None and not Path(folder).is_dir():
+        raise ClevrRemvError(f"{store.dataset_json_path}: the expressions were made with the templates in "
+                             f"{folder}, which is gone; the attributes predictor reads their synonyms.json, "
+                             "so restore that folder")
+    return load_template_set(folder).synonyms
+
+
 class TrivialPredictions:
     """Masks of predictor ``name`` (one of ``PREDICTORS``) on the dataset ``store``;
     ``path`` is how the reports name the source."""
@@ -73,8 +85,7 @@ class TrivialPredictions:
         self._scene_index, self._scene, self._texts = None, None, None
         self._view_key, self._index = None, None
         if name == "attributes":
-            templates = load_template_set(store.info()["refexps"]["templates_dir"])
-            self._parse = AttributeParser(store.info()["config"]["properties"], templates.synonyms)
+            self._parse = AttributeParser(store.info()["config"]["properties"], _dataset_synonyms(store))
 
     def _load_scene(self, scene: int) -> None:
         if scene != self._scene_index:
