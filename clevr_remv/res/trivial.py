@@ -21,20 +21,19 @@ import numpy as np
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import load_template_set
+from clevr_remv.refexp.generator import PROPERTY_KEYS
+from clevr_remv.refexp.templates import ATTRIBUTE_TYPES
 from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, value_words
 
 PREDICTORS = ("empty", "largest", "random", "attributes")
-# Scene-object attribute -> (properties.json section, template parameter type).
-ATTRIBUTES = {"size": ("sizes", "Size"), "color": ("colors", "Color"), "material": ("materials", "Material"),
-              "shape": ("shapes", "Shape")}
 
 
 def attribute_phrases(properties: dict, synonyms: dict) -> dict:
     """Lower-case phrase -> (attribute, value) for every way an expression names a value;
     the words for "no particular shape" ("thing", "object") map to ("shape", None)."""
     phrases = {}
-    for attribute, (section, param_type) in ATTRIBUTES.items():
-        for value in properties[section]:
+    for param_type, attribute in ATTRIBUTE_TYPES.items():
+        for value in properties[PROPERTY_KEYS[attribute]]:
             word = value_words(param_type, value)
             for phrase in synonyms.get(word, [word]):
                 phrases[phrase.lower()] = (attribute, value)
