@@ -25,8 +25,9 @@ from clevr_remv.res.benchmark import run_benchmark
 from clevr_remv.res.evaluate import evaluate
 from clevr_remv.res.trivial import PREDICTORS
 
-# Recipe -> (peak learning rate, weight of the Dice term).
-RECIPES = {"dice-3e-3": (3e-3, 1.0), "dice-1e-3": (1e-3, 1.0), "ce-1e-3": (1e-3, 0.0)}
+# Recipe -> (peak learning rate, weight of the Dice term, flip-and-shift augmentation).
+RECIPES = {"dice-aug-1e-3": (1e-3, 1.0, True), "dice-1e-3": (1e-3, 1.0, False), "dice-3e-3": (3e-3, 1.0, False),
+           "ce-1e-3": (1e-3, 0.0, False)}
 RENDER = ["--grid", "3", "--width", "160", "--height", "112", "--samples", "2", "--min-pixels", "25"]
 
 
@@ -44,8 +45,9 @@ def floors(data: Path, out: Path) -> dict:
 
 
 def label(recipe: str) -> str:
-    lr, dice_weight = RECIPES[recipe]
-    return f"baseline, {'CE + Dice' if dice_weight else 'CE'}, lr {lr:.0e}".replace("e-0", "e-")
+    lr, dice_weight, augment = RECIPES[recipe]
+    loss = "CE + Dice" if dice_weight else "CE"
+    return f"baseline, {loss}{', flip+shift' if augment else ''}, lr {lr:.0e}".replace("e-0", "e-")
 
 
 def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
@@ -54,10 +56,10 @@ def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
     start = time.perf_counter()
     clock = out / "bench_seconds.json"
     spent = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
-    lr, dice_weight = RECIPES[recipe]
+    lr, dice_weight, augment = RECIPES[recipe]
     results = run_benchmark(data, "baseline", out, epochs=epochs, batch_size=args.batch_size, lr=lr,
                             workers=args.workers, seed=args.seed, resume=True,
-                            config_overrides={"dice_weight": dice_weight})
+                            config_overrides={"dice_weight": dice_weight, "augment": augment})
     history = json.loads((out / "training.json").read_text())["history"]
     spent += time.perf_counter() - start
     clock.write_text(json.dumps({"seconds": spent}))

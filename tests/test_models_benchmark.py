@@ -35,7 +35,7 @@ def test_benchmark_writes_every_report(baseline_run):
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == results["samples"]
     config = json.loads((out / "config.json").read_text())
-    assert config["settings"]["lr"] == 3e-3 and config["model"]["vocabulary"][:2] == ["<pad>", "<unk>"]
+    assert config["settings"]["lr"] == 1e-3 and config["model"]["vocabulary"][:2] == ["<pad>", "<unk>"]
 
 
 def test_results_show_the_trivial_predictors_beside_the_model(baseline_run, tiny_dataset, tmp_path):

@@ -7,12 +7,13 @@ from torch.utils.data import DataLoader, Subset
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.metrics import intersection_and_union
 from clevr_remv.res.models import baseline
+from clevr_remv.res.models.augment import FlipAndShift, mirror_text
 from clevr_remv.res.models.training import (collate, dice_loss, make_optimizer, make_poly_schedule, predict,
                                             segmentation_loss, train_epoch)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-STEPS = 100
+STEPS, LR = 100, 3e-3  # a rate above the default: overfitting three samples fast is the point
 
 
 def test_dice_loss_does_not_shrink_with_the_referent():
@@ -39,7 +40,7 @@ def test_baseline_overfits_three_samples(tiny_dataset):
     config = baseline.prepare_config(baseline.default_config("tiny"), [data.describe(i)["text"] for i in largest])
     torch.manual_seed(0)
     model, tokenizer = baseline.build_model(config), baseline.build_tokenizer(config)
-    optimizer = make_optimizer(model, baseline.DEFAULT_LR)
+    optimizer = make_optimizer(model, LR)
     scheduler = make_poly_schedule(optimizer, STEPS)
     loader = DataLoader(samples, batch_size=3, shuffle=True, collate_fn=collate)
     for _ in range(STEPS):
@@ -51,3 +52,21 @@ def test_baseline_overfits_three_samples(tiny_dataset):
     assert len(ious) == 3
     assert all(intersection / union > 0.5 for intersection, union in ious), ious
 
+
+
+def test_flip_and_shift_keep_image_mask_and_words_aligned():
+    image = torch.zeros(3, 32, 48)
+    image[0, 10:18, 8:16] = 1.0                      # a red square on the left, 8 px from the edges
+    sample = {"image": image, "mask": image[0] > 0, "text": "The red cube left of the sphere.", "scene": 0}
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        out = FlipAndShift(max_shift=4)(sample)
+        assert out["image"].shape == image.shape and out["mask"].shape == (32, 48)
+        assert torch.equal(out["mask"], out["image"][0] > 0.5) and int(out["mask"].sum()) == 64
+        flipped = out["mask"][:, 24:].any().item()
+        assert out["text"] == ("The red cube right of the sphere." if flipped else sample["text"])
+        seen.add(flipped)
+    assert seen == {True, False} and sample["text"] == "The red cube left of the sphere."
+    assert mirror_text("Counting from the left, the cube right of it. Left") == \
+        "Counting from the right, the cube left of it. Right"

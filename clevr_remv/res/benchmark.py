@@ -22,6 +22,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.metrics import intersection_and_union, summarize
 from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
                                      score_predictions, write_reports)
+from clevr_remv.res.models.augment import FlipAndShift
 from clevr_remv.res.models.registry import get_model
 from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule, predict,
                                             save_checkpoint, train_epoch)
@@ -172,7 +173,8 @@ def trivial_floors(store, split, views, seed) -> dict:
 
 def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     """Train the remaining epochs (all, or those after ``state``); returns the best checkpoint."""
-    train_set = ClevrRemvDataset(store.root, split="train", views="center")
+    train_set = ClevrRemvDataset(store.root, split="train", views="center",
+                                 transform=FlipAndShift() if config.get("augment") else None)
     val_set = ClevrRemvDataset(store.root, split="val", views="center")
     for name, dataset in (("train", train_set), ("val", val_set)):
         if len(dataset) == 0:
