@@ -60,6 +60,26 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
     assert checkpoint["epoch"] == best["epoch"]
 
 
+def test_the_test_split_is_predicted_with_the_best_epochs_weights(tiny_dataset, tmp_path, monkeypatch):
+    """Epoch 1 scores best on val; the test must use its weights, not those training went on to."""
+    val_scores = iter([{"oIoU": 50.0, "mIoU": 50.0}, {"oIoU": 10.0, "mIoU": 10.0}])
+    monkeypatch.setattr(benchmark_module, "_validate", lambda *args: next(val_scores))
+    tested = {}
+    real_test = benchmark_module._test
+
+    def recording_test(model, tokenizer, store, settings, out, best_state):
+        tested.update(best_state["model"])
+        return real_test(model, tokenizer, store, settings, out, best_state)
+
+    monkeypatch.setattr(benchmark_module, "_test", recording_test)
+    run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, **FAST)
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert best["epoch"] == 1 and last["epoch"] == 2
+    assert all(torch.equal(tested[key], best["model"][key]) for key in best["model"])
+    assert not all(torch.equal(tested[key], last["model"][key]) for key in last["model"])
+
+
 def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch, baseline_run):
     calls = []
     real_train_epoch = benchmark_module.train_epoch

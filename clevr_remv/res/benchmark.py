@@ -201,7 +201,8 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
         val = _validate(model, val_loader, tokenizer, settings)
         history.append({"epoch": epoch, "train_loss": loss, "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
-        weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        # A copy: on the CPU, .cpu() returns the live tensors, which later epochs would change.
+        weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
         if best is None or val["oIoU"] > best["val_oIoU"]:
             best = {"model": weights, "config": config, "settings": settings, "epoch": epoch,
                     "val_oIoU": val["oIoU"]}
