@@ -1,9 +1,9 @@
 """Training and inference throughput (samples/s) of every RES model and size, side by side.
 
 Random images at the input size and real-looking expressions; one training step = forward,
-class-weighted cross-entropy, backward, AdamW step (the `clevr-remv benchmark` loop). After
-``--warmup`` untimed steps, ``--steps`` steps are timed. The last column is the speed ratio to
-the first row. LAVT uses the offline MiniLM text encoder.
+class-weighted cross-entropy (plus the baseline's Dice term), backward, AdamW step (the
+`clevr-remv benchmark` loop). After ``--warmup`` untimed steps, ``--steps`` steps are timed.
+The last column is the speed ratio to the first row. LAVT uses the offline MiniLM text encoder.
 
     python benchmarks/bench_models.py --input-size 240x160 --batch-size 2 --steps 3 --threads 1
     python benchmarks/bench_models.py --device cuda --models lavt --sizes base \
@@ -38,7 +38,8 @@ def measure(name: str, size: str, args) -> dict:
     optimizer = make_optimizer(model, module.DEFAULT_LR)
 
     def train_step():
-        loss = segmentation_loss(model(images, tokens, token_mask), masks, config["class_weights"])
+        loss = segmentation_loss(model(images, tokens, token_mask), masks, config["class_weights"],
+                                 config.get("dice_weight", 0.0))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

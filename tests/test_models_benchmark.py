@@ -12,6 +12,7 @@ from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
+from clevr_remv.res.evaluate import evaluate, format_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,6 +40,17 @@ def test_benchmark_writes_every_report(baseline_run):
     assert config["settings"]["lr"] == 1e-3 and config["model"]["vocabulary"][:2] == ["<pad>", "<unk>"]
 
 
+def test_results_show_the_trivial_predictors_beside_the_model(baseline_run, tiny_dataset, tmp_path):
+    out, results = baseline_run
+    markdown = (out / "results.md").read_text()
+    assert "## Against trivial predictors" in markdown and "| baseline (trained) |" in markdown
+    for name in ("empty", "largest", "random", "attributes"):
+        alone = evaluate(tiny_dataset, split="test", views="corners", out=tmp_path / name, progress=False,
+                         predictor=name)
+        assert results["trivial_predictors"][name] == {"center": alone["center"], "overall": alone["overall"]}
+        assert f"| {name} | {format_cell(alone['center']['P@0.5'])} |" in markdown
+
+
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
     out, results = baseline_run
     training = json.loads((out / "training.json").read_text())
@@ -48,6 +60,26 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
     assert training["best_epoch"] == best["epoch"] == results["benchmark"]["best_epoch"]
     checkpoint = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
     assert checkpoint["epoch"] == best["epoch"]
+
+
+def test_the_test_split_is_predicted_with_the_best_epochs_weights(tiny_dataset, tmp_path, monkeypatch):
+    """Epoch 1 scores best on val; the test must use its weights, not those training went on to."""
+    val_scores = iter([{"oIoU": 50.0, "mIoU": 50.0}, {"oIoU": 10.0, "mIoU": 10.0}])
+    monkeypatch.setattr(benchmark_module, "_validate", lambda *args: next(val_scores))
+    tested = {}
+    real_test = benchmark_module._test
+
+    def recording_test(model, tokenizer, store, settings, out, best_state):
+        tested.update(best_state["model"])
+        return real_test(model, tokenizer, store, settings, out, best_state)
+
+    monkeypatch.setattr(benchmark_module, "_test", recording_test)
+    run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, **FAST)
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert best["epoch"] == 1 and last["epoch"] == 2
+    assert all(torch.equal(tested[key], best["model"][key]) for key in best["model"])
+    assert not all(torch.equal(tested[key], last["model"][key]) for key in last["model"])
 
 
 def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch, baseline_run):

@@ -12,7 +12,8 @@ from clevr_remv.refexp.text import render
 
 # Fresh wordings tried when a rendered text repeats an earlier expression's text.
 TEXT_TRIES = 4
-_PROPERTY_KEYS = {"size": "sizes", "color": "colors", "material": "materials", "shape": "shapes"}
+# Scene-object attribute -> its section in properties.json.
+PROPERTY_KEYS = {"size": "sizes", "color": "colors", "material": "materials", "shape": "shapes"}
 
 
 def refexp_settings(seed: int, per_scene: int = 8, templates_dir=None, keep_partial: bool = False,
@@ -44,7 +45,7 @@ def referent_views(scene: dict, keep_partial: bool, min_visible_pixels: int) -> 
 
 def _check_attributes(scene: dict, properties: dict) -> None:
     for k, obj in enumerate(scene["objects"], start=1):
-        for attribute, key in _PROPERTY_KEYS.items():
+        for attribute, key in PROPERTY_KEYS.items():
             if obj[attribute] not in properties[key]:
                 raise ClevrRemvError(
                     f"scene {scene['index']}: object {k} has {attribute} {obj[attribute]!r}, which the "

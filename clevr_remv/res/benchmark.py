@@ -25,9 +25,11 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.metrics import intersection_and_union, summarize
 from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
                                      score_predictions, write_reports)
+from clevr_remv.res.models.augment import FlipAndShift
 from clevr_remv.res.models.registry import get_model
 from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule, predict,
                                             save_checkpoint, train_epoch)
+from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
 RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")
@@ -169,13 +171,24 @@ def _test(model, tokenizer, store, settings, out, best_state) -> dict:
     results = build_results(store, "test", settings["views"], scores, missing, shape, source, "oIoU")
     results["benchmark"] = {"model": settings["model"], "size": settings["size"],
                             "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"]}
+    results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
 
 
+def trivial_floors(store, split, views, seed) -> dict:
+    """Predictor name -> {"center", "overall"} summaries of each trivial predictor on ``split``."""
+    floors = {}
+    for name in PREDICTORS:
+        scores, _, _ = score_predictions(store, split, views, TrivialPredictions(store, name, seed), progress=False)
+        floors[name] = {"center": scores.per_view().get(store.center), "overall": scores.overall()}
+    return floors
+
+
 def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     """Train the remaining epochs (all, or those after ``state``); returns the best checkpoint."""
-    train_set = ClevrRemvDataset(store.root, split="train", views="center")
+    train_set = ClevrRemvDataset(store.root, split="train", views="center",
+                                 transform=FlipAndShift() if config.get("augment") else None)
     val_set = ClevrRemvDataset(store.root, split="val", views="center")
     generator = torch.Generator()
     train_loader = _loader(train_set, settings, True, generator)
@@ -193,11 +206,13 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
         torch.manual_seed(seed + epoch)
         generator.manual_seed(seed + epoch)
         loss = train_epoch(model, train_loader, tokenizer, optimizer, scheduler, config["class_weights"],
-                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}")
+                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}",
+                           dice_weight=config.get("dice_weight", 0.0))
         val = _validate(model, val_loader, tokenizer, settings)
         history.append({"epoch": epoch, "train_loss": loss, "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
-        weights = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        # A copy: on the CPU, .cpu() returns the live tensors, which later epochs would change.
+        weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
         if best is None or val["oIoU"] > best["val_oIoU"]:
             best = {"model": weights, "config": config, "settings": settings, "epoch": epoch,
                     "val_oIoU": val["oIoU"]}

@@ -6,6 +6,7 @@ from clevr_remv.geometry import VIEW_SETS
 from clevr_remv.metrics import ROBUSTNESS_IOUS
 from clevr_remv.res.evaluate import describe_keys, evaluate, format_cell
 from clevr_remv.res.models.registry import MODELS, SIZES
+from clevr_remv.res.trivial import PREDICTORS
 
 
 def _parse_size(ctx, param, value):
@@ -77,9 +78,13 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
 @click.command("evaluate")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
               help="Dataset root (with splits.json).")
-@click.option("--predictions", required=True, type=click.Path(),
+@click.option("--predictions", type=click.Path(),
               help="JSON Lines file (scene, expression_id, view [u, v], mask as COCO RLE per line) or "
                    "folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks (non-zero = referent).")
+@click.option("--predictor", type=click.Choice(PREDICTORS), default=None,
+              help="Score a trivial predictor instead of --predictions: the empty mask, the largest or a "
+                   "random visible object, or the one object matching the expression's attribute words.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of --predictor random.")
 @click.option("--split", default="test", show_default=True, help="Split to score (a name in splits.json).")
 @click.option("--views", type=click.Choice(VIEW_SETS), default="corners", show_default=True,
               help="Views to score: the centre only, the centre and the four corners, or every view.")
@@ -87,12 +92,13 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
               help="Folder for results.json, results.md and iou_heatmap.png.")
 @click.option("--mvr-iou", type=click.Choice(ROBUSTNESS_IOUS), default="oIoU", show_default=True,
               help="Which IoU feeds MVR, MRD and the heatmap.")
-def evaluate_command(data_dir, predictions, split, views, out, mvr_iou):
+def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, mvr_iou):
     """Score RES predictions: P@0.5-0.9, mIoU, oIoU per view and overall, MVR and MRD.
 
+    Pass exactly one of --predictions (a model's masks) and --predictor (a trivial floor).
     Missing predictions count as empty masks and are reported.
     """
-    results = evaluate(data_dir, predictions, split, views, out, mvr_iou)
+    results = evaluate(data_dir, predictions, split, views, out, mvr_iou, predictor=predictor, seed=seed)
     center = results["center"]
     if center is not None:
         click.echo(f"centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "

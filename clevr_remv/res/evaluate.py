@@ -2,7 +2,8 @@
 
 Any model can be evaluated: predictions are read from a JSON Lines file (one record per sample:
 ``scene``, ``expression_id``, ``view`` [u, v], ``mask`` as COCO RLE) or from a folder of PNG masks
-``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent). The samples are the
+``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent), or made by a trivial
+predictor (:mod:`clevr_remv.res.trivial`, the floor a model must beat). The samples are the
 (expression, view) pairs of the split where the referent is visible, for the chosen views;
 a missing prediction counts as an empty mask and is reported. IoU is computed at the dataset's
 native resolution. Reports: ``results.json``, ``results.md`` (the paper's table layout) and
@@ -26,6 +27,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import select_views, view_name
 from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator, intersection_and_union,
                                 manhattan_distance, robustness)
+from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 from clevr_remv.schemas import validate
 
 RESULTS_FORMAT_VERSION = 1
@@ -274,7 +276,24 @@ def markdown_report(results: dict, center) -> str:
                   f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |", "",
                   "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
                   "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).", ""]
+    if "trivial_predictors" in results:
+        lines += trivial_predictor_lines(results)
     return "\n".join(lines)
+
+
+def trivial_predictor_lines(results: dict) -> list:
+    """A table of the trained model (``results["benchmark"]``) beside the trivial predictors
+    (``results["trivial_predictors"]``: name -> {"center", "overall"} summaries) on the same samples."""
+    rows = [(f"{results['benchmark']['model']} (trained)", results["center"], results["overall"])]
+    rows += [(name, s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
+    lines = ["## Against trivial predictors", "",
+             "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |", "|---|---|---|---|---|---|"]
+    for name, center, overall in rows:
+        center = center or {}
+        lines.append(f"| {name} | " + " | ".join(format_cell(center.get(k)) for k in ("P@0.5", "mIoU", "oIoU"))
+                     + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |")
+    return lines + ["", "empty: no mask; largest / random: the largest / a random visible object; attributes: "
+                    "the one visible object matching the expression's attribute words (`evaluate --predictor`).", ""]
 
 
 def draw_heatmap(results: dict, grid: int, center, path) -> None:
@@ -332,18 +351,33 @@ def write_reports(results: dict, store: DatasetStore, out) -> dict:
     return paths
 
 
-def evaluate(data, predictions, split: str = "test", views: str = "corners", out="evaluation",
-             robustness_iou: str = "oIoU", progress: bool = True) -> dict:
-    """Score ``predictions`` (JSON Lines file or PNG folder) on ``split`` of the dataset ``data``
-    at ``views`` ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out``
-    and return the results dict."""
+def open_source(store: DatasetStore, predictions, predictor, seed: int):
+    """The prediction source: a file or folder (``predictions``) or a trivial ``predictor``."""
+    if (predictions is None) == (predictor is None):
+        raise ClevrRemvError("--predictions / --predictor: pass exactly one of them; --predictions for a "
+                             f"model's masks, --predictor {'|'.join(PREDICTORS)} for a trivial floor")
+    if predictor is None:
+        return open_predictions(predictions)
+    if predictor not in PREDICTORS:
+        raise ClevrRemvError(f"--predictor: unknown predictor {predictor!r}; choose one of {', '.join(PREDICTORS)}")
+    return TrivialPredictions(store, predictor, seed)
+
+
+def evaluate(data, predictions=None, split: str = "test", views: str = "corners", out="evaluation",
+             robustness_iou: str = "oIoU", progress: bool = True, predictor=None, seed: int = 0) -> dict:
+    """Score ``predictions`` (JSON Lines file or PNG folder) or the trivial ``predictor`` (one of
+    ``PREDICTORS``, seeded by ``seed``) on ``split`` of the dataset ``data`` at ``views``
+    ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out`` and return
+    the results dict."""
     if robustness_iou not in ROBUSTNESS_IOUS:
         raise ClevrRemvError(f"--mvr-iou: {robustness_iou!r} is not one of {', '.join(ROBUSTNESS_IOUS)}")
     store = DatasetStore(data)
     chosen = evaluation_views(store, views)
-    source = open_predictions(predictions)
+    source = open_source(store, predictions, predictor, seed)
     scores, missing, shape = score_predictions(store, split, chosen, source, progress)
     results = build_results(store, split, views, scores, missing, shape, source, robustness_iou)
     require_a_match(results)
+    if predictor is not None:
+        results["predictor"] = {"name": predictor, "seed": seed}
     write_reports(results, store, out)
     return results

@@ -15,6 +15,7 @@ from clevr_remv.res.models.registry import SIZES
 from clevr_remv.res.models.text import WordTokenizer
 
 DEFAULT_LR = 1e-3
+DICE_WEIGHT = 1.0
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -28,7 +29,7 @@ def default_config(size: str = "tiny") -> dict:
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}")
     return {"model": "baseline", "size": size, "max_tokens": 20, "class_weights": [0.9, 1.1],
-            "vocabulary": None, **_SIZE_CONFIGS[size]}
+            "dice_weight": DICE_WEIGHT, "augment": True, "vocabulary": None, **_SIZE_CONFIGS[size]}
 
 
 def prepare_config(config: dict, train_texts) -> dict:

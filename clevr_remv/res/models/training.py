@@ -25,10 +25,22 @@ def collate(samples) -> dict:
     return batch
 
 
-def segmentation_loss(logits, masks, class_weights):
-    """Class-weighted cross-entropy of 2-class logits (B, 2, H, W) against bool masks (B, H, W)."""
+def dice_loss(logits, masks):
+    """1 - the soft Dice coefficient of the referent probability, per sample, batch mean (+1 smoothing:
+    an empty target with an empty prediction costs nothing). Unlike cross-entropy it does not shrink
+    with the referent's area, so predicting no referent at all is never cheap."""
+    probability = logits.softmax(1)[:, 1].flatten(1)
+    target = masks.flatten(1).to(probability.dtype)
+    overlap = (probability * target).sum(1)
+    return (1 - (2 * overlap + 1) / (probability.sum(1) + target.sum(1) + 1)).mean()
+
+
+def segmentation_loss(logits, masks, class_weights, dice_weight: float = 0.0):
+    """Class-weighted cross-entropy of 2-class logits (B, 2, H, W) against bool masks (B, H, W),
+    plus ``dice_weight`` times :func:`dice_loss`."""
     weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
-    return F.cross_entropy(logits, masks.long(), weight=weights)
+    loss = F.cross_entropy(logits, masks.long(), weight=weights)
+    return loss + dice_weight * dice_loss(logits, masks) if dice_weight else loss
 
 
 def make_optimizer(model, lr: float, weight_decay: float = WEIGHT_DECAY):
@@ -61,8 +73,10 @@ def _network_inputs(batch, tokenizer, input_size, device):
 
 
 def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, device,
-                input_size=None, description: str = "train", progress: bool = True) -> float:
-    """One pass over ``loader``; returns the mean loss. A progress bar shows loss and ETA."""
+                input_size=None, description: str = "train", progress: bool = True,
+                dice_weight: float = 0.0) -> float:
+    """One pass over ``loader``; returns the mean loss (see :func:`segmentation_loss`). A progress
+    bar shows loss and ETA."""
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True)
@@ -71,7 +85,7 @@ def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, d
         masks = batch["mask"].to(device)
         if masks.shape[-2:] != images.shape[-2:]:
             masks = F.interpolate(masks[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0] > 0.5
-        loss = segmentation_loss(model(images, tokens, token_mask), masks, class_weights)
+        loss = segmentation_loss(model(images, tokens, token_mask), masks, class_weights, dice_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

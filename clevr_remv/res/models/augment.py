@@ -1,0 +1,46 @@
+"""Training augmentation that keeps image, mask and words aligned (a ``ClevrRemvDataset`` transform).
+
+- a horizontal flip of image and mask with "left" and "right" swapped in the expression (half the
+  samples): the mirrored scene is a valid CLEVR scene, its left/right relations and "from the
+  left" orderings mirrored with it; colours, shapes, sizes, materials and front/behind keep;
+- a shift of image and mask by up to ``max_shift`` pixels each way (edges repeated in the image,
+  background in the mask), which keeps every relation.
+
+Randomness comes from torch's generator, which ``benchmark`` seeds per epoch.
+"""
+import re
+
+import torch
+from torch.nn import functional as F
+
+MIRRORED = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
+_SIDE = re.compile(r"\b(?:left|right|Left|Right)\b")
+
+
+def mirror_text(text: str) -> str:
+    """``text`` with "left" and "right" swapped."""
+    return _SIDE.sub(lambda match: MIRRORED[match.group(0)], text)
+
+
+class FlipAndShift:
+    """Random mirror (with the words) and shift of a sample's ``image``, ``mask`` and ``text``."""
+
+    def __init__(self, max_shift: int = 8):
+        self.max_shift = max_shift
+
+    def __call__(self, sample: dict) -> dict:
+        image, mask, text = sample["image"], sample["mask"], sample["text"]
+        if torch.rand(()) < 0.5:
+            image, mask, text = image.flip(-1), mask.flip(-1), mirror_text(text)
+        if self.max_shift:
+            image, mask = self._shift(image, mask)
+        return {**sample, "image": image, "mask": mask, "text": text}
+
+    def _shift(self, image, mask):
+        pad = self.max_shift
+        height, width = mask.shape
+        dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,)))
+        padded_image = F.pad(image[None], (pad, pad, pad, pad), mode="replicate")[0]
+        padded_mask = F.pad(mask, (pad, pad, pad, pad))
+        return (padded_image[:, dy:dy + height, dx:dx + width].contiguous(),
+                padded_mask[dy:dy + height, dx:dx + width].contiguous())

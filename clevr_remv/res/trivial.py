@@ -1,0 +1,127 @@
+"""Trivial RES predictors: the floor every model must beat.
+
+They need no training and see no pixels of the image, only which objects the view shows (its
+index mask) and, for ``attributes``, the scene's object attributes:
+
+- ``empty``: the empty mask;
+- ``largest``: the object with the most pixels in the view;
+- ``random``: a visible object drawn at random (seeded per sample, so the draw does not depend on
+  which other samples are scored);
+- ``attributes``: the words of the expression's first noun phrase (the referent's, in every
+  shipped template) read as size, colour, material and shape with the dataset's own synonym
+  list; the object when exactly one visible object has them all, else the empty mask.
+
+A predictor is a prediction source for :func:`clevr_remv.res.evaluate.score_predictions`.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.refexp import load_template_set
+from clevr_remv.refexp.generator import PROPERTY_KEYS
+from clevr_remv.refexp.templates import ATTRIBUTE_TYPES
+from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, value_words
+
+PREDICTORS = ("empty", "largest", "random", "attributes")
+
+
+def attribute_phrases(properties: dict, synonyms: dict) -> dict:
+    """Lower-case phrase -> (attribute, value) for every way an expression names a value;
+    the words for "no particular shape" ("thing", "object") map to ("shape", None)."""
+    phrases = {}
+    for param_type, attribute in ATTRIBUTE_TYPES.items():
+        for value in properties[PROPERTY_KEYS[attribute]]:
+            word = value_words(param_type, value)
+            for phrase in synonyms.get(word, [word]):
+                phrases[phrase.lower()] = (attribute, value)
+    for phrase in synonyms.get(EMPTY_SHAPE_WORD, [EMPTY_SHAPE_WORD]):
+        phrases[phrase.lower()] = ("shape", None)
+    return phrases
+
+
+class AttributeParser:
+    """Reads the referent's attributes off an expression's first noun phrase."""
+
+    def __init__(self, properties: dict, synonyms: dict):
+        self.phrases = attribute_phrases(properties, synonyms)
+        alternatives = "|".join(re.escape(p) for p in sorted(self.phrases, key=len, reverse=True))
+        self.pattern = re.compile(rf"\b(?:{alternatives})\b")
+
+    def __call__(self, text: str) -> dict:
+        """{attribute: value} named before the first shape noun (a shape, "thing" or "object")."""
+        found = {}
+        for match in self.pattern.finditer(text.lower()):
+            attribute, value = self.phrases[match.group(0)]
+            if value is not None:
+                found.setdefault(attribute, value)
+            if attribute == "shape":
+                break
+        return found
+
+
+def _dataset_synonyms(store: DatasetStore) -> dict:
+    """The synonyms the dataset's expressions were written with (its template folder's)."""
+    folder = store.info()["refexps"]["templates_dir"]
+    if folder is not None and not Path(folder).is_dir():
+        raise ClevrRemvError(f"{store.dataset_json_path}: the expressions were made with the templates in "
+                             f"{folder}, which is gone; the attributes predictor reads their synonyms.json, "
+                             "so restore that folder")
+    return load_template_set(folder).synonyms
+
+
+class TrivialPredictions:
+    """Masks of predictor ``name`` (one of ``PREDICTORS``) on the dataset ``store``;
+    ``path`` is how the reports name the source."""
+
+    def __init__(self, store: DatasetStore, name: str, seed: int = 0):
+        if name not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {PREDICTORS}, not {name!r}")
+        self.store, self.name, self.seed = store, name, seed
+        self.path = f"predictor:{name}"
+        self._scene_index, self._scene, self._texts = None, None, None
+        self._view_key, self._index = None, None
+        if name == "attributes":
+            self._parse = AttributeParser(store.info()["config"]["properties"], _dataset_synonyms(store))
+
+    def _load_scene(self, scene: int) -> None:
+        if scene != self._scene_index:
+            self._scene = self.store.load_scene(scene, check=False)
+            self._texts = {e["id"]: e["text"] for e in self.store.load_refexps(scene, check=False)["expressions"]}
+            self._scene_index = scene
+
+    def _view_index(self, scene: int, u: int, v: int) -> np.ndarray:
+        if (scene, u, v) != self._view_key:
+            self._index = self.store.read_index(scene, u, v)
+            self._view_key = (scene, u, v)
+        return self._index
+
+    def choose(self, key, index: np.ndarray):
+        """The 1-based object predicted for sample ``key`` = (scene, expression_id, u, v) given
+        the view's index mask, or None for the empty mask."""
+        counts = np.bincount(index.ravel())
+        visible = np.flatnonzero(counts[1:]) + 1
+        if self.name == "empty" or len(visible) == 0:
+            return None
+        if self.name == "largest":
+            return int(visible[np.argmax(counts[visible])])
+        if self.name == "random":
+            return int(np.random.default_rng([self.seed, *key]).choice(visible))
+        scene, expression_id = key[:2]
+        self._load_scene(scene)
+        wanted = self._parse(self._texts[expression_id])
+        objects = self._scene["objects"]
+        matches = [k for k in visible if all(objects[k - 1][a] == value for a, value in wanted.items())]
+        return int(matches[0]) if len(matches) == 1 else None
+
+    def mask(self, key, shape):
+        """The predicted boolean mask of ``key`` = (scene, expression_id, u, v)."""
+        index = self._view_index(key[0], *key[2:])
+        chosen = self.choose(key, index)
+        return np.zeros(shape, bool) if chosen is None else index == chosen
+
+    def unused_keys(self) -> list:
+        """A predictor has a mask for every sample: none unused."""
+        return []
