@@ -1,15 +1,28 @@
-"""Render speed and quality: seconds per 480x320 view and PSNR against a high-sample reference.
+"""Render quality per second: seconds per view and PSNR against a high-sample reference, over several scenes.
 
-Renders the centre view of one CLEVR scene with several settings in one run, side by side:
-CLEVR's original settings (512 samples, no denoiser), this project's default, and any extra
-candidates, each compared with a reference render (1024 samples by default).
+Each setting renders a corner view (u1_v1) and the centre view of --scenes scenes (layout attempt
+0 of --seed) at 480x320. Both are compared with a reference render of the same view
+(--reference-samples, no denoiser, another Cycles seed; cached in --cache, so reruns reuse it):
+PSNR over the whole image, over the objects (index mask dilated by 3 px) and of the worst object,
+averaged over the views (clevr_remv/generate/quality.py). Settings run interleaved for --rounds
+rounds; a setting's time is the centre view's render time (the corner view before it pays for the
+scene's set-up), the median over rounds of the mean over scenes, and its ratio to the default in
+the same round.
 
-    python benchmarks/bench_render.py                      # full comparison (~10 min on 2 cores)
-    python benchmarks/bench_render.py --reference-samples 256 --candidates 4:max_bounces=4 8
+The breakdown renders --breakdown-views views of scene 0 with the default, the default without
+denoiser and the fixed-cost setting (1 sample, no denoiser, no bounces), and reports each step's
+seconds per view from the worker's timers (blender_scripts/render_scene.py PHASES; the denoiser's
+share is the default minus the default without it) and the views per second of the whole job.
+
+    python benchmarks/bench_render.py                      # 5 scenes, 1024-sample references
+    python benchmarks/bench_render.py --scenes 2 --reference-samples 128 --candidates 8 2:use_light_tree=False
+    python benchmarks/bench_render.py --device gpu --scenes 2 --candidates 16   # on a GPU machine
 """
 import argparse
 import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +30,15 @@ from PIL import Image
 
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
+from clevr_remv.generate.quality import view_quality
 from clevr_remv.generate.render import RenderWorker, worker_command
 from clevr_remv.generate.scene import scene_spec
 from clevr_remv.geometry import grid_center, view_name
 
-
-def psnr(image, reference) -> float:
-    error = np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2)
-    return float("inf") if error == 0 else 10 * np.log10(255.0 ** 2 / error)
+PHASES = ("sync", "trace", "composite", "rgb_out", "passes_in", "write_wait")  # render_scene.py's
+NO_BOUNCES = {name: 0 for name in ("max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
+                                   "transparent_max_bounces")}
+REFERENCE_SEED_OFFSET = 1_000_003  # the reference must not reuse the candidates' sample sequence
 
 
 def _parse_value(text):
@@ -36,56 +50,186 @@ def _parse_value(text):
     return {"True": True, "False": False}.get(text, text)
 
 
-def render_centre(worker, spec, properties, render, folder) -> tuple:
-    """Render the centre view of ``spec`` with ``render`` settings; return (seconds, rgb)."""
-    centre = view_name(*grid_center(spec["rig"]["grid"]))
-    job_spec = dict(spec, render=render, views=[v for v in spec["views"] if v["name"] == centre])
-    seconds = []
-    worker.request({"op": "render", "spec": job_spec, "properties": properties, "out": str(folder)},
-                   lambda event: seconds.append(event["seconds"]))
-    return seconds[0], np.asarray(Image.open(Path(folder) / "rgb" / f"{centre}.png").convert("RGB"))
+def parse_setting(text: str, default: dict) -> tuple:
+    """'SAMPLES[:KEY=VALUE...]' -> (name, render settings): ``denoise=False`` or Cycles attributes."""
+    samples, *overrides = text.split(":")
+    pairs = {key: _parse_value(value) for key, value in (item.split("=", 1) for item in overrides)}
+    render = {**default, "samples": int(samples), "denoise": pairs.pop("denoise", default["denoise"]),
+              "cycles": {**default.get("cycles", {}), **pairs}}
+    return f"{samples} spp {' '.join(overrides)}".strip(), render
+
+
+class Renderer:
+    """One worker that renders chosen views of a scene with given settings."""
+
+    def __init__(self, device: str, properties: dict):
+        self.worker = RenderWorker(worker_command(), device=device)
+        self.properties = properties
+
+    def render(self, spec: dict, render: dict, views: list, folder: Path) -> dict:
+        """Render ``views`` (names) into ``folder``; return the worker's view events, the "done"
+        event and the job's wall seconds."""
+        job_spec = dict(spec, render=render, views=[v for v in spec["views"] if v["name"] in views])
+        events, started = [], time.perf_counter()
+        done = self.worker.request({"op": "render", "spec": job_spec, "properties": self.properties,
+                                    "out": str(folder)}, events.append)
+        return {"views": events, "done": done, "wall": time.perf_counter() - started}
+
+    def close(self):
+        self.worker.stop()
+
+
+def read_view(folder: Path, name: str) -> tuple:
+    rgb = np.asarray(Image.open(folder / "rgb" / f"{name}.png").convert("RGB"))
+    return rgb, np.load(folder / "index" / f"{name}.npy")
+
+
+def reference_views(renderer, spec, views, samples, cache: Path) -> dict:
+    """view name -> (rgb, index) of the reference render, from ``cache`` or rendered into it."""
+    folder = cache / f"{spec['width']}x{spec['height']}_{samples}spp" / f"scene{spec['index']:06d}"
+    if not all((folder / "rgb" / f"{name}.png").is_file() for name in views):
+        render = {"samples": samples, "denoise": False, "engine": "CYCLES",
+                  "cycles": {"seed": spec["index"] + REFERENCE_SEED_OFFSET}}
+        print(f"rendering the {samples}-sample reference of scene {spec['index']} into {folder}", flush=True)
+        renderer.render(spec, render, views, folder)
+    return {name: read_view(folder, name) for name in views}
+
+
+def mean_quality(per_view: list) -> dict:
+    """Mean of each PSNR over the views (views without a judged object are left out of that mean)."""
+    keys = per_view[0].keys()
+    return {key: statistics.mean(q[key] for q in per_view if q[key] is not None) for key in keys}
+
+
+def compare(renderer, specs, settings, references, views, rounds, scratch: Path) -> list:
+    """Interleaved rounds over settings x scenes; return one result dict per setting."""
+    times = {name: [] for name, _ in settings}
+    quality = {name: [] for name, _ in settings}
+    for round_index in range(rounds):
+        shift = round_index % len(settings)
+        for name, render in settings[shift:] + settings[:shift]:
+            per_scene = []
+            for spec in specs:
+                folder = scratch / f"r{round_index}" / name.replace(" ", "_") / str(spec["index"])
+                job = renderer.render(spec, render, views, folder)
+                per_scene.append(job["views"][-1]["seconds"])  # the centre view, rendered second
+                if round_index == 0:
+                    for view in views:
+                        image = read_view(folder, view)[0]
+                        reference, index = references[spec["index"]][view]
+                        quality[name].append(view_quality(image, reference, index))
+            times[name].append(statistics.mean(per_scene))
+            print(f"round {round_index + 1}: {name:40s} {times[name][-1]:7.3f} s/view", flush=True)
+    default = times[settings[0][0]]
+    return [{"setting": name, "render": render, "seconds": statistics.median(times[name]),
+             "seconds_per_round": times[name],
+             "ratio": statistics.median(t / d for t, d in zip(times[name], default)),
+             **{f"psnr_{key}": value for key, value in mean_quality(quality[name]).items()}}
+            for name, render in settings]
+
+
+def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path) -> dict:
+    """setting name -> mean seconds per view of each phase (all views but each job's first), the
+    writer thread's seconds per view and the whole job's views per second (medians over rounds)."""
+    views = [view["name"] for view in spec["views"][:count]]
+    runs = {name: [] for name, _ in settings}
+    for round_index in range(rounds):
+        for name, render in settings:
+            job = renderer.render(spec, render, views, scratch / f"breakdown{round_index}" / name.replace(" ", "_"))
+            steady = job["views"][1:] or job["views"]
+            phases = {phase: statistics.mean(event["phases"][phase] for event in steady) for phase in PHASES}
+            phases["main thread total"] = sum(phases.values())
+            phases["writer thread (overlapped)"] = job["done"]["write_seconds"] / len(views)
+            phases["views per second"] = len(views) / job["wall"]
+            runs[name].append(phases)
+    return {name: {key: statistics.median(run[key] for run in rounds_) for key in rounds_[0]}
+            for name, rounds_ in runs.items()}
+
+
+def print_tables(results: list, phases: dict, args) -> None:
+    print(f"\n{args.scenes} scenes x 2 views (centre, u1_v1), {args.width}x{args.height}, {args.device}, "
+          f"against {args.reference_samples} samples; {args.rounds} interleaved rounds")
+    print("| setting | s/view | time vs default | PSNR whole (dB) | PSNR objects (dB) | worst object (dB) |")
+    print("|---|---|---|---|---|---|")
+    for row in results:
+        print(f"| {row['setting']} | {row['seconds']:.3f} | {row['ratio']:.2f}x | {row['psnr_whole']:.1f} "
+              f"| {row['psnr_objects']:.1f} | {row['psnr_worst_object']:.1f} |")
+    names = list(phases)
+    print(f"\nPer-view breakdown, scene 0, {args.breakdown_views} views (s/view; the first view of each job left out)")
+    print("| step | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for key in next(iter(phases.values())):
+        print(f"| {key} | " + " | ".join(f"{phases[name][key]:.3f}" for name in names) + " |")
+    default, plain = phases[names[0]], phases[names[1]]
+    print(f"denoising (default minus default without denoiser, trace): {default['trace'] - plain['trace']:.3f} s/view")
+
+
+def plot(results: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for row in results:
+        axes.scatter(row["seconds"], row["psnr_objects"], color="C1" if row is results[0] else "C0")
+        axes.annotate(row["setting"], (row["seconds"], row["psnr_objects"]), fontsize=7,
+                      xytext=(4, 2), textcoords="offset points")
+    axes.set_xscale("log")
+    axes.set_xlabel("seconds per 480x320 view (log)")
+    axes.set_ylabel("PSNR on the objects (dB)")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scene", type=int, default=0)
+    parser.add_argument("--scenes", type=int, default=5, help="Scenes 0 .. N-1, each judged at two views.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=480)
+    parser.add_argument("--height", type=int, default=320)
     parser.add_argument("--reference-samples", type=int, default=1024)
+    parser.add_argument("--cache", type=Path, default=Path(".cache/bench_render"),
+                        help="Folder of the reference renders (reused when present).")
     parser.add_argument("--candidates", nargs="*", default=[],
-                        help="extra settings, each SAMPLES[:ATTRIBUTE=VALUE...] with Cycles attributes, "
-                             "e.g. 4:max_bounces=4 8:use_denoising=False")
+                        help="extra settings, each SAMPLES[:KEY=VALUE...] with denoise=False or Cycles "
+                             "attributes, e.g. 8 2:use_light_tree=False 4:denoising_quality=BALANCED")
+    parser.add_argument("--clevr", action="store_true", help="also CLEVR's settings (512 samples, no denoiser).")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--breakdown-views", type=int, default=9)
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                        help="gpu: OptiX, else CUDA (one GPU; references rendered there too).")
+    parser.add_argument("--plot", type=Path, help="write the trade-off plot (PNG) here")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     properties = load_properties()
-    default = GenerateConfig(properties=properties)
-    spec = scene_spec(default, args.scene)
-    settings = [("reference", {"samples": args.reference_samples, "denoise": False, "engine": "CYCLES"}),
-                ("(a) CLEVR 512 samples", {"samples": 512, "denoise": False, "engine": "CYCLES"}),
-                ("(b) default", spec["render"])]
-    for text in args.candidates:
-        samples, *overrides = text.split(":")
-        cycles = {key: _parse_value(value) for key, value in (item.split("=") for item in overrides)}
-        render = {"samples": int(samples), "denoise": True, "engine": "CYCLES", "cycles": cycles}
-        settings.append((f"{samples} samples {' '.join(overrides)}".strip(), render))
+    config = GenerateConfig(seed=args.seed, width=args.width, height=args.height, properties=properties)
+    specs = [scene_spec(config, index) for index in range(args.scenes)]
+    default = specs[0]["render"]
+    views = ["u1_v1", view_name(*grid_center(config.grid))]
+    fixed = {**default, "samples": 1, "denoise": False, "cycles": NO_BOUNCES}
+    settings = [("default", default), ("default, no denoiser", {**default, "denoise": False}),
+                ("1 spp, no denoiser, 0 bounces", fixed)]
+    settings += [parse_setting(text, default) for text in args.candidates]
+    if args.clevr:
+        settings.append(("CLEVR: 512 spp, no denoiser", {**default, "samples": 512, "denoise": False}))
 
-    worker = RenderWorker(worker_command())
-    results, reference = [], None
+    renderer = Renderer(args.device, properties)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for k, (name, render) in enumerate(settings):
-                seconds, rgb = render_centre(worker, spec, properties, render, Path(tmp) / str(k))
-                reference = rgb if reference is None else reference
-                results.append({"setting": name, "render": render, "seconds": seconds,
-                                "psnr_db": psnr(rgb, reference)})
-                print(f"{name:40s} {seconds:8.2f} s/view  PSNR {results[-1]['psnr_db']:6.2f} dB", flush=True)
+            references = {spec["index"]: reference_views(renderer, spec, views, args.reference_samples, args.cache)
+                          for spec in specs}
+            results = compare(renderer, specs, settings, references, views, args.rounds, Path(tmp))
+            phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp))
     finally:
-        worker.stop()
-    clevr = results[1]["seconds"]
-    print("\n| setting | s/view | speed-up vs (a) | PSNR vs reference (dB) |\n|---|---|---|---|")
-    for row in results:
-        print(f"| {row['setting']} | {row['seconds']:.2f} | {clevr / row['seconds']:.1f}x | {row['psnr_db']:.1f} |")
+        renderer.close()
+    print_tables(results, phases, args)
+    if args.plot:
+        plot(results, args.plot)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"settings": results, "breakdown": phases, "args": vars(args)},
+                                        indent=1, default=str))
 
 
 if __name__ == "__main__":

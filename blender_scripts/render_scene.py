@@ -33,8 +33,8 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import bpy  # first: bmesh and mathutils come with it  # isort: skip
 import bmesh
-import bpy  # first: bmesh and mathutils come with it
 import mathutils
 import numpy as np
 
