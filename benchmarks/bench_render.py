@@ -12,7 +12,9 @@ the same round.
 The breakdown renders --breakdown-views views of scene 0 with the default, the default without
 denoiser and the fixed-cost setting (1 sample, no denoiser, no bounces), and reports each step's
 seconds per view from the worker's timers (blender_scripts/render_scene.py PHASES; the denoiser's
-share is the default minus the default without it) and the views per second of the whole job.
+share is the default minus the default without it) and the wall seconds per view of the whole job;
+with --compare-worker OLD.py, the same jobs run by another worker script too, interleaved (e.g.
+`git show main:blender_scripts/render_scene.py > /tmp/old_worker.py`), for a before/after ratio.
 
     python benchmarks/bench_render.py                      # 5 scenes, 1024-sample references
     python benchmarks/bench_render.py --scenes 2 --reference-samples 128 --candidates 8 2:use_light_tree=False
@@ -62,8 +64,8 @@ def parse_setting(text: str, default: dict) -> tuple:
 class Renderer:
     """One worker that renders chosen views of a scene with given settings."""
 
-    def __init__(self, device: str, properties: dict):
-        self.worker = RenderWorker(worker_command(), device=device)
+    def __init__(self, device: str, properties: dict, script=None):
+        self.worker = RenderWorker(worker_command(script=script), device=device)
         self.properties = properties
 
     def render(self, spec: dict, render: dict, views: list, folder: Path) -> dict:
@@ -104,43 +106,55 @@ def mean_quality(per_view: list) -> dict:
 def compare(renderer, specs, settings, references, views, rounds, scratch: Path) -> list:
     """Interleaved rounds over settings x scenes; return one result dict per setting."""
     times = {name: [] for name, _ in settings}
+    cpu = {name: [] for name, _ in settings}
     quality = {name: [] for name, _ in settings}
     for round_index in range(rounds):
         shift = round_index % len(settings)
         for name, render in settings[shift:] + settings[:shift]:
-            per_scene = []
+            per_scene, cpu_per_scene = [], []
             for spec in specs:
                 folder = scratch / f"r{round_index}" / name.replace(" ", "_") / str(spec["index"])
                 job = renderer.render(spec, render, views, folder)
                 per_scene.append(job["views"][-1]["seconds"])  # the centre view, rendered second
+                cpu_per_scene.append(job["views"][-1]["cpu_seconds"])
                 if round_index == 0:
                     for view in views:
                         image = read_view(folder, view)[0]
                         reference, index = references[spec["index"]][view]
                         quality[name].append(view_quality(image, reference, index))
             times[name].append(statistics.mean(per_scene))
-            print(f"round {round_index + 1}: {name:40s} {times[name][-1]:7.3f} s/view", flush=True)
-    default = times[settings[0][0]]
+            cpu[name].append(statistics.mean(cpu_per_scene))
+            print(f"round {round_index + 1}: {name:40s} {times[name][-1]:7.3f} s/view {cpu[name][-1]:7.3f} CPU s/view",
+                  flush=True)
+    default, default_cpu = times[settings[0][0]], cpu[settings[0][0]]
     return [{"setting": name, "render": render, "seconds": statistics.median(times[name]),
-             "seconds_per_round": times[name],
+             "seconds_per_round": times[name], "cpu_seconds": statistics.median(cpu[name]),
              "ratio": statistics.median(t / d for t, d in zip(times[name], default)),
+             "cpu_ratio": statistics.median(t / d for t, d in zip(cpu[name], default_cpu)),
              **{f"psnr_{key}": value for key, value in mean_quality(quality[name]).items()}}
             for name, render in settings]
 
 
-def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path) -> dict:
+def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path, other=None) -> dict:
     """setting name -> mean seconds per view of each phase (all views but each job's first), the
-    writer thread's seconds per view and the whole job's views per second (medians over rounds)."""
+    writer thread's seconds per view and the whole job's wall seconds per view, also with the
+    ``other`` renderer (another worker script) when given; medians over rounds."""
     views = [view["name"] for view in spec["views"][:count]]
     runs = {name: [] for name, _ in settings}
     for round_index in range(rounds):
         for name, render in settings:
-            job = renderer.render(spec, render, views, scratch / f"breakdown{round_index}" / name.replace(" ", "_"))
+            folder = scratch / f"breakdown{round_index}" / name.replace(" ", "_")
+            job = renderer.render(spec, render, views, folder / "this")
             steady = job["views"][1:] or job["views"]
             phases = {phase: statistics.mean(event["phases"][phase] for event in steady) for phase in PHASES}
             phases["main thread total"] = sum(phases.values())
+            phases["CPU s (all threads)"] = statistics.mean(event["cpu_seconds"] for event in steady)
             phases["writer thread (overlapped)"] = job["done"]["write_seconds"] / len(views)
-            phases["views per second"] = len(views) / job["wall"]
+            phases["job wall / view"] = job["wall"] / len(views)
+            if other is not None:
+                before = other.render(spec, render, views, folder / "other")["wall"] / len(views)
+                phases["--compare-worker: job wall / view"] = before
+                phases["ratio this / --compare-worker"] = phases["job wall / view"] / before
             runs[name].append(phases)
     return {name: {key: statistics.median(run[key] for run in rounds_) for key in rounds_[0]}
             for name, rounds_ in runs.items()}
@@ -149,18 +163,23 @@ def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path) 
 def print_tables(results: list, phases: dict, args) -> None:
     print(f"\n{args.scenes} scenes x 2 views (centre, u1_v1), {args.width}x{args.height}, {args.device}, "
           f"against {args.reference_samples} samples; {args.rounds} interleaved rounds")
-    print("| setting | s/view | time vs default | PSNR whole (dB) | PSNR objects (dB) | worst object (dB) |")
-    print("|---|---|---|---|---|---|")
+    print("| setting | s/view | time vs default | CPU s/view | CPU vs default | PSNR whole (dB) | PSNR objects (dB) "
+          "| worst object (dB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in results:
-        print(f"| {row['setting']} | {row['seconds']:.3f} | {row['ratio']:.2f}x | {row['psnr_whole']:.1f} "
-              f"| {row['psnr_objects']:.1f} | {row['psnr_worst_object']:.1f} |")
+        print(f"| {row['setting']} | {row['seconds']:.3f} | {row['ratio']:.2f}x | {row['cpu_seconds']:.3f} "
+              f"| {row['cpu_ratio']:.2f}x | {row['psnr_whole']:.1f} | {row['psnr_objects']:.1f} "
+              f"| {row['psnr_worst_object']:.1f} |")
     names = list(phases)
     print(f"\nPer-view breakdown, scene 0, {args.breakdown_views} views (s/view; the first view of each job left out)")
     print("| step | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for key in next(iter(phases.values())):
         print(f"| {key} | " + " | ".join(f"{phases[name][key]:.3f}" for name in names) + " |")
-    default, plain = phases[names[0]], phases[names[1]]
+    default, plain, fixed = (phases[name] for name in names[:3])
     print(f"denoising (default minus default without denoiser, trace): {default['trace'] - plain['trace']:.3f} s/view")
+    print(f"fixed cost (1-sample view, main thread): {fixed['main thread total']:.3f} s, of which not path tracing "
+          f"{fixed['main thread total'] - fixed['trace']:.3f} s; throughput at the default: "
+          f"{1 / default['job wall / view']:.2f} views/s")
 
 
 def plot(results: list, path: Path) -> None:
@@ -199,6 +218,8 @@ def main():
     parser.add_argument("--breakdown-views", type=int, default=9)
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
                         help="gpu: OptiX, else CUDA (one GPU; references rendered there too).")
+    parser.add_argument("--compare-worker", type=Path, metavar="OLD.py",
+                        help="also time the breakdown's jobs with this worker script (before/after)")
     parser.add_argument("--plot", type=Path, help="write the trade-off plot (PNG) here")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -216,14 +237,17 @@ def main():
         settings.append(("CLEVR: 512 spp, no denoiser", {**default, "samples": 512, "denoise": False}))
 
     renderer = Renderer(args.device, properties)
+    other = Renderer(args.device, properties, str(args.compare_worker)) if args.compare_worker else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             references = {spec["index"]: reference_views(renderer, spec, views, args.reference_samples, args.cache)
                           for spec in specs}
             results = compare(renderer, specs, settings, references, views, args.rounds, Path(tmp))
-            phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp))
+            phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp), other)
     finally:
         renderer.close()
+        if other is not None:
+            other.close()
     print_tables(results, phases, args)
     if args.plot:
         plot(results, args.plot)

@@ -11,14 +11,16 @@ start with EVENT_PREFIX (Blender prints its own log lines there too):
   view once with the object-index pass enabled, writes ``DIR/rgb/<view>.png`` and ``DIR/index/<view>.npy``
   (uint8, 0 = background, k = object k), with ``"passes": ["depth"]`` also ``DIR/depth/<view>.npy``
   (float32 z-depth along the optical axis, world units; 1e10 where there is no surface), replies
-  ``{"event": "view", "name": ..., "seconds": ..., "phases": {...}}`` per view and
+  ``{"event": "view", "name": ..., "seconds": ..., "phases": {...}, "cpu_seconds": ...}`` per view and
   ``{"event": "done", "write_seconds": ..., "wait_seconds": ...}`` at the end (the writer thread's
   total time, and the wait for its last view).
 
 Per view, Blender renders (scene sync, path tracing and denoising, compositor: the pass EXR) and
 writes the 8-bit RGB as an uncompressed BMP in a scratch folder; the PNG and .npy files are then
 encoded by a background thread while the next view renders. ``phases`` are the seconds each step
-took on the main thread (see PHASES); the writer thread's total is in the "done" event.
+took on the main thread (see PHASES), ``cpu_seconds`` the process's CPU time over them (all
+threads: a measure of work that other processes' load does not inflate as much as wall time);
+the writer thread's total is in the "done" event.
 - Failures reply ``{"event": "error", "message": ...}``; the driver decides what to retry.
 
 Only the standard library, numpy and bpy are used, so a Blender binary can run it.
@@ -360,6 +362,7 @@ def render(job, device, workdir):
     writes = []
     with PhaseClock() as clock, ThreadPoolExecutor(max_workers=1) as writer:
         for view in spec["views"]:
+            cpu_start = time.process_time()
             phases = clock.render(scene, camera, view)
             start = time.perf_counter()
             rgb = read_rgb(scene, bmp)
@@ -371,7 +374,8 @@ def render(job, device, workdir):
                 writes[-1] = writes[-1].result()  # at most one view waits to be written
             phases["write_wait"] = time.perf_counter() - start
             writes.append(writer.submit(write_view, job["out"], view["name"], rgb, index, z if depth else None))
-            emit(event="view", name=view["name"], seconds=sum(phases.values()), phases=phases)
+            emit(event="view", name=view["name"], seconds=sum(phases.values()), phases=phases,
+                 cpu_seconds=time.process_time() - cpu_start)
         start = time.perf_counter()
         writes[-1] = writes[-1].result()
     emit(event="done", write_seconds=sum(writes), wait_seconds=time.perf_counter() - start)
