@@ -6,8 +6,9 @@ Each setting renders a corner view (u1_v1) and the centre view of --scenes scene
 PSNR over the whole image, over the objects (index mask dilated by 3 px) and of the worst object,
 averaged over the views (clevr_remv/generate/quality.py). Settings run interleaved for --rounds
 rounds; a setting's time is the centre view's render time (the corner view before it pays for the
-scene's set-up), the median over rounds of the mean over scenes, and its ratio to the default in
-the same round.
+scene's set-up), wall and CPU seconds (all the worker's threads: the work, which other processes'
+load inflates far less), each the median over rounds of the mean over scenes, with its ratio to
+the default in the same round.
 
 The breakdown renders --breakdown-views views of scene 0 with the default, the default without
 denoiser and the fixed-cost setting (1 sample, no denoiser, no bounces), and reports each step's
@@ -182,18 +183,19 @@ def print_tables(results: list, phases: dict, args) -> None:
           f"{1 / default['job wall / view']:.2f} views/s")
 
 
-def plot(results: list, path: Path) -> None:
+def plot(results: list, path: Path, size: str) -> None:
+    """Object PSNR against CPU seconds per view (the work, which other processes' load barely changes)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     for row in results:
-        axes.scatter(row["seconds"], row["psnr_objects"], color="C1" if row is results[0] else "C0")
-        axes.annotate(row["setting"], (row["seconds"], row["psnr_objects"]), fontsize=7,
+        axes.scatter(row["cpu_seconds"], row["psnr_objects"], color="C1" if row is results[0] else "C0")
+        axes.annotate(row["setting"], (row["cpu_seconds"], row["psnr_objects"]), fontsize=7,
                       xytext=(4, 2), textcoords="offset points")
     axes.set_xscale("log")
-    axes.set_xlabel("seconds per 480x320 view (log)")
+    axes.set_xlabel(f"CPU seconds per {size} view, all threads (log)")
     axes.set_ylabel("PSNR on the objects (dB)")
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -250,7 +252,7 @@ def main():
             other.close()
     print_tables(results, phases, args)
     if args.plot:
-        plot(results, args.plot)
+        plot(results, args.plot, f"{args.width}x{args.height}")
     if args.json:
         args.json.write_text(json.dumps({"settings": results, "breakdown": phases, "args": vars(args)},
                                         indent=1, default=str))
