@@ -11,11 +11,12 @@ load inflates far less), each the median over rounds of the mean over scenes, wi
 the default in the same round.
 
 The breakdown renders --breakdown-views views of scene 0 with the default, the default without
-denoiser and the fixed-cost setting (1 sample, no denoiser, no bounces), and reports each step's
+denoiser and the fixed-cost setting (1 sample, no denoiser, no bounces, no light tree), and reports each step's
 seconds per view from the worker's timers (blender_scripts/render_scene.py PHASES; the denoiser's
-share is the default minus the default without it) and the wall seconds per view of the whole job;
-with --compare-worker OLD.py, the same jobs run by another worker script too, interleaved (e.g.
-`git show main:blender_scripts/render_scene.py > /tmp/old_worker.py`), for a before/after ratio.
+share is the default minus the default without it) and the wall seconds per view of the whole job.
+With --compare-worker OLD.py, the fixed-cost job also runs with another worker script, interleaved
+(e.g. `git show main:blender_scripts/render_scene.py > /tmp/old_worker.py`): a before/after ratio
+of everything but the path tracing, which the pinned setting keeps the same.
 
     python benchmarks/bench_render.py                      # 5 scenes, 1024-sample references
     python benchmarks/bench_render.py --scenes 2 --reference-samples 128 --candidates 8 2:use_light_tree=False
@@ -41,6 +42,8 @@ from clevr_remv.geometry import grid_center, view_name
 PHASES = ("sync", "trace", "composite", "rgb_out", "passes_in", "write_wait")  # render_scene.py's
 NO_BOUNCES = {name: 0 for name in ("max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
                                    "transparent_max_bounces")}
+# Pinned, so that any worker script (--compare-worker) traces the same paths: only the rest differs.
+FIXED_COST = {**NO_BOUNCES, "use_light_tree": False, "sampling_pattern": "AUTOMATIC"}
 REFERENCE_SEED_OFFSET = 1_000_003  # the reference must not reuse the candidates' sample sequence
 
 
@@ -67,6 +70,7 @@ class Renderer:
 
     def __init__(self, device: str, properties: dict, script=None):
         self.worker = RenderWorker(worker_command(script=script), device=device)
+        self.worker.start()  # now, so that no job's time includes starting Blender
         self.properties = properties
 
     def render(self, spec: dict, render: dict, views: list, folder: Path) -> dict:
@@ -136,32 +140,38 @@ def compare(renderer, specs, settings, references, views, rounds, scratch: Path)
             for name, render in settings]
 
 
-def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path, other=None) -> dict:
+def breakdown(renderer, spec, settings, count: int, rounds: int, scratch: Path) -> dict:
     """setting name -> mean seconds per view of each phase (all views but each job's first), the
-    writer thread's seconds per view and the whole job's wall seconds per view, also with the
-    ``other`` renderer (another worker script) when given; medians over rounds."""
+    writer thread's seconds per view and the whole job's wall seconds per view; medians over rounds."""
     views = [view["name"] for view in spec["views"][:count]]
     runs = {name: [] for name, _ in settings}
     for round_index in range(rounds):
         for name, render in settings:
-            folder = scratch / f"breakdown{round_index}" / name.replace(" ", "_")
-            job = renderer.render(spec, render, views, folder / "this")
+            job = renderer.render(spec, render, views, scratch / f"breakdown{round_index}" / name.replace(" ", "_"))
             steady = job["views"][1:] or job["views"]
             phases = {phase: statistics.mean(event["phases"][phase] for event in steady) for phase in PHASES}
             phases["main thread total"] = sum(phases.values())
             phases["CPU s (all threads)"] = statistics.mean(event["cpu_seconds"] for event in steady)
             phases["writer thread (overlapped)"] = job["done"]["write_seconds"] / len(views)
             phases["job wall / view"] = job["wall"] / len(views)
-            if other is not None:
-                before = other.render(spec, render, views, folder / "other")["wall"] / len(views)
-                phases["--compare-worker: job wall / view"] = before
-                phases["ratio this / --compare-worker"] = phases["job wall / view"] / before
             runs[name].append(phases)
     return {name: {key: statistics.median(run[key] for run in rounds_) for key in rounds_[0]}
             for name, rounds_ in runs.items()}
 
 
-def print_tables(results: list, phases: dict, args) -> None:
+def compare_workers(renderer, other, spec, render, count: int, rounds: int, scratch: Path) -> dict:
+    """Wall seconds per view of the same job (``count`` views) by this worker and by ``other``
+    (another worker script), interleaved, medians over rounds."""
+    views = [view["name"] for view in spec["views"][:count]]
+    walls = {"this worker": [], "--compare-worker": []}
+    for round_index in range(rounds):
+        for name, worker in (("this worker", renderer), ("--compare-worker", other)):
+            job = worker.render(spec, render, views, scratch / f"workers{round_index}" / name.strip("-"))
+            walls[name].append(job["wall"] / len(views))
+    return {name: statistics.median(values) for name, values in walls.items()}
+
+
+def print_tables(results: list, phases: dict, workers: dict, args) -> None:
     print(f"\n{args.scenes} scenes x 2 views (centre, u1_v1), {args.width}x{args.height}, {args.device}, "
           f"against {args.reference_samples} samples; {args.rounds} interleaved rounds")
     print("| setting | s/view | time vs default | CPU s/view | CPU vs default | PSNR whole (dB) | PSNR objects (dB) "
@@ -181,6 +191,10 @@ def print_tables(results: list, phases: dict, args) -> None:
     print(f"fixed cost (1-sample view, main thread): {fixed['main thread total']:.3f} s, of which not path tracing "
           f"{fixed['main thread total'] - fixed['trace']:.3f} s; throughput at the default: "
           f"{1 / default['job wall / view']:.2f} views/s")
+    if workers:
+        this, before = workers["this worker"], workers["--compare-worker"]
+        print(f"fixed-cost job, wall s/view: this worker {this:.3f}, --compare-worker {before:.3f} "
+              f"(ratio {this / before:.3f}; saved {before - this:.3f} s/view)")
 
 
 def plot(results: list, path: Path, size: str) -> None:
@@ -231,9 +245,9 @@ def main():
     specs = [scene_spec(config, index) for index in range(args.scenes)]
     default = specs[0]["render"]
     views = ["u1_v1", view_name(*grid_center(config.grid))]
-    fixed = {**default, "samples": 1, "denoise": False, "cycles": NO_BOUNCES}
+    fixed = {**default, "samples": 1, "denoise": False, "cycles": FIXED_COST}
     settings = [("default", default), ("default, no denoiser", {**default, "denoise": False}),
-                ("1 spp, no denoiser, 0 bounces", fixed)]
+                ("fixed cost: 1 spp, no denoiser, 0 bounces", fixed)]
     settings += [parse_setting(text, default) for text in args.candidates]
     if args.clevr:
         settings.append(("CLEVR: 512 spp, no denoiser", {**default, "samples": 512, "denoise": False}))
@@ -245,12 +259,14 @@ def main():
             references = {spec["index"]: reference_views(renderer, spec, views, args.reference_samples, args.cache)
                           for spec in specs}
             results = compare(renderer, specs, settings, references, views, args.rounds, Path(tmp))
-            phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp), other)
+            phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp))
+            workers = compare_workers(renderer, other, specs[0], fixed, args.breakdown_views, args.rounds,
+                                      Path(tmp)) if other else {}
     finally:
         renderer.close()
         if other is not None:
             other.close()
-    print_tables(results, phases, args)
+    print_tables(results, phases, workers, args)
     if args.plot:
         plot(results, args.plot, f"{args.width}x{args.height}")
     if args.json:
