@@ -258,6 +258,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             references = {spec["index"]: reference_views(renderer, spec, views, args.reference_samples, args.cache)
                           for spec in specs}
+            renderer.render(specs[0], fixed, views[:1], Path(tmp) / "warm-up")  # e.g. GPU kernels load here
             results = compare(renderer, specs, settings, references, views, args.rounds, Path(tmp))
             phases = breakdown(renderer, specs[0], settings[:3], args.breakdown_views, args.rounds, Path(tmp))
             workers = compare_workers(renderer, other, specs[0], fixed, args.breakdown_views, args.rounds,
