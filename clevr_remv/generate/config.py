@@ -7,7 +7,7 @@ from clevr_remv.generate.rig import RIG_TYPES
 
 # Default samples and baseline are justified by benchmarks/bench_render.py and
 # benchmarks/bench_baseline.py (figures in the README).
-DEFAULT_SAMPLES = 5
+DEFAULT_SAMPLES = 4
 DEFAULT_BASELINE = 0.1
 
 
