@@ -33,3 +33,11 @@ def test_a_plain_source_checkout_finds_the_shipped_resources():
             "import os; assert load_properties()['shapes'] and load_template_set(None);"
             "assert os.path.isfile(worker_script())")
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+
+
+def test_a_checkout_uses_its_own_worker_script_even_beside_an_editable_install():
+    """PYTHONPATH=<checkout> must test that checkout's render worker, not the one of whichever
+    checkout is installed in editable mode."""
+    from clevr_remv.generate.render import worker_script
+
+    assert Path(worker_script()) == ROOT / "blender_scripts" / "render_scene.py"
