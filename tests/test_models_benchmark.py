@@ -204,5 +204,5 @@ def test_cli_prints_n_a_for_undefined_figures(tiny_dataset, tmp_path, monkeypatc
     result = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "oIoU n/a" in result.output and "MVR n/a %  MRD n/a %" in result.output
+    assert "oIoU n/a" in result.output and "MVR n/a  MRD n/a  (oIoU)" in result.output
     assert "nan" not in result.output

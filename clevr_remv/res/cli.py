@@ -71,8 +71,16 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
     click.echo(f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "
                f"(best epoch {results['benchmark']['best_epoch']})")
     if results["MVR"] is not None:
-        click.echo(f"MVR {format_cell(results['MVR'])} %  MRD {format_cell(results['MRD'])} %  (oIoU)")
+        click.echo(robustness_line(results, "oIoU"))
     click.echo(f"reports written to {out}")
+
+
+def robustness_line(results: dict, iou: str) -> str:
+    """The console line of MVR and MRD (percent, or n/a when undefined)."""
+    def percent(value) -> str:
+        text = format_cell(value)
+        return text if text == "n/a" else f"{text} %"
+    return f"MVR {percent(results['MVR'])}  MRD {percent(results['MRD'])}  ({iou})"
 
 
 @click.command("evaluate")
@@ -106,7 +114,7 @@ def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, 
     click.echo(f"all {results['samples']} samples: mIoU {format_cell(results['overall']['mIoU'])}  "
                f"oIoU {format_cell(results['overall']['oIoU'])}")
     if results["MVR"] is not None:
-        click.echo(f"MVR {format_cell(results['MVR'])} %  MRD {format_cell(results['MRD'])} %  ({mvr_iou})")
+        click.echo(robustness_line(results, mvr_iou))
     if results["missing_predictions"]:
         click.echo(f"{results['missing_predictions']} samples had no prediction (scored as empty)")
     if results["unused_predictions"]:
