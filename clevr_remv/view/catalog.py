@@ -10,8 +10,6 @@ from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
 
-DEPTH_FOLDER = "depth"  # scenes/NNNNNN/depth/u{u}_v{v}.png, written by `generate --passes depth`
-
 
 class NotInDataset(LookupError):
     """A scene, view, expression or object that the dataset does not have (HTTP 404)."""
@@ -76,11 +74,9 @@ class Catalog:
                 return expression
         raise NotInDataset(f"scene {index} has no expression {expression_id}")
 
-    def depth_path(self, index: int, u: int, v: int) -> Path:
-        return self.store.scene_dir(index) / DEPTH_FOLDER / f"{view_name(u, v)}.png"
-
     def has_depth(self, index: int) -> bool:
-        return (self.store.scene_dir(index) / DEPTH_FOLDER).is_dir()
+        """Whether scene ``index`` has a depth folder (``generate --passes depth``)."""
+        return self.store.depth_path(index, *self.store.center).parent.is_dir()
 
     def url(self, path: Path) -> str:
         """The /data/ address of a file of the dataset."""
@@ -98,7 +94,7 @@ class Catalog:
                         for number, obj in enumerate(scene["objects"], 1)],
             "expressions": refexps["expressions"],
             "views": [{"u": u, "v": v, "name": view_name(u, v), "rgb": self.url(self.store.rgb_path(index, u, v)),
-                       "depth": self.url(self.depth_path(index, u, v)) if depth else None}
+                       "depth": self.url(self.store.depth_path(index, u, v)) if depth else None}
                       for u, v in self.store.views()],
         }
 
@@ -117,7 +113,7 @@ class Catalog:
 
     def read_depth(self, index: int, u: int, v: int) -> np.ndarray:
         """The stored depth counts of a view; ClevrRemvError when missing or corrupt."""
-        return read_image(self.depth_path(index, u, v))
+        return read_image(self.store.depth_path(index, u, v))
 
 
 def read_image(path: Path, load=np.asarray):
