@@ -159,6 +159,56 @@ def test_baseline_spatial_coordinates():
     assert torch.all(coordinates[6] == 0.25) and torch.all(coordinates[7] == 0.5)
 
 
+def _head_reach(config, source=(3, 3), target=(3, 10)) -> float:
+    """How much the head's logits at cell ``target`` move when its input at ``source`` changes."""
+    model = baseline.build_model(config).eval()
+    fused = torch.zeros(1, model.head[0].in_channels, 14, 20)
+    changed = fused.clone()
+    changed[0, :, source[0], source[1]] = 5.0
+    with torch.no_grad():
+        return float((model.head(changed) - model.head(fused))[0, :, target[0], target[1]].abs().max())
+
+
+def test_baseline_context_head_sees_a_neighbourhood():
+    config = baseline.prepare_config(baseline.default_config("tiny"), ["the red cube"])
+    assert config["context_dilations"] == [1, 2, 4]
+    torch.manual_seed(0)
+    assert _head_reach(config) > 1e-4                      # 7 cells apart: within the 15x15 view
+    assert _head_reach(config, target=(3, 11)) == 0.0      # 8 cells apart: beyond it
+    assert _head_reach({**config, "context_dilations": []}) == 0.0   # Hu et al.'s pointwise head
+
+
+def test_baseline_checkpoint_without_the_new_keys_is_hu_et_al_model():
+    config = baseline.prepare_config(baseline.default_config("tiny"), ["the red cube"])
+    assert config["fusion"] == "product"
+    old = {key: value for key, value in config.items() if key not in ("fusion", "context_dilations")}
+    state = baseline.build_model({**config, "fusion": "concat", "context_dilations": []}).state_dict()
+    model = baseline.build_model(old)
+    model.load_state_dict(state)                           # strict: same tensors, same shapes
+    assert [type(layer).__name__ for layer in model.head] == ["Conv2d", "ReLU", "Conv2d"]
+    assert not hasattr(model, "language")
+
+
+@pytest.mark.parametrize("fusion", ["product", "concat"])
+def test_baseline_sentence_vector_ignores_padding(fusion):
+    config = baseline.prepare_config({**baseline.default_config("tiny"), "fusion": fusion}, ["the red cube"])
+    torch.manual_seed(0)
+    model, tokenizer = baseline.build_model(config).eval(), baseline.build_tokenizer(config)
+    tokens, mask = tokenizer(["the red cube"])
+    cut = slice(0, int(mask.sum()))
+    with torch.no_grad():
+        padded = model.sentence_vector(tokens, mask)
+        alone = model.sentence_vector(tokens[:, cut], mask[:, cut])
+        other = model.sentence_vector(*tokenizer(["the cube"]))
+    assert torch.allclose(padded, alone, atol=1e-6) and not torch.allclose(padded, other, atol=1e-3)
+
+
+def test_baseline_rejects_an_unknown_fusion():
+    config = baseline.prepare_config({**baseline.default_config("tiny"), "fusion": "sum"}, ["the red cube"])
+    with pytest.raises(ValueError, match="fusion"):
+        baseline.build_model(config)
+
+
 @pytest.mark.parametrize("height,width", [(HEIGHT, WIDTH), (36, 52)])
 def test_lavt_forward_shape(tiny_text_encoder, height, width):
     config = lavt_config(tiny_text_encoder)

@@ -1,9 +1,14 @@
 """The classic CNN-LSTM RES baseline (in the spirit of Hu et al., 2016).
 
-A convolutional image encoder (output stride 8), an LSTM sentence vector tiled over the feature map,
-8 channels of spatial coordinates per cell, a fully convolutional (1x1) head, and logits upsampled
-bilinearly to the image size. Words come from a vocabulary built on the training expressions and
-stored in the config (hence in every checkpoint).
+A convolutional image encoder (output stride 8) with 8 channels of spatial coordinates per cell
+and an LSTM over the words meet after the encoder (posterior fusion), in one of two ways
+(``fusion``): ``product``, the mean of the LSTM's outputs, projected, scales each channel of the
+projected visual feature; or ``concat``, Hu et al.'s: the last LSTM state, L2-normalised and tiled,
+concatenated with the visual feature and fused by a 1x1 convolution. Then 3x3 convolutions with
+growing dilation (``context_dilations``) let each cell see its neighbourhood, and the logits are
+upsampled bilinearly to the image size. Checkpoints written before these keys existed have Hu et
+al.'s model (concat, no context convolutions). Words come from a vocabulary built on the training
+expressions and stored in the config (hence in every checkpoint).
 """
 import torch
 from torch import nn
@@ -16,6 +21,8 @@ from clevr_remv.res.models.text import WordTokenizer
 
 DEFAULT_LR = 1e-3
 DICE_WEIGHT = 1.0
+FUSIONS = ("product", "concat")
+CONTEXT_DILATIONS = [1, 2, 4]  # a 15x15-cell view after fusion: a relation's two objects, "second from the left"
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -29,7 +36,8 @@ def default_config(size: str = "tiny") -> dict:
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}")
     return {"model": "baseline", "size": size, "max_tokens": 20, "class_weights": [0.9, 1.1],
-            "dice_weight": DICE_WEIGHT, "augment": True, "vocabulary": None, **_SIZE_CONFIGS[size]}
+            "dice_weight": DICE_WEIGHT, "augment": True, "fusion": "product",
+            "context_dilations": CONTEXT_DILATIONS, "vocabulary": None, **_SIZE_CONFIGS[size]}
 
 
 def prepare_config(config: dict, train_texts) -> dict:
@@ -46,7 +54,8 @@ def build_model(config: dict) -> "BaselineRES":
         raise ValueError("the baseline config has no vocabulary; call prepare_config first")
     return BaselineRES(vocabulary_size=len(config["vocabulary"]), channels=config["channels"],
                        word_dim=config["word_dim"], lstm_dim=config["lstm_dim"],
-                       head_dim=config["head_dim"])
+                       head_dim=config["head_dim"], fusion=config.get("fusion", "concat"),
+                       context_dilations=config.get("context_dilations", []))
 
 
 def spatial_coordinates(height: int, width: int, device=None) -> torch.Tensor:
@@ -70,11 +79,22 @@ def _conv_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequenti
         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
-class BaselineRES(nn.Module):
-    """CNN image features + tiled LSTM sentence vector + spatial coordinates -> 1x1 conv head."""
+def _context_layer(channels: int, dilation: int) -> tuple:
+    """A dilated 3x3 conv with BN and ReLU, keeping the map's size."""
+    return (nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
-    def __init__(self, vocabulary_size, channels, word_dim, lstm_dim, head_dim):
+
+class BaselineRES(nn.Module):
+    """CNN image features and coordinates, fused with the LSTM's sentence vector (product or concat)
+    -> dilated 3x3 context convs (none: Hu et al.'s pointwise head) -> 2-class logits."""
+
+    def __init__(self, vocabulary_size, channels, word_dim, lstm_dim, head_dim, fusion="product",
+                 context_dilations=()):
         super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}")
+        self.fusion = fusion
         self.normalize = ImageNetNormalize()
         widths = [3] + list(channels)
         strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
@@ -82,24 +102,38 @@ class BaselineRES(nn.Module):
                                        for a, b, stride in zip(widths, widths[1:], strides)])
         self.embedding = nn.Embedding(vocabulary_size, word_dim, padding_idx=0)
         self.lstm = nn.LSTM(word_dim, lstm_dim, batch_first=True)
+        if fusion == "product":
+            self.visual = nn.Conv2d(channels[-1] + 8, head_dim, 1)
+            self.language = nn.Linear(lstm_dim, head_dim)
+            fuse = []
+        else:  # concat; in the head, where checkpoints of Hu et al.'s model keep it
+            fuse = [nn.Conv2d(channels[-1] + lstm_dim + 8, head_dim, 1), nn.ReLU(inplace=True)]
         self.head = nn.Sequential(
-            nn.Conv2d(channels[-1] + lstm_dim + 8, head_dim, 1), nn.ReLU(inplace=True),
+            *fuse, *[layer for dilation in context_dilations for layer in _context_layer(head_dim, dilation)],
             nn.Conv2d(head_dim, 2, 1))
 
     def sentence_vector(self, tokens, token_mask):
-        """The LSTM's hidden state after each sentence's last real token: (B, lstm_dim)."""
-        lengths = token_mask.sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True,
+        """(B, lstm_dim): the mean of the LSTM's outputs over the real tokens (product fusion), or
+        its hidden state after the last real token (concat fusion)."""
+        lengths = token_mask.sum(1).clamp(min=1)
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True,
                                                    enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
-        return hidden[-1]
+        outputs, (hidden, _) = self.lstm(packed)
+        if self.fusion == "concat":
+            return hidden[-1]
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=tokens.shape[1])
+        return (outputs * token_mask[..., None]).sum(1) / lengths[:, None]
 
     def forward(self, image, tokens, token_mask):
         features = self.encoder(self.normalize(image))
         batch, _, height, width = features.shape
-        sentence = F.normalize(self.sentence_vector(tokens, token_mask), dim=1)
-        tiled = sentence[:, :, None, None].expand(-1, -1, height, width)
         coordinates = spatial_coordinates(height, width, image.device).expand(batch, -1, -1, -1)
-        fused = torch.cat([features, tiled, coordinates], dim=1)
+        sentence = self.sentence_vector(tokens, token_mask)
+        if self.fusion == "product":
+            visual = F.relu(self.visual(torch.cat([features, coordinates], dim=1)))
+            fused = visual * self.language(sentence)[:, :, None, None]
+        else:
+            tiled = F.normalize(sentence, dim=1)[:, :, None, None].expand(-1, -1, height, width)
+            fused = torch.cat([features, tiled, coordinates], dim=1)
         logits = self.head(fused)
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
