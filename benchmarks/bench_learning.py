@@ -89,7 +89,7 @@ def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
     clock = out / "bench_seconds.json"
     spent = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
     fusion, context, lr, dice_weight, augment = RECIPES[recipe]
-    overrides = {"fusion": fusion, "context_dilations": CONTEXT_DILATIONS if context else [],
+    overrides = {"fusion": fusion, "context_dilations": list(CONTEXT_DILATIONS) if context else [],
                  "dice_weight": dice_weight, "augment": augment}
     results = run_benchmark(data, "baseline", out, epochs=epochs, batch_size=args.batch_size, lr=lr,
                             workers=args.workers, seed=args.seed, resume=True, config_overrides=overrides)

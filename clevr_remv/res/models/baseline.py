@@ -22,7 +22,7 @@ from clevr_remv.res.models.text import WordTokenizer
 DEFAULT_LR = 1e-3
 DICE_WEIGHT = 1.0
 FUSIONS = ("product", "concat")
-CONTEXT_DILATIONS = [1, 2, 4]  # a 15x15-cell view after fusion: a relation's two objects, "second from the left"
+CONTEXT_DILATIONS = (1, 2, 4)  # a 15x15-cell view after fusion: a relation's two objects, "second from the left"
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -37,7 +37,7 @@ def default_config(size: str = "tiny") -> dict:
         raise ValueError(f"size must be one of {SIZES}")
     return {"model": "baseline", "size": size, "max_tokens": 20, "class_weights": [0.9, 1.1],
             "dice_weight": DICE_WEIGHT, "augment": True, "fusion": "product",
-            "context_dilations": CONTEXT_DILATIONS, "vocabulary": None, **_SIZE_CONFIGS[size]}
+            "context_dilations": list(CONTEXT_DILATIONS), "vocabulary": None, **_SIZE_CONFIGS[size]}
 
 
 def prepare_config(config: dict, train_texts) -> dict:
