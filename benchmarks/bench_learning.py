@@ -15,7 +15,7 @@ wrong picks share the referent's colour more often than chance (does it read the
 
     python benchmarks/bench_learning.py --cache /tmp/remv-learn --scenes 900 \
         --recipes product-context,concat-context,dice-aug-1e-3 --epochs 15 \
-        --threads 2 --workers 0 --plot docs/images/baseline_learning.png
+        --threads 2 --workers 0 --plot docs/evaluating/baseline_learning.png
 """
 import argparse
 import json
