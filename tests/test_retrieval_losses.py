@@ -135,3 +135,78 @@ def test_a_gradient_step_pushes_in_band_pairs_apart_and_leaves_others_alone(dist
         stepped = x - 0.01 * x.grad
     assert pairwise_distance(stepped, distance)[0, 1].item() > before
     assert torch.equal(stepped[2:], x[2:].detach())
+
+
+# The public code's variant on X (B = 3): band positions round(0.05 * 3) = 0 and round(0.5 * 3) = 2
+# of row 0 sorted, i.e. (0, the largest of row 0); each row of the raw distance matrix is divided
+# by its own L2 norm. Raw distances of X: l2 sqrt(0.4), sqrt(2), sqrt(0.8); l1 0.8, 2, 1.2;
+# msd 0.4, 2, 0.8.
+def _row_normalised(d01, d02, d12):
+    rows = [(d01, d02), (d01, d12), (d02, d12)]
+    return [[value / math.hypot(*row) for value in row] for row in rows]
+
+
+@pytest.mark.parametrize("distance, raw", [
+    ("l2", (math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8))),
+    ("l1", (0.8, 2, 1.2)),
+    ("msd", (0.4, 2, 0.8)),
+])
+def test_code_variant_sums_row_normalised_distances_inside_the_rank_band(distance, raw):
+    rows = _row_normalised(*raw)
+    upper = rows[0][1]  # the largest value of row 0 (x0 to x2): the band's open upper end
+    assert upper == max(rows[0])
+    in_band = [value for row in rows for value in row if 0 < value < upper]
+    assert len(in_band) == 5  # every off-diagonal entry but the edge value itself (x0 -> x2)
+    expected = sum(in_band) / 3
+    assert intra_modal_constraint(X, distance, variant="code").item() == pytest.approx(expected)
+
+
+def test_code_variant_hand_computed_l2_value():
+    # row 0: [0, sqrt(1/6), sqrt(5/6)]; row 1: [sqrt(1/3), 0, sqrt(2/3)]; row 2: [sqrt(5/7), sqrt(2/7), 0]
+    expected = (math.sqrt(1 / 6) + math.sqrt(1 / 3) + math.sqrt(2 / 3) + math.sqrt(5 / 7) + math.sqrt(2 / 7)) / 3
+    assert intra_modal_constraint(X, "l2", variant="code").item() == pytest.approx(expected)
+    # mu_up 0.34: position round(1.02) = 1, the band (0, sqrt(1/6)) holds no entry
+    assert intra_modal_constraint(X, "l2", 0.05, 0.34, variant="code").item() == 0.0
+    # the paper variant of the same batch: only sqrt(0.4) < 0.5 would qualify, and it does not (0.63)
+    assert intra_modal_constraint(X, "l2").item() == 0.0
+
+
+def test_code_variant_equals_paper_for_cosine():
+    embeddings = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    near = torch.nn.functional.normalize(torch.ones(16, 8) + 0.3 * embeddings, dim=1)
+    assert torch.equal(intra_modal_constraint(near, "cos", variant="code"), intra_modal_constraint(near, "cos"))
+    assert torch.equal(imc_loss(IMG, TXT, distance="cos", variant="code"), imc_loss(IMG, TXT, distance="cos"))
+
+
+def test_code_variant_honours_ids_and_none_masks_only_the_diagonal():
+    rows = _row_normalised(math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8))
+    # ids: x1 and x2 show the same image: their pair (sqrt(2/3) and sqrt(2/7)) is not a negative
+    expected = (rows[0][0] + rows[1][0] + rows[2][0]) / 3
+    assert intra_modal_constraint(X, "l2", ids=[0, 1, 1], variant="code").item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2", "msd"])
+def test_imc_loss_code_variant_is_mh_plus_both_code_constraints(distance):
+    expected = MH_EXPECTED + 0.5 * (intra_modal_constraint(IMG, distance, variant="code").item()
+                                    + intra_modal_constraint(TXT, distance, variant="code").item())
+    got = imc_loss(IMG, TXT, lam=0.5, distance=distance, variant="code").item()
+    assert got == pytest.approx(expected)
+    assert got != pytest.approx(imc_loss(IMG, TXT, lam=0.5, distance=distance).item())
+
+
+@pytest.mark.parametrize("distance", ["l1", "l2", "msd"])
+def test_a_code_variant_step_pulls_in_band_pairs_together(distance):
+    # the opposite of the paper variant's push: the summand is the distance itself
+    x = t([[1, 0, 0], [0.9, math.sqrt(0.19), 0], [0.6, 0.8, 0], [0, 0, 1]]).requires_grad_(True)
+    before = pairwise_distance(x, distance)[0, 1].item()
+    loss = intra_modal_constraint(x, distance, 0.05, 0.7, variant="code")  # band: positions 0 and 3 of row 0
+    assert loss.item() > 0
+    loss.backward()
+    with torch.no_grad():
+        stepped = x - 0.01 * x.grad
+    assert pairwise_distance(stepped, distance)[0, 1].item() < before
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="variant"):
+        imc_loss(IMG, TXT, variant="reference")

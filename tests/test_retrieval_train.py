@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from clevr_remv.cli import main  # noqa: E402
 from clevr_remv.dataset.store import DatasetStore  # noqa: E402
+from clevr_remv.errors import ClevrRemvError  # noqa: E402
 from clevr_remv.retrieval.evaluation import recall_metrics  # noqa: E402
 from clevr_remv.retrieval.synthetic import make_synthetic_precomp  # noqa: E402
 from clevr_remv.retrieval.train import TrainConfig, train  # noqa: E402
@@ -142,12 +143,40 @@ def test_cli_ablation_writes_table_plot_and_resumes(tmp_path):
     assert outcome.exit_code == 0, outcome.output
     table = (tmp_path / "ablation" / "ablation.md").read_text().splitlines()
     assert len(table) == 2 + 5
+    assert table[0].startswith("| IMC (test, paper variant) |")
     assert table[2].startswith("| λ = 0 (MH loss)") and table[-1].startswith("| λ = 1, δ_l1")
     assert (tmp_path / "ablation" / "rsum_lambda.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
     assert sorted(r["lambda"] for r in summary["runs"].values() if r["distance"] == "l1") == [0.0, 1.0, 2.0]
     again = runner.invoke(main, args)
     assert again.exit_code == 0 and again.output.count("reusing") == 6
+
+
+def test_cli_imc_variant_code_trains_and_is_recorded(tmp_path):
+    data = tmp_path / "data"
+    make_synthetic_precomp(data, train=60, dev=20, test=20, feature_dim=16, seed=1)
+    outcome = CliRunner().invoke(main, ["retrieval", "train", "--data", str(data), "--epochs", "1", "--distance", "l2",
+                                        "--imc-variant", "code", "--out", str(tmp_path / "run"), *TINY])
+    assert outcome.exit_code == 0, outcome.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["config"]["imc_variant"] == "code"
+    refused = CliRunner().invoke(main, ["retrieval", "train", "--data", str(data), "--imc-variant", "text",
+                                        "--out", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "--imc-variant" in refused.output
+
+
+def test_ablation_reuses_a_run_written_before_imc_variant_existed(tmp_path):
+    from dataclasses import asdict
+
+    from clevr_remv.retrieval.ablation import _run_or_reuse
+
+    config = TrainConfig(data=str(tmp_path / "no-such-data"), out=str(tmp_path / "run"))
+    old_config = {k: v for k, v in asdict(config).items() if k != "imc_variant"}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps({"config": old_config, "val": {"rsum": 1.0}}))
+    assert _run_or_reuse(config)["val"] == {"rsum": 1.0}  # no training: the data folder does not exist
+    with pytest.raises(ClevrRemvError, match="train_ims.npy"):  # another variant: it trains, and fails on the data
+        _run_or_reuse(TrainConfig(data=config.data, out=config.out, imc_variant="code"))
 
 
 def test_synthetic_command(tmp_path):

@@ -5,7 +5,7 @@ Each run lives in ``<out>/runs/<name>/`` (best.pt, results.json); a run whose re
 same config is reused, so an interrupted ablation resumes where it stopped.
 """
 import json
-from dataclasses import asdict, replace
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -36,21 +36,25 @@ def _run_or_reuse(config: TrainConfig) -> dict:
     results_path = Path(config.out) / "results.json"
     if results_path.is_file():
         previous = json.loads(results_path.read_text())
-        if previous.get("config") == asdict(config):
+        # a run written before a config field existed ran with that field's default
+        defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+        if {**defaults, **previous.get("config", {})} == asdict(config):
             tqdm.write(f"reusing {results_path}")
             return previous
     return train(config)
 
 
-def markdown_table(rows, split: str) -> str:
-    """Rows (label, metrics) as Table 5.4: recalls per direction and R-sum, the best of each column bold."""
+def markdown_table(rows, split: str, imc_variant: str = "paper") -> str:
+    """Rows (label, metrics) as Table 5.4: recalls per direction and R-sum, the best of each column bold;
+    the header names the split and the IMC variant."""
     keys = COLUMNS + [(None, "rsum")]
 
     def value(metrics, key):
         return metrics["rsum"] if key[0] is None else metrics[key[0]][key[1]]
 
     best = {key: max(value(m, key) for _, m in rows) for key in keys}
-    lines = [f"| IMC ({split}) | Image→Text R@1 | R@5 | R@10 | Text→Image R@1 | R@5 | R@10 | R-sum |",
+    lines = [f"| IMC ({split}, {imc_variant} variant) | Image→Text R@1 | R@5 | R@10 "
+             "| Text→Image R@1 | R@5 | R@10 | R-sum |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, metrics in rows:
         cells = [f"**{value(metrics, k):.1f}**" if value(metrics, k) == best[k] else f"{value(metrics, k):.1f}"
@@ -84,11 +88,12 @@ def run_ablation(base: TrainConfig, lambdas=(0.0, 0.5, 1.0, 2.0)) -> dict:
         results[name] = _run_or_reuse(config)
     split = "test" if all("test" in r for r in results.values()) else "val"
     rows = [(label, results[name][split]) for name, label, _ in runs if label]
-    table = markdown_table(rows, split)
+    table = markdown_table(rows, split, base.imc_variant)
     write_text_atomic(out / "ablation.md", table)
     points = [(config.lam, results[name][split]["rsum"]) for name, _, config in runs if config.distance == "l1"]
     plot_rsum_over_lambda(points, out / "rsum_lambda.png", split)
-    summary = {"split": split, "runs": {name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]}
-                                        for name, _, c in runs}}
+    summary = {"split": split, "imc_variant": base.imc_variant,
+               "runs": {name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]}
+                        for name, _, c in runs}}
     write_json_atomic(out / "ablation.json", summary)
     return {"table": table, **summary}

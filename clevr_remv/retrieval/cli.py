@@ -32,8 +32,13 @@ def _training_options(command):
     options = [
         click.option("--margin", type=float, default=0.2, show_default=True, help="Hinge margin alpha."),
         click.option("--mu-down", type=float, default=0.05, show_default=True,
-                     help="IMC band: lower distance threshold."),
-        click.option("--mu-up", type=float, default=0.5, show_default=True, help="IMC band: upper distance threshold."),
+                     help="IMC band: lower distance threshold (--imc-variant code: a rank fraction)."),
+        click.option("--mu-up", type=float, default=0.5, show_default=True,
+                     help="IMC band: upper distance threshold (code: a rank fraction)."),
+        click.option("--imc-variant", type=click.Choice(["paper", "code"]), default="paper", show_default=True,
+                     help="IMC term as the thesis writes it (paper: push in-band pairs apart) or as the authors' "
+                          "public code computes it (code: row-normalised distances, a rank band, pulls them "
+                          "together); the same for cos. See docs/fidelity.md."),
         click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="Training epochs."),
         click.option("--batch-size", type=click.IntRange(2), default=128, show_default=True,
                      help="(image, caption) pairs per batch."),

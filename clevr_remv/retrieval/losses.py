@@ -35,8 +35,23 @@ the cosine distance (range [0, 2]). Why each is scaled as it is:
   sqrt(d) it stays on the cosine distance's [0, 2] (Cauchy-Schwarz: L1 <= sqrt(d) L2 <= 2 sqrt(d)),
   and where it falls in that range depends on how the difference spreads over the dimensions.
 
+``variant="code"`` is the IMC term as the authors' public code computes it, for l1, l2 and msd
+(for cos both variants are the same function)::
+
+    D = the raw distances (l1 not divided by sqrt(d), msd squared) of the L2-normalised rows
+    N = D with each row divided by its own L2 norm
+    lo, hi = the values at positions round(mu_down * B) and round(mu_up * B) of row 0 of N, sorted
+             ascending (Python's round: halves to even; a position past the end takes the last value)
+    IMC_code(X) = lam / B * sum over negative pairs with lo < N[n, m] < hi of N[n, m]
+
+So the band is a range of ranks (here the 5th to 50th percentile of the first row), not of
+distances, the summand is the normalised distance itself rather than 1 - distance, and minimising it
+pulls those pairs together, the opposite of the paper's text. Row normalisation removes any constant
+scale, so l1's sqrt(d) makes no difference there.
+
 ``ids`` (optional, one integer per row): rows with equal ids show the same image, so they are not
-negatives of each other (batches built from several captions per image can repeat an image).
+negatives of each other (batches built from several captions per image can repeat an image). Both
+variants honour it; the public code masks only the diagonal, which ``ids=None`` reproduces.
 """
 import math
 
@@ -44,8 +59,9 @@ import torch
 import torch.nn.functional as F
 
 DISTANCES = ("cos", "msd", "l1", "l2")
+VARIANTS = ("paper", "code")
 
-__all__ = ["DISTANCES", "sh_loss", "mh_loss", "imc_loss", "pairwise_distance", "intra_modal_constraint"]
+__all__ = ["DISTANCES", "VARIANTS", "sh_loss", "mh_loss", "imc_loss", "pairwise_distance", "intra_modal_constraint"]
 
 
 def _negatives_mask(size: int, ids, device) -> torch.Tensor:
@@ -92,24 +108,58 @@ def pairwise_distance(x: torch.Tensor, distance: str = "l1") -> torch.Tensor:
     raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
 
 
+def _raw_distance(x: torch.Tensor, distance: str) -> torch.Tensor:
+    """(B, B) unscaled distances of the L2-normalised rows (the public code's l1, l2, msd)."""
+    x = F.normalize(x, dim=1)
+    if distance == "msd":
+        return torch.cdist(x, x, p=2).square()
+    return torch.cdist(x, x, p=1 if distance == "l1" else 2)
+
+
+def _rank_band(normalised: torch.Tensor, mu_down: float, mu_up: float) -> tuple:
+    """(lo, hi): the values at positions round(mu_down * B), round(mu_up * B) of row 0, sorted."""
+    first_row = normalised[0].sort().values
+    size = first_row.shape[0]
+    return tuple(first_row[min(round(fraction * size), size - 1)] for fraction in (mu_down, mu_up))
+
+
 def intra_modal_constraint(x: torch.Tensor, distance: str = "l1", mu_down: float = 0.05,
-                           mu_up: float = 0.5, ids=None) -> torch.Tensor:
-    """Unweighted IMC term of one modality: sum of (1 - distance) over the negative pairs whose
-    distance lies strictly inside (mu_down, mu_up), divided by the batch size."""
+                           mu_up: float = 0.5, ids=None, variant: str = "paper") -> torch.Tensor:
+    """Unweighted IMC term of one modality, divided by the batch size.
+
+    ``paper``: sum of (1 - distance) over the negative pairs whose distance lies strictly inside
+    (mu_down, mu_up). ``code`` (l1, l2, msd): sum of the row-normalised distances strictly inside the
+    rank band of row 0 (see the module docstring); for cos it is the paper variant.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    negatives = _negatives_mask(x.shape[0], ids, x.device)
+    if variant == "code" and distance != "cos":
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+        normalised = F.normalize(_raw_distance(x, distance), dim=1)
+        with torch.no_grad():
+            lo, hi = _rank_band(normalised, mu_down, mu_up)
+            in_band = (normalised > lo) & (normalised < hi) & negatives
+        return (normalised * in_band).sum() / x.shape[0]
     dist = pairwise_distance(x, distance)
     with torch.no_grad():
-        in_band = (dist > mu_down) & (dist < mu_up) & _negatives_mask(x.shape[0], ids, x.device)
+        in_band = (dist > mu_down) & (dist < mu_up) & negatives
     return ((1 - dist) * in_band).sum() / x.shape[0]
 
 
 def imc_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, lam: float = 1.0,
-             distance: str = "l1", mu_down: float = 0.05, mu_up: float = 0.5, ids=None) -> torch.Tensor:
-    """MH + lam * (IMC(images) + IMC(texts)); ``lam=0`` returns ``mh_loss`` itself."""
+             distance: str = "l1", mu_down: float = 0.05, mu_up: float = 0.5, ids=None,
+             variant: str = "paper") -> torch.Tensor:
+    """MH + lam * (IMC(images) + IMC(texts)); ``lam=0`` returns ``mh_loss`` itself. ``variant``:
+    ``paper`` (the thesis' text, the default) or ``code`` (the authors' public code)."""
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
     loss = mh_loss(img, txt, margin, ids)
     if lam == 0:
         return loss
-    constraint = (intra_modal_constraint(img, distance, mu_down, mu_up, ids)
-                  + intra_modal_constraint(txt, distance, mu_down, mu_up, ids))
+    constraint = (intra_modal_constraint(img, distance, mu_down, mu_up, ids, variant)
+                  + intra_modal_constraint(txt, distance, mu_down, mu_up, ids, variant))
     return loss + lam * constraint

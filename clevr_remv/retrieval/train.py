@@ -17,7 +17,7 @@ from clevr_remv.retrieval.checkpoint import load_checkpoint, save_checkpoint
 from clevr_remv.retrieval.data import load_split, split_exists
 from clevr_remv.retrieval.evaluation import evaluate_split
 from clevr_remv.retrieval.glove import read_glove
-from clevr_remv.retrieval.losses import imc_loss, mh_loss, sh_loss
+from clevr_remv.retrieval.losses import VARIANTS, imc_loss, mh_loss, sh_loss
 from clevr_remv.retrieval.model import PairwiseEmbedding, text_batch
 
 LOSSES = ("sh", "mh", "imc")
@@ -33,6 +33,7 @@ class TrainConfig:
     loss: str = "imc"
     distance: str = "l1"
     lam: float = 1.0
+    imc_variant: str = "paper"
     mu_down: float = 0.05
     mu_up: float = 0.5
     margin: float = 0.2
@@ -71,8 +72,10 @@ def loss_function(config: TrainConfig):
     if config.loss == "mh":
         return partial(mh_loss, margin=config.margin)
     if config.loss == "imc":
+        if config.imc_variant not in VARIANTS:
+            raise ClevrRemvError(f"--imc-variant: {config.imc_variant!r} is not one of {', '.join(VARIANTS)}")
         return partial(imc_loss, margin=config.margin, lam=config.lam, distance=config.distance,
-                       mu_down=config.mu_down, mu_up=config.mu_up)
+                       mu_down=config.mu_down, mu_up=config.mu_up, variant=config.imc_variant)
     raise ClevrRemvError(f"--loss: {config.loss!r} is not one of {', '.join(LOSSES)}")
 
 
