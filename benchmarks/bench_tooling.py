@@ -16,8 +16,9 @@ from PIL import Image
 
 from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
 from clevr_remv.dataset.export.coco import export_coco
-from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
+from clevr_remv.dataset.export.common import select_scenes
 from clevr_remv.dataset.export.refcoco import export_refcoco
+from clevr_remv.dataset.outdir import staged_output_dir
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.validate import validate_dataset
 from clevr_remv.generate.synthetic import write_synthetic_dataset
@@ -46,7 +47,7 @@ def _copy_all(store, target: Path) -> None:
 
 def _export(store, work: Path, name: str, writer) -> None:
     split_scenes = select_scenes(store)
-    with atomic_output_dir(work / name) as tmp:
+    with staged_output_dir(work / name, "export") as tmp:
         writer(store, tmp, split_scenes, store.views(), progress=False)
 
 

@@ -11,7 +11,9 @@ from pycocotools.coco import COCO
 
 from clevr_remv.cli import main
 from clevr_remv.dataset.export.clevr_ref import decode_run_lengths, encode_run_lengths
+from clevr_remv.dataset.outdir import MANIFEST, write_manifest
 from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.dataset.validate import validate_dataset
 
 CORNERS = [(1, 1), (3, 1), (1, 3), (3, 3)]
 
@@ -172,23 +174,61 @@ def test_run_lengths_known_string():
     assert encode_run_lengths(mask) == "1,3,2"
 
 
-def test_refuses_non_empty_out_unless_forced(tiny_dataset, tmp_path):
+def test_refuses_a_folder_of_other_files_even_with_force(tiny_dataset, tmp_path):
     out = tmp_path / "coco"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    result = _export(tiny_dataset, out, "--format", "coco")
-    assert result.exit_code == 2 and "--force" in result.output
-    assert os.listdir(out) == ["keep.txt"]
-    result = _export(tiny_dataset, out, "--format", "coco", "--force")
-    assert result.exit_code == 0, result.output
-    assert sorted(os.listdir(out)) == ["annotations", "images"]
+    for flags in ((), ("--force",)):
+        result = _export(tiny_dataset, out, "--format", "coco", *flags)
+        assert result.exit_code == 2 and "did not write (keep.txt)" in result.output
+        assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["coco"]  # no temporary folders left behind
 
 
-def test_refuses_to_replace_the_dataset(tiny_dataset_copy):
-    result = _export(tiny_dataset_copy, tiny_dataset_copy.parent, "--format", "coco", "--force")
-    assert result.exit_code == 2 and "dataset itself" in result.output
-    assert DatasetStore(tiny_dataset_copy).scene_ids()
+def test_force_replaces_an_earlier_export_and_nothing_else(tiny_dataset, tmp_path):
+    out = tmp_path / "coco"
+    assert _export(tiny_dataset, out, "--format", "coco").exit_code == 0
+    assert sorted(os.listdir(out)) == [MANIFEST, "annotations", "images"]
+    result = _export(tiny_dataset, out, "--format", "clevr-ref+")
+    assert result.exit_code == 2 and "--force" in result.output
+    result = _export(tiny_dataset, out, "--format", "clevr-ref+", "--force")
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(out)) == [MANIFEST, "images", "refexps", "scenes"]
+    assert sorted(os.listdir(tmp_path)) == ["coco"]
+    # A file the user added to an export is never removed: the replacement is refused.
+    (out / "images" / "notes.txt").write_text("mine")
+    result = _export(tiny_dataset, out, "--format", "coco", "--force")
+    assert result.exit_code == 2 and "images/notes.txt" in result.output
+    assert (out / "images" / "notes.txt").read_text() == "mine" and (out / "refexps").is_dir()
+
+
+def test_a_folder_another_command_wrote_is_refused(tiny_dataset, tmp_path):
+    out = tmp_path / "eval"
+    write_manifest(out, "evaluate")
+    (out / "results.json").write_text("{}")
+    result = _export(tiny_dataset, out, "--format", "coco", "--force")
+    assert result.exit_code == 2 and "`clevr-remv export` did not write" in result.output
+    assert (out / "results.json").read_text() == "{}"
+
+
+def _inside(dataset):
+    """--out values that are the dataset, lie inside it or hold it (also through .. and symlinks)."""
+    (dataset.parent / "link-to-scenes").symlink_to(dataset / "scenes")
+    (dataset.parent / "link-to-root").symlink_to(dataset)
+    return [dataset, dataset / "scenes", dataset / "scenes" / "000001", dataset / "scenes" / ".." / "scenes",
+            dataset.parent / "elsewhere" / ".." / dataset.name / "scenes", dataset.parent / "link-to-scenes",
+            dataset.parent / "link-to-root" / "scenes" / "000001", dataset.parent / "link-to-root" / "new",
+            dataset.parent, dataset / "new-export"]
+
+
+def test_out_inside_onto_or_around_the_dataset_is_refused_and_nothing_is_lost(tiny_dataset_copy):
+    before = sorted(p.relative_to(tiny_dataset_copy) for p in tiny_dataset_copy.rglob("*"))
+    for out in _inside(tiny_dataset_copy):
+        result = _export(tiny_dataset_copy, out, "--format", "coco", "--force")
+        assert result.exit_code == 2, (out, result.output)
+        assert "--data" in result.output and "choose a --out outside" in result.output
+    assert sorted(p.relative_to(tiny_dataset_copy) for p in tiny_dataset_copy.rglob("*")) == before
+    assert validate_dataset(tiny_dataset_copy) == []
 
 
 def test_failed_export_leaves_nothing(tiny_dataset_copy, tmp_path):

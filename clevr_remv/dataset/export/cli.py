@@ -6,9 +6,10 @@ import click
 
 from clevr_remv.dataset.export.clevr_ref import export_clevr_ref
 from clevr_remv.dataset.export.coco import export_coco
-from clevr_remv.dataset.export.common import atomic_output_dir, select_scenes
+from clevr_remv.dataset.export.common import select_scenes
 from clevr_remv.dataset.export.hci_lf import export_hci_lf
 from clevr_remv.dataset.export.refcoco import IMAGE_FOLDERS, export_refcoco
+from clevr_remv.dataset.outdir import staged_output_dir
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import VIEW_SETS, select_views
@@ -24,7 +25,7 @@ FORMATS = ("refcoco", "clevr-ref+", "coco", "hci-lf")
                    "scenes/refexps JSON; coco: COCO instance segmentation; hci-lf: 4D Light Field Benchmark "
                    "folders with depth and disparity (needs a dataset made with --passes depth).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Output folder; written to a temporary folder and renamed at the end.")
+              help="Output folder, outside the dataset; written to a temporary folder and renamed at the end.")
 @click.option("--split", default=None,
               help="Export only this split of splits.json (default: every split; for clevr-ref+ and "
                    "coco without splits.json, all scenes as split 'all').")
@@ -36,7 +37,8 @@ FORMATS = ("refcoco", "clevr-ref+", "coco", "hci-lf")
 @click.option("--split-by", default="unc", show_default=True,
               help="refcoco only: the REFER splitBy, i.e. the refs(<split-by>).p file name.")
 @click.option("--force", is_flag=True,
-              help="Replace --out when it exists and is not empty (only after the export succeeds).")
+              help="Replace an earlier export in --out (once the new one is complete); only the files "
+                   "that export wrote are removed, and a folder holding others is refused.")
 @click.option("--link", is_flag=True,
               help="Hard-link images instead of copying them (falls back to copying across file systems).")
 def export(data, format_name, out, split, views, name, split_by, force, link):
@@ -51,7 +53,7 @@ def export(data, format_name, out, split, views, name, split_by, force, link):
     if format_name == "hci-lf":
         _check_hci_lf(store)
     split_scenes = select_scenes(store, split, require_splits=format_name == "refcoco")
-    with atomic_output_dir(out, force=force, protect=store.root) as tmp:
+    with staged_output_dir(out, "export", force=force, inputs={"--data": data}) as tmp:
         if format_name == "refcoco":
             counts = export_refcoco(store, tmp, split_scenes, selected_views, name=name, split_by=split_by,
                                     link=link)

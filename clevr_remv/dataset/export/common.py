@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from clevr_remv.dataset.rle import mask_to_rle, visible_box
 from clevr_remv.dataset.splits import split_scene_ids
-from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
+from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
 
@@ -156,41 +156,8 @@ def place_image(source: Path, target: Path, link: bool) -> None:
 
 
 def write_json(path: Path, document) -> None:
-    """Write compact JSON (the whole export is made atomic by :func:`atomic_output_dir`)."""
+    """Write compact JSON (the whole export is made atomic by
+    :func:`clevr_remv.dataset.outdir.staged_output_dir`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as stream:
         json.dump(document, stream, separators=(",", ":"))
-
-
-@contextlib.contextmanager
-def atomic_output_dir(out, force: bool = False, protect=None):
-    """Yield a fresh temporary folder next to ``out``; rename it to ``out`` on success.
-
-    An existing non-empty ``out`` is refused unless ``force`` (then it is replaced once the new
-    export is complete). ``protect`` (the dataset root) may never be inside ``out``.
-    """
-    out = Path(out).absolute()
-    if protect is not None:
-        protected = Path(protect).resolve()
-        if out.resolve() == protected or out.resolve() in protected.parents:
-            raise ClevrRemvError(f"--out {out}: holds the dataset itself; choose another folder")
-    if out.exists() and not out.is_dir():
-        raise ClevrRemvError(f"--out {out}: is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ClevrRemvError(f"--out {out}: exists and is not empty; choose a new folder "
-                             "or pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{TMP_PREFIX}export-{out.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f"{TMP_PREFIX}replaced-{out.name}-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
