@@ -12,18 +12,20 @@ DIRECTIONS = {"left": [-1.0, 0.0, 0.0], "right": [1.0, 0.0, 0.0], "front": [0.0,
               "behind": [0.0, 1.0, 0.0], "above": [0.0, 0.0, 1.0], "below": [0.0, 0.0, -1.0]}
 
 
-def obj(shape, color, x, y, size="large", material="rubber", occlusion=0.0, pixels=None):
-    """A hand-built object; ``pixels`` per view of a 3x3 rig (default 100 everywhere)."""
+def obj(shape, color, x, y, size="large", material="rubber", occlusion=0.0, pixels=None, occlusions=None):
+    """A hand-built object; ``pixels`` per view of a 3x3 rig (default 100 everywhere); ``occlusion``
+    in the centre view (0 elsewhere) unless ``occlusions`` gives all nine."""
     return {"shape": shape, "size": size, "material": material, "color": color, "3d_coords": [x, y, 0.7],
-            "occlusion": occlusion, "pixels": pixels or [100] * 9}
+            "occlusions": occlusions or [occlusion if i == 4 else 0.0 for i in range(9)],
+            "pixels": pixels or [100] * 9}
 
 
 def make_scene(objects, index=0) -> dict:
-    """A 3x3-view scene with only what the expression code reads; occlusion is set in the centre view."""
+    """A 3x3-view scene with only what the expression code reads."""
     views = [{"u": u, "v": v} for v in (1, 2, 3) for u in (1, 2, 3)]
     built = [{key: o[key] for key in ("shape", "size", "material", "color", "3d_coords")}
-             | {"views": [{"pixels": p, "occlusion": o["occlusion"] if i == 4 else 0.0}
-                          for i, p in enumerate(o["pixels"])]}
+             | {"views": [{"pixels": p, "occlusion": occlusion}
+                          for p, occlusion in zip(o["pixels"], o["occlusions"])]}
              for o in objects]
     return {"index": index, "objects": built, "views": views, "rig": {"center": [2, 2]},
             "directions": DIRECTIONS, "relationships": relationships(built, DIRECTIONS)}

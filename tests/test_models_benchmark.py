@@ -1,5 +1,6 @@
 """benchmark: a short training run on the tiny dataset, resume, reports, CLI, bad input."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from clevr_remv.cli import main
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.generate.synthetic import write_synthetic_dataset
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
 from clevr_remv.res.evaluate import evaluate, format_cell
@@ -69,9 +71,9 @@ def test_the_test_split_is_predicted_with_the_best_epochs_weights(tiny_dataset, 
     tested = {}
     real_test = benchmark_module._test
 
-    def recording_test(model, tokenizer, store, settings, out, best_state):
-        tested.update(best_state["model"])
-        return real_test(model, tokenizer, store, settings, out, best_state)
+    def recording_test(model, tokenizer, store, settings, out, best_state, tested_state):
+        tested.update(tested_state["model"])
+        return real_test(model, tokenizer, store, settings, out, best_state, tested_state)
 
     monkeypatch.setattr(benchmark_module, "_test", recording_test)
     run_benchmark(tiny_dataset, "baseline", tmp_path, epochs=2, **FAST)
@@ -80,6 +82,54 @@ def test_the_test_split_is_predicted_with_the_best_epochs_weights(tiny_dataset, 
     assert best["epoch"] == 1 and last["epoch"] == 2
     assert all(torch.equal(tested[key], best["model"][key]) for key in best["model"])
     assert not all(torch.equal(tested[key], last["model"][key]) for key in last["model"])
+
+
+@pytest.fixture(scope="module")
+def other_test_dataset(tmp_path_factory):
+    """Three scenes of another seed, all in test, 3x3 views like tiny_dataset."""
+    root = tmp_path_factory.mktemp("other") / "dataset"
+    write_synthetic_dataset(root, scenes=3, grid=3, width=48, height=32, seed=5)
+    write_splits(root, "0,0,1", seed=0)
+    return root
+
+
+def _scored_scenes(out) -> set:
+    return {json.loads(line)["scene"] for line in (out / "predictions.jsonl").read_text().splitlines()}
+
+
+def test_test_data_and_the_finetune_protocol(tiny_dataset, other_test_dataset, tmp_path, monkeypatch):
+    tested = {}
+    real_test = benchmark_module._test
+
+    def recording_test(model, tokenizer, store, settings, out, best_state, tested_state):
+        tested["best"], tested["tested"] = best_state["model"], tested_state["model"]
+        return real_test(model, tokenizer, store, settings, out, best_state, tested_state)
+
+    monkeypatch.setattr(benchmark_module, "_test", recording_test)
+    heldout = run_benchmark(tiny_dataset, "baseline", tmp_path / "heldout", epochs=1,
+                            test_data=other_test_dataset, **FAST)
+    assert _scored_scenes(tmp_path / "heldout") == set(DatasetStore(other_test_dataset).load_splits()["splits"]["test"])
+    assert heldout["benchmark"]["protocol"] == "heldout" and heldout["benchmark"]["finetune_epochs"] == 0
+    assert heldout["benchmark"]["test_data"] == str(DatasetStore(other_test_dataset).root)
+    assert tested["tested"] is tested["best"]
+    # The same trained run, fine-tuned on the test scenes' centre views before the test.
+    shutil.copytree(tmp_path / "heldout" / "checkpoints", tmp_path / "finetune" / "checkpoints")
+    finetuned = run_benchmark(tiny_dataset, "baseline", tmp_path / "finetune", epochs=1, resume=True,
+                              test_data=other_test_dataset, protocol="finetune-test", finetune_epochs=1, **FAST)
+    assert finetuned["benchmark"]["protocol"] == "finetune-test" and finetuned["benchmark"]["finetune_epochs"] == 1
+    assert (tmp_path / "finetune" / "checkpoints" / "finetuned.pt").is_file()
+    assert not all(torch.equal(tested["tested"][key], tested["best"][key]) for key in tested["best"])
+    assert finetuned["benchmark"]["best_epoch"] == heldout["benchmark"]["best_epoch"]
+
+
+def test_test_data_sharing_scenes_with_train_is_refused(tiny_dataset, tiny_dataset_copy, tmp_path):
+    (tiny_dataset_copy / "splits.json").unlink()
+    write_splits(tiny_dataset_copy, "0,0,1")  # the same scenes, all called test
+    with pytest.raises(ClevrRemvError, match="are scenes of train or val"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "out", epochs=1, test_data=tiny_dataset_copy, **FAST)
+    with pytest.raises(ClevrRemvError, match="--protocol"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "out", epochs=1, protocol="test", **FAST)
+    assert not (tmp_path / "out").exists()
 
 
 def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch, baseline_run):

@@ -178,6 +178,46 @@ def test_visibility_family():
     assert instantiate(template, facts, 2, random.Random(0)) is None  # nothing to tell apart
 
 
+def _holds_in_listed_views(scene, expression) -> bool:
+    positions = {(view["u"], view["v"]): i for i, view in enumerate(scene["views"])}
+    return all(referent_of(expression["program"], SceneFacts.from_scene(scene, positions[tuple(view)]))
+               == expression["referent"] - 1 for view in expression["views"])
+
+
+def test_visibility_is_judged_in_each_view():
+    # The red cube is partially visible (40 % covered) except in the top-left corner view (u1_v1), where
+    # it is fully visible: "the partially visible cube" is false there.
+    changing = [0.1] + [0.4] * 8
+    scene = make_scene([obj("cube", "red", 0, 0, occlusions=changing), obj("cube", "red", 2, 3),
+                        obj("sphere", "blue", -2, 0)])
+    program = [node("scene"), node("filter_shape", [0], ["cube"]), node("filter_visibility", [1], ["partially"]),
+               node("unique", [2])]
+    assert referent_of(program, SceneFacts.from_scene(scene)) == 0
+    assert referent_of(program, SceneFacts.from_scene(scene, 0)) is None
+
+    def partially_naming_the_cube(expressions):
+        return [e for e in expressions if e["referent"] == 1 and any(
+            n["type"] == "filter_visibility" and n["side_inputs"] == ["partially"] for n in e["program"])]
+
+    # The paper's filter: an expression must hold in every view, so this one is never made.
+    strict = generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=40)["expressions"]
+    assert not partially_naming_the_cube(strict)
+    assert all(_holds_in_listed_views(scene, e) for e in strict)
+    # --keep-partial: kept, and scored only where it holds.
+    loose = generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=40, keep_partial=True)["expressions"]
+    kept = partially_naming_the_cube(loose)
+    assert kept and all([1, 1] not in e["views"] and len(e["views"]) == 8 for e in kept)
+    assert all(_holds_in_listed_views(scene, e) for e in loose)
+
+
+def test_every_expression_holds_in_every_view_it_lists(stand_in_scenes):
+    for scene in stand_in_scenes:
+        for keep_partial in (False, True):
+            expressions = generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=12,
+                                           keep_partial=keep_partial)["expressions"]
+            assert all(_holds_in_listed_views(scene, e) for e in expressions)
+
+
 def test_reject_makes_the_search_find_another_program():
     facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "blue", 2, 0, size="small")]))
     template = templates_of("zero_hop.json")[0]

@@ -75,3 +75,21 @@ def test_convergent_rig_has_zero_disparity_on_the_focus_plane():
     assert corner[0, :2] == pytest.approx(centre[0, :2], abs=1e-6)
     assert abs(corner[1, 0] - centre[1, 0]) > 10
     assert info["focus_distance"] == pytest.approx(np.linalg.norm(CAMERA["location"]))
+
+
+def test_lens_sets_every_camera_and_old_configs_read_as_clevrs_35mm():
+    from clevr_remv.generate.config import GenerateConfig
+    from clevr_remv.generate.scene import scene_spec
+
+    properties = load_properties()
+    wide = scene_spec(GenerateConfig(grid=3, width=480, height=320, lens=25.0, properties=properties), 4)
+    default = scene_spec(GenerateConfig(grid=3, width=480, height=320, properties=properties), 4)
+    assert wide["camera"]["lens"] == 25.0 and default["camera"]["lens"] == 35.0
+    # f_px = lens / sensor (32 mm) * the longer side, in every view.
+    assert {view["intrinsics"]["fx"] for view in wide["views"]} == {25.0 / 32.0 * 480}
+    assert wide["objects"] == default["objects"]  # the lens changes the cameras, not the layout
+    stored = GenerateConfig().to_dict()
+    del stored["lens"]
+    assert GenerateConfig.from_dict(stored).lens == 35.0
+    with pytest.raises(Exception, match="--lens"):
+        GenerateConfig(lens=0)

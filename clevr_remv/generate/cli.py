@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_SAMPLES, GenerateConfig
+from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_LENS_MM, DEFAULT_SAMPLES, GenerateConfig
 from clevr_remv.generate.pipeline import EXECUTORS
 from clevr_remv.generate.pipeline import generate as run_generate
 from clevr_remv.generate.properties import load_properties
@@ -50,6 +50,8 @@ def _parse_duration(ctx, param, value) -> float:
               help="Fewest visible pixels per object in the centre view (else the layout is re-sampled).")
 @click.option("--baseline", default=DEFAULT_BASELINE, show_default=True, type=float,
               help="Distance between neighbouring cameras, world units.")
+@click.option("--lens", default=DEFAULT_LENS_MM, show_default=True, type=float,
+              help="Focal length in mm on a 32 mm sensor, every camera of the array (CLEVR's: 35).")
 @click.option("--rig", default="parallel", show_default=True, type=click.Choice(RIG_TYPES),
               help="parallel optical axes, or convergent (lens shift: zero disparity at the scene centre).")
 @click.option("--passes", default="", metavar="NAMES",
@@ -77,7 +79,7 @@ def _parse_duration(ctx, param, value) -> float:
 @click.option("--stale-after", default="24h", show_default=True, callback=_parse_duration, metavar="DURATION",
               help="Remove other hosts' temporary scene folders untouched this long (e.g. 24h, 90m, 3600s).")
 def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
-             min_objects, max_objects, min_pixels, baseline, rig, passes, properties_file, blender,
+             min_objects, max_objects, min_pixels, baseline, lens, rig, passes, properties_file, blender,
              per_scene, templates_dir, view_timeout, executor, ray_address, worker_cpus, shard, stale_after):
     """Lay out CLEVR scenes and render each with a GRID x GRID light-field camera array.
 
@@ -87,7 +89,7 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
     each scene is made once.
     """
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=samples,
-                            denoise=not no_denoise, baseline=baseline, rig=rig, min_objects=min_objects,
+                            denoise=not no_denoise, baseline=baseline, lens=lens, rig=rig, min_objects=min_objects,
                             max_objects=max_objects, min_pixels=min_pixels,
                             properties=load_properties(properties_file),
                             passes=[name.strip() for name in passes.split(",") if name.strip()])

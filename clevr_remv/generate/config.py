@@ -9,6 +9,8 @@ from clevr_remv.generate.rig import RIG_TYPES
 # benchmarks/bench_baseline.py (figures in the README).
 DEFAULT_SAMPLES = 4
 DEFAULT_BASELINE = 0.1
+# CLEVR's lens (on a 32 mm sensor); the paper's "focal points at 2.5cm" is discussed in docs/multiview.md.
+DEFAULT_LENS_MM = 35.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +28,7 @@ class GenerateConfig:
     samples: int = DEFAULT_SAMPLES
     denoise: bool = True
     baseline: float = DEFAULT_BASELINE
+    lens: float = DEFAULT_LENS_MM
     rig: str = "parallel"
     min_objects: int = 3
     max_objects: int = 10
@@ -45,6 +48,7 @@ class GenerateConfig:
             (self.height > 0, "--height", f"{self.height} must be > 0"),
             (self.samples >= 1, "--samples", f"{self.samples} must be >= 1"),
             (self.baseline >= 0, "--baseline", f"{self.baseline} must be >= 0"),
+            (self.lens > 0, "--lens", f"{self.lens} must be > 0 (millimetres on a 32 mm sensor, e.g. 35)"),
             (self.rig in RIG_TYPES, "--rig", f"{self.rig!r} must be one of {', '.join(RIG_TYPES)}"),
             (1 <= self.min_objects <= 255, "--min-objects", f"{self.min_objects} must be between 1 and 255"),
             (1 <= self.max_objects <= 255, "--max-objects", f"{self.max_objects} must be between 1 and 255"),

@@ -13,6 +13,7 @@ def scene_spec(config: GenerateConfig, index: int, attempt: int = 0) -> dict:
     """
     layout = sample_layout(config.seed, index, attempt, config.properties,
                            config.min_objects, config.max_objects)
+    layout["camera"]["lens"] = config.lens
     views, rig_info = build_views(layout["camera"], config.grid, config.baseline, config.rig,
                                   config.width, config.height)
     return {

@@ -5,7 +5,7 @@ from clevr_remv import FORMAT_VERSION, __version__
 from clevr_remv.dataset.depth import DEPTH_SCALE
 from clevr_remv.dataset.store import DatasetStore, create_json_atomic, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.config import DEFAULT_LENS_MM, GenerateConfig
 from clevr_remv.generate.scene import add_visibility
 from clevr_remv.refexp import generate_refexps
 
@@ -33,7 +33,8 @@ def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
             "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0}}, "dataset"):
         return DatasetStore(root)
     store = DatasetStore(root)
-    stored = {"passes": [], **store.info()["config"]}  # datasets made before --passes: rgb + index
+    # Datasets made before --passes (rgb + index) and --lens (CLEVR's 35 mm) lack those keys.
+    stored = {"passes": [], "lens": DEFAULT_LENS_MM, **store.info()["config"]}
     difference = _config_difference(stored, wanted)
     if difference:
         raise ClevrRemvError(

@@ -37,22 +37,25 @@ SIGNATURES = {
 
 @dataclasses.dataclass(frozen=True)
 class SceneFacts:
-    """What programs can ask about a scene: attributes, relations, positions, centre-view occlusion."""
+    """What programs can ask about a scene seen from one view: attributes, relations and positions
+    (the same in every view: relations and ordinals use the central camera's ground directions,
+    which the whole rig shares) and that view's occlusion (the one view-dependent fact)."""
 
     attributes: tuple        # per object: {"size": .., "color": .., "material": .., "shape": ..}
     relations: dict          # relation -> tuple of frozensets (objects that are r of object i)
     positions: dict          # ordinal direction -> tuple of each object's coordinate along it
-    occlusion: tuple         # per object, occluded fraction of its box in the centre view
+    occlusion: tuple         # per object, occluded fraction of its box in this view
 
     @property
     def count(self) -> int:
         return len(self.attributes)
 
     @classmethod
-    def from_scene(cls, scene: dict) -> "SceneFacts":
-        """Read a scene.json document (objects, relationships, directions, centre-view occlusion)."""
+    def from_scene(cls, scene: dict, view: int = None) -> "SceneFacts":
+        """Read a scene.json document (objects, relationships, directions) as seen from view
+        position ``view`` in scene["views"] (default: the centre view)."""
         objects = scene["objects"]
-        centre = centre_view_position(scene)
+        view = centre_view_position(scene) if view is None else view
         positions = {}
         for direction in ORDINAL_DIRECTIONS:
             axis = scene["directions"][direction]
@@ -62,8 +65,13 @@ class SceneFacts:
             relations={r: tuple(frozenset(js) for js in scene["relationships"][r])
                        for r in RELATIONS if r in scene["relationships"]},
             positions=positions,
-            occlusion=tuple(obj["views"][centre]["occlusion"] for obj in objects),
+            occlusion=tuple(obj["views"][view]["occlusion"] for obj in objects),
         )
+
+    def seen_from(self, scene: dict, view: int) -> "SceneFacts":
+        """These facts with the occlusion of view position ``view`` of ``scene``."""
+        return dataclasses.replace(self, occlusion=tuple(obj["views"][view]["occlusion"]
+                                                          for obj in scene["objects"]))
 
 
 def centre_view_position(scene: dict) -> int:

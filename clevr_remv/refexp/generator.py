@@ -70,9 +70,42 @@ def _new_text(instance, synonyms, seen_texts, rng):
     return None
 
 
-def _balanced_expressions(template_set, facts, referents: list, per_scene: int, rng) -> list:
-    """Up to ``per_scene`` (instance, text) pairs, spreading them evenly over referents and over
-    families; a (referent, family) pair that yields nothing new is not tried again."""
+class ViewTruth:
+    """Where a program is true: the views in which it returns its referent alone.
+
+    Only the visibility filter depends on the view (occlusion is measured per view; relations and
+    ordinals use the rig's shared ground directions), so other programs hold wherever their
+    referent is visible. With the paper's filter (``keep_partial`` off) an expression must hold in
+    every view of the grid; otherwise in the views it lists.
+    """
+
+    def __init__(self, scene: dict, facts, referent_views: dict, keep_partial: bool):
+        self.scene, self.referent_views, self.keep_partial = scene, referent_views, keep_partial
+        self.positions = {(view["u"], view["v"]): i for i, view in enumerate(scene["views"])}
+        self.facts = facts
+        self._per_view = {}
+
+    def _facts(self, position: int):
+        if position not in self._per_view:
+            self._per_view[position] = self.facts.seen_from(self.scene, position)
+        return self._per_view[position]
+
+    def views(self, program: list, referent: int):
+        """The [u, v] where ``program`` names ``referent`` alone, or None when it must be rejected."""
+        candidates = self.referent_views[referent]
+        if not any(node["type"] == "filter_visibility" for node in program):
+            return candidates
+        holding = [view for view in candidates
+                   if engine.referent_of(program, self._facts(self.positions[tuple(view)])) == referent]
+        if not holding or (not self.keep_partial and len(holding) < len(candidates)):
+            return None
+        return holding
+
+
+def _balanced_expressions(template_set, facts, referents: list, per_scene: int, rng, truth: ViewTruth) -> list:
+    """Up to ``per_scene`` (instance, text, views) triples, spreading them evenly over referents and
+    over families; a (referent, family) pair that yields nothing new is not tried again. A program
+    that does not hold in its referent's views (``truth``) is never chosen."""
     families = template_set.families
     family_uses = dict.fromkeys(families, 0)
     referent_uses = dict.fromkeys(referents, 0)
@@ -82,12 +115,14 @@ def _balanced_expressions(template_set, facts, referents: list, per_scene: int, 
         referent = _least_used({k for k, _ in open_pairs}, referent_uses, rng)
         family = _least_used({f for k, f in open_pairs if k == referent}, family_uses, rng)
         found = None
+        def reject(program, referent=referent):
+            return _program_key(program) in seen_programs or truth.views(program, referent) is None
+
         for template in rng.sample(families[family], len(families[family])):
-            instance = instantiate(template, facts, referent, rng,
-                                   reject=lambda program: _program_key(program) in seen_programs)
+            instance = instantiate(template, facts, referent, rng, reject=reject)
             text = instance and _new_text(instance, template_set.synonyms, seen_texts, rng)
             if text:
-                found = (instance, text)
+                found = (instance, text, truth.views(instance.program, referent))
                 break
         if found is None:
             open_pairs.discard((referent, family))
@@ -104,7 +139,8 @@ def generate_refexps(scene: dict, *, properties: dict, seed: int, per_scene: int
                      keep_partial: bool = False, min_visible_pixels: int = 1) -> dict:
     """Return the refexps.json document of ``scene``: up to ``per_scene`` distinct expressions, each
     naming one object that is visible (>= ``min_visible_pixels`` pixels) in every view, or in some
-    views with ``keep_partial``. Deterministic from (``seed``, scene index)."""
+    views with ``keep_partial``, and true in each view it lists (see :class:`ViewTruth`).
+    Deterministic from (``seed``, scene index)."""
     if per_scene < 0:
         raise ClevrRemvError(f"--per-scene: {per_scene} must be >= 0")
     template_set = load_template_set(templates_dir)
@@ -113,14 +149,15 @@ def generate_refexps(scene: dict, *, properties: dict, seed: int, per_scene: int
     views = referent_views(scene, keep_partial, min_visible_pixels)
     rng = random.Random(f"clevr-remv refexps {seed} {scene['index']}")
     expressions = []
-    for number, (instance, text) in enumerate(_balanced_expressions(template_set, facts, sorted(views),
-                                                                    per_scene, rng)):
+    truth = ViewTruth(scene, facts, views, keep_partial)
+    chosen = _balanced_expressions(template_set, facts, sorted(views), per_scene, rng, truth)
+    for number, (instance, text, expression_views) in enumerate(chosen):
         expressions.append({
             "id": number,
             "text": text,
             "family": {"template": instance.template.family, "index": instance.template.index},
             "program": instance.program,
             "referent": instance.referent + 1,
-            "views": views[instance.referent],
+            "views": expression_views,
         })
     return {"format_version": FORMAT_VERSION, "scene": scene["index"], "expressions": expressions}

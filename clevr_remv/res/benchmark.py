@@ -1,6 +1,12 @@
 """The paper's multi-view protocol: train on the centre views of train, keep the checkpoint with
 the best centre oIoU on val, then test on the centre and shifted views of test.
 
+Two protocols (the paper describes both): ``heldout`` (its definitions, eq. 7.1 on) tests the
+selected checkpoint on scenes it never saw; ``finetune-test`` (its results section, 7.3.3) first
+fine-tunes that checkpoint on the centre views of the test scenes, then tests on their views.
+The test scenes may come from another dataset (``test_data``), so that training scenes can be
+rendered with their centre view only.
+
 Everything lands in one output folder: ``config.json``, ``checkpoints/{last,best}.pt`` (one
 checkpoint per epoch; ``resume=True`` continues from ``last.pt``), ``training.json`` and
 ``training_curve.png``, ``predictions.jsonl`` and the reports of :mod:`clevr_remv.res.evaluate`.
@@ -33,6 +39,8 @@ from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
 RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")
+PROTOCOLS = ("heldout", "finetune-test")
+DEFAULT_FINETUNE_EPOCHS = 5
 
 
 def _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size, seed,
@@ -51,6 +59,24 @@ def _settings(model_name, module, size, epochs, batch_size, lr, device, views, i
             "input_size": list(input_size) if input_size else None, "seed": seed,
             "text_encoder": str(text_encoder) if text_encoder else None,
             "vision_weights": str(vision_weights) if vision_weights else None, "workers": workers}
+
+
+def check_test_data(store: DatasetStore, test_store: DatasetStore) -> None:
+    """Refuse a test dataset whose views differ in size from the training data's, or whose test
+    scenes are scenes of train or val (same seed and layout settings, same scene index)."""
+    train_config, test_config = store.info()["config"], test_store.info()["config"]
+    size, test_size = (train_config["width"], train_config["height"]), (test_config["width"], test_config["height"])
+    if size != test_size:
+        raise ClevrRemvError(f"--test-data {test_store.root}: views are {test_size[0]}x{test_size[1]}, the training "
+                             f"data's {size[0]}x{size[1]}; render both at one size")
+    layout_keys = ("seed", "min_objects", "max_objects", "min_pixels", "properties", "lens")
+    if all(train_config.get(key) == test_config.get(key) for key in layout_keys):
+        seen = set(split_scene_ids(store, "train")) | set(split_scene_ids(store, "val"))
+        shared = sorted(seen & set(split_scene_ids(test_store, "test")))
+        if shared:
+            raise ClevrRemvError(f"--test-data {test_store.root}: its test scenes {shared[:5]} (and "
+                                 f"{max(0, len(shared) - 5)} more) are scenes of train or val in {store.root} "
+                                 "(same seed, same index); generate the test scenes with another --start or --seed")
 
 
 def _check_resumable(previous: dict, requested: dict, out: Path) -> None:
@@ -154,9 +180,10 @@ def _write_lines(path, lines) -> None:
             stream.write(line + "\n")
 
 
-def _test(model, tokenizer, store, settings, out, best_state) -> dict:
-    """Predict the test split at the chosen views with the best weights; write predictions and reports."""
-    model.load_state_dict(best_state["model"])
+def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> dict:
+    """Predict the test split of ``store`` at the chosen views with ``tested_state``'s weights (the
+    best checkpoint, or its fine-tuned copy); write predictions and reports."""
+    model.load_state_dict(tested_state["model"])
     views = evaluation_views(store, settings["views"])
     dataset = ClevrRemvDataset(store.root, split="test", views=views)
     records = (json.dumps(prediction_record(scene, expression_id, view, prediction))
@@ -170,7 +197,9 @@ def _test(model, tokenizer, store, settings, out, best_state) -> dict:
     scores, missing, shape = score_predictions(store, "test", views, source)
     results = build_results(store, "test", settings["views"], scores, missing, shape, source, "oIoU")
     results["benchmark"] = {"model": settings["model"], "size": settings["size"],
-                            "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"]}
+                            "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"],
+                            "protocol": settings["protocol"], "test_data": str(store.root),
+                            "finetune_epochs": tested_state.get("finetune_epochs", 0), "seed": settings["seed"]}
     results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
@@ -227,22 +256,57 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     return best
 
 
-def check_data(store: DatasetStore, views: str) -> None:
+def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict:
+    """The ``finetune-test`` protocol: train ``best`` further on the centre views of the test split
+    for ``settings["finetune_epochs"]`` epochs (same peak lr, poly decay, augmentation as in
+    training; no selection: there is no held-out split left). Kept in ``checkpoints/finetuned.pt``,
+    which a resumed run reuses."""
+    path = out / "checkpoints" / "finetuned.pt"
+    epochs = settings["finetune_epochs"]
+    if path.is_file():
+        previous = load_checkpoint(path)
+        if previous["finetune_epochs"] == epochs and previous["from_epoch"] == best["epoch"]:
+            return previous
+    model.load_state_dict(best["model"])
+    dataset = ClevrRemvDataset(test_store.root, split="test", views="center",
+                               transform=FlipAndShift() if config.get("augment") else None)
+    generator = torch.Generator()
+    loader = _loader(dataset, settings, True, generator)
+    optimizer = make_optimizer(model, settings["lr"])
+    scheduler = make_poly_schedule(optimizer, epochs * len(loader))
+    for epoch in range(1, epochs + 1):
+        torch.manual_seed(settings["seed"] + 10_000 + epoch)
+        generator.manual_seed(settings["seed"] + 10_000 + epoch)
+        loss = train_epoch(model, loader, tokenizer, optimizer, scheduler, config["class_weights"],
+                           settings["device"], settings["input_size"],
+                           description=f"fine-tune on test centre views {epoch}/{epochs}",
+                           dice_weight=config.get("dice_weight", 0.0))
+        tqdm.write(f"fine-tune epoch {epoch}: loss {loss:.4f}")
+    weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    state = {"model": weights, "finetune_epochs": epochs, "from_epoch": best["epoch"]}
+    save_checkpoint(path, state)
+    return state
+
+
+def check_data(store: DatasetStore, views: str, test_store: DatasetStore = None) -> None:
     """Fail before training when train or val has no centre-view sample, test none at ``views``,
     or an image the run will read is missing or not a PNG of the dataset's size (headers only,
-    as ``validate --quick``)."""
-    test_views = evaluation_views(store, views)
-    scene_views = []
-    for split, split_views in (("train", [store.center]), ("val", [store.center]), ("test", test_views)):
-        if len(ClevrRemvDataset(store.root, split=split, views=split_views)) == 0:
-            raise ClevrRemvError(f"{store.splits_path}: split {split!r} has no sample in the views the benchmark "
-                                 "reads; generate more scenes and rerun `clevr-remv split`")
-        scene_views += [(scene, view) for scene in split_scene_ids(store, split) for view in split_views]
-    problems = image_header_problems(store, tqdm(scene_views, desc="check image headers", unit="view"))
+    as ``validate --quick``). The test split is read from ``test_store`` (default: ``store``)."""
+    test_store = test_store or store
+    test_views = evaluation_views(test_store, views)
+    problems = []
+    for split, split_views, split_store in (("train", [store.center], store), ("val", [store.center], store),
+                                            ("test", test_views, test_store)):
+        if len(ClevrRemvDataset(split_store.root, split=split, views=split_views)) == 0:
+            raise ClevrRemvError(f"{split_store.splits_path}: split {split!r} has no sample in the views the "
+                                 "benchmark reads; generate more scenes and rerun `clevr-remv split`")
+        scene_views = [(scene, view) for scene in split_scene_ids(split_store, split) for view in split_views]
+        problems += image_header_problems(split_store, tqdm(scene_views, desc=f"check {split} image headers",
+                                                            unit="view"))
     if problems:
         more = f" ({len(problems) - 1} more image problem(s))" if len(problems) > 1 else ""
         raise ClevrRemvError(f"{problems[0].path}: {problems[0].message}{more}; "
-                             f"`clevr-remv validate --data {store.root} --quick` lists them all")
+                             "`clevr-remv validate --data DIR --quick` lists them all")
 
 
 @contextlib.contextmanager
@@ -262,22 +326,36 @@ def _removed_on_error(out: Path):
 def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
                   device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
                   text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
-                  seed: int = 0, config_overrides=None) -> dict:
+                  seed: int = 0, config_overrides=None, test_data=None, protocol: str = "heldout",
+                  finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS) -> dict:
     """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
     centre and ``views`` of test; returns the results dict (also written to ``out``).
 
     ``input_size``: (width, height) fed to the network (None = native); ``config_overrides``:
-    entries replacing the model config of a new run (e.g. a smaller backbone).
+    entries replacing the model config of a new run (e.g. a smaller backbone); ``test_data``: the
+    dataset whose test split is scored (default ``data``); ``protocol``: one of PROTOCOLS.
     """
     module = get_model(model_name)
     store = DatasetStore(data)
+    test_store = DatasetStore(test_data) if test_data is not None else store
+    if protocol not in PROTOCOLS:
+        raise ClevrRemvError(f"--protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if protocol == "finetune-test" and finetune_epochs < 1:
+        raise ClevrRemvError(f"--finetune-epochs: {finetune_epochs} must be at least 1")
     settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
                          seed, text_encoder, vision_weights, workers)
-    check_data(store, views)  # bad splits, views or images fail now, not after training
+    settings.update(protocol=protocol, finetune_epochs=finetune_epochs if protocol == "finetune-test" else 0,
+                    test_data=str(test_store.root))
+    if test_store is not store:
+        check_test_data(store, test_store)
+    check_data(store, views, test_store)  # bad splits, views or images fail now, not after training
     with _removed_on_error(Path(out)) as out:
         config, model, state = _start(module, store, settings, out, resume, config_overrides)
         model.to(device)
         tokenizer = module.build_tokenizer(config)
         write_json_atomic(out / "config.json", {"settings": settings, "model": config})
         best = _train(model, tokenizer, config, settings, store, out, state)
-        return _test(model, tokenizer, store, settings, out, best)
+        tested = best
+        if protocol == "finetune-test":
+            tested = _finetune(model, tokenizer, config, settings, test_store, out, best)
+        return _test(model, tokenizer, test_store, settings, out, best, tested)

@@ -50,8 +50,16 @@ def _parse_size(ctx, param, value):
                    "scores are always computed at the native resolution.")
 @click.option("--workers", default=2, show_default=True, type=int, help="DataLoader worker processes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffling.")
+@click.option("--test-data", "test_data_dir", default=None, type=click.Path(file_okay=False),
+              help="Score the test split of this dataset instead of --data's (e.g. train on a centre-view-only "
+                   "dataset, test on a 9x9 one); views of the same size, scenes disjoint from train and val.")
+@click.option("--protocol", type=click.Choice(["heldout", "finetune-test"]), default="heldout", show_default=True,
+              help="heldout: test the best val checkpoint on unseen scenes (the paper's definitions); "
+                   "finetune-test: first fine-tune it on the test scenes' centre views (the paper's section 7.3.3).")
+@click.option("--finetune-epochs", default=5, show_default=True, type=int,
+              help="Epochs of fine-tuning on the test centre views with --protocol finetune-test.")
 def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, resume, size,
-              text_encoder, vision_weights, input_size, workers, seed):
+              text_encoder, vision_weights, input_size, workers, seed, test_data_dir, protocol, finetune_epochs):
     """Train an RES model on the centre views of train, keep the best checkpoint by val centre
     oIoU, and test it on the centre and shifted views of test.
 
@@ -66,7 +74,8 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
     results = run_benchmark(data_dir, model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
                             device=device, views=views, resume=resume, size=size,
                             text_encoder=text_encoder, vision_weights=vision_weights,
-                            input_size=input_size, workers=workers, seed=seed)
+                            input_size=input_size, workers=workers, seed=seed, test_data=test_data_dir,
+                            protocol=protocol, finetune_epochs=finetune_epochs)
     center = results["center"]
     click.echo(f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "
                f"(best epoch {results['benchmark']['best_epoch']})")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
 from clevr_remv.dataset.images import open_image
+from clevr_remv.dataset.outdir import check_output_dir, only_names, write_manifest
 from clevr_remv.dataset.rle import mask_to_rle, rle_to_mask
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
@@ -33,6 +34,8 @@ from clevr_remv.schemas import validate
 RESULTS_FORMAT_VERSION = 1
 MISSING_EXAMPLES = 20
 UNUSED_EXAMPLES = 5
+REPORT_NAMES = {"json": "results.json", "markdown": "results.md", "heatmap": "iou_heatmap.png"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_PREDICTION = re.compile(r"(\d+)/(\d+)/u(\d+)_v(\d+)\.png")
 
 
@@ -50,15 +53,22 @@ class JsonlPredictions:
     def __init__(self, path):
         self.path = Path(path)
         self._rles = {}
-        with open(self.path) as stream:
+        with open(self.path, "rb") as stream:
+            if stream.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
+                raise ClevrRemvError(f"--predictions {self.path}: is a PNG image, not a JSON Lines file; pass "
+                                     "the folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks instead")
+            stream.seek(0)
             for number, line in enumerate(stream, 1):
                 if line.strip():
                     self._add(self._parse(line, number), number)
         self._used = set()
 
-    def _parse(self, line: str, number: int) -> dict:
+    def _parse(self, line: bytes, number: int) -> dict:
         try:
-            record = json.loads(line)
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise ClevrRemvError(f"{self.path}:{number}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                                 "write predictions as a UTF-8 JSON Lines file") from error
         except json.JSONDecodeError as error:
             raise ClevrRemvError(f"{self.path}:{number}: not valid JSON ({error.msg}); write one "
                                  "JSON object per line") from error
@@ -79,6 +89,7 @@ class JsonlPredictions:
         if rle is None:
             return None
         self._used.add(key)
+        _check_rle(rle, shape, f"{self.path}: {_describe(key)}")  # before decoding allocates H x W
         try:
             mask = rle_to_mask(rle)
         except Exception as error:  # pycocotools raises plain Exceptions on corrupt counts
@@ -126,6 +137,20 @@ class PngPredictions:
 
 def _describe(key) -> str:
     return f"scene {key[0]}, expression {key[1]}, view {view_name(*key[2:])}"
+
+
+def _check_rle(rle: dict, shape, where: str) -> None:
+    """Refuse an RLE whose size is not the views' (before anything of that size is allocated),
+    and uncompressed counts that are negative or do not add up to H x W."""
+    height, width = rle["size"]
+    if (height, width) != tuple(shape):
+        raise ClevrRemvError(f"{where}: mask size is {width}x{height} (WxH) but the dataset's views are "
+                             f"{shape[1]}x{shape[0]}; predict at the native resolution")
+    counts = rle["counts"]
+    if isinstance(counts, list) and (min(counts, default=0) < 0 or sum(counts) != height * width):
+        raise ClevrRemvError(f"{where}: the uncompressed RLE counts add up to {sum(counts)} pixels (or hold a "
+                             f"negative run), not {height}x{width} = {height * width}; "
+                             "write it with pycocotools.mask.encode")
 
 
 def _checked(mask, shape, where: str):
@@ -240,6 +265,13 @@ def format_cell(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
+def paper_view_label(name: str, summary: dict) -> str:
+    """A view's name with the paper's I_uv notation (Table 7.3: I_{u,v}, u the camera column, v
+    the row; I11 = u1_v1 top-left, I19 = u1_v9 bottom-left, I91 = u9_v1, I99 = u9_v9)."""
+    u, v = summary["u"], summary["v"]
+    return f"{name} (I{u}{v})" if u < 10 and v < 10 else name
+
+
 def markdown_report(results: dict, center) -> str:
     """The results as Markdown: centre table (paper table 7.1), per-view table, shifted views
     (table 7.3 layout), robustness (table 7.4)."""
@@ -267,7 +299,8 @@ def markdown_report(results: dict, center) -> str:
         spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         lines += [f"## Shifted views ({iou_key}, %)", ""]
         if len(shifted) <= 8:
-            lines += ["| " + " | ".join(shifted) + " | Average | SD |", "|" + "---|" * (len(shifted) + 2),
+            lines += ["| " + " | ".join(paper_view_label(name, results["per_view"][name]) for name in shifted)
+                      + " | Average | SD |", "|" + "---|" * (len(shifted) + 2),
                       "| " + " | ".join(format_cell(v) for v in values)
                       + f" | {format_cell(float(np.mean(values)))} | {format_cell(spread)} |", ""]
         else:
@@ -342,8 +375,7 @@ def write_reports(results: dict, store: DatasetStore, out) -> dict:
     """Write results.json, results.md and iou_heatmap.png to ``out``; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "results.json", "markdown": out / "results.md",
-             "heatmap": out / "iou_heatmap.png"}
+    paths = {key: out / name for key, name in REPORT_NAMES.items()}
     write_json_atomic(paths["json"], _json_safe(results))
     markdown = markdown_report(results, store.center)
     write_text_atomic(paths["markdown"], markdown)
@@ -372,6 +404,8 @@ def evaluate(data, predictions=None, split: str = "test", views: str = "corners"
     if robustness_iou not in ROBUSTNESS_IOUS:
         raise ClevrRemvError(f"--mvr-iou: {robustness_iou!r} is not one of {', '.join(ROBUSTNESS_IOUS)}")
     store = DatasetStore(data)
+    out = check_output_dir(out, "evaluate", {"--data": data, "--predictions": predictions},
+                           ours=only_names(*REPORT_NAMES.values()))
     chosen = evaluation_views(store, views)
     source = open_source(store, predictions, predictor, seed)
     scores, missing, shape = score_predictions(store, split, chosen, source, progress)
@@ -379,5 +413,6 @@ def evaluate(data, predictions=None, split: str = "test", views: str = "corners"
     require_a_match(results)
     if predictor is not None:
         results["predictor"] = {"name": predictor, "seed": seed}
+    write_manifest(out, "evaluate")
     write_reports(results, store, out)
     return results
