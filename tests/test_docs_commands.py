@@ -1,13 +1,15 @@
 """Every ``clevr-remv ...`` command line in README.md and docs/ names a real command and real options.
 
 The command lines are read from fenced code blocks, from lines that start with ``clevr-remv``
-(indented usage blocks) and from inline code spans, where a span like ``generate --passes depth``
-(a command's name and an option) counts as ``clevr-remv generate --passes depth``. Usage notation is understood: ``[--opt X]``
+(indented usage blocks) and from inline code spans, where a span like
+``generate --passes depth`` (a command's name and an option) counts as
+``clevr-remv generate --passes depth``. Usage notation is understood: ``[--opt X]``
 (optional), ``(--a A | --b B)`` (one of), ``a|b|c`` (alternative values), ``\\`` and indented
 ``[...]`` / ``--...`` lines (continuations), ``# comments`` and ``&&`` / ``;`` chains. Each option
 is looked up in the click command (the lazy group imports the command's module), and a value of a
 ``click.Choice`` option must be one of its choices unless it is an upper-case placeholder.
 """
+
 import re
 import shlex
 from pathlib import Path
@@ -109,7 +111,7 @@ def invocations(text: str):
         if token != PROGRAM:
             continue
         arguments = []
-        for argument in tokens[position + 1:]:
+        for argument in tokens[position + 1 :]:
             if argument in ("&&", "||", ";") or argument.startswith((">", "2>", "<")):
                 break
             arguments.append(argument)
@@ -165,7 +167,7 @@ def check_invocation(arguments, group: click.Group = main):
             if param.is_flag or param.count or name in param.secondary_opts:
                 continue
             if not equals:
-                values = arguments[index:index + param.nargs]
+                values = arguments[index : index + param.nargs]
                 index += param.nargs
                 value = values[0] if values else ""
             problems += _check_choice(param, value, where)
@@ -194,6 +196,7 @@ def check_markdown(markdown: str, group: click.Group = main, name: str = "<doc>"
 
 # ---- the real documentation ----
 
+
 def test_every_documented_command_and_option_exists():
     problems, count = [], 0
     for path in doc_files():
@@ -214,6 +217,7 @@ def test_every_command_is_documented_somewhere():
 
 
 # ---- the checker itself, on synthetic docs ----
+
 
 @click.group()
 def toy():
@@ -257,23 +261,25 @@ def test_unknown_commands_and_choices_are_reported():
 
 
 def test_usage_notation_is_understood():
-    doc = "\n".join([
-        "Usage:",
-        "",
-        "    clevr-remv make --out DIR [--views center|corners|all] [--force]",
-        "        [--no-denoise] (--out A | --out B)",
-        "",
-        "```bash",
-        "clevr-remv make --out o \\",
-        "    --views corners   # a comment with --bogus",
-        "pip install x && clevr-remv sub run --steps 3 && echo done",
-        "clevr-remv --help",
-        "docker build -t clevr-remv .",
-        "```",
-        "",
-        "Inline, over a line break: `clevr-remv make --out o",
-        "--views=all`, and `clevr-remv[cluster]` is no command.",
-    ])
+    doc = "\n".join(
+        [
+            "Usage:",
+            "",
+            "    clevr-remv make --out DIR [--views center|corners|all] [--force]",
+            "        [--no-denoise] (--out A | --out B)",
+            "",
+            "```bash",
+            "clevr-remv make --out o \\",
+            "    --views corners   # a comment with --bogus",
+            "pip install x && clevr-remv sub run --steps 3 && echo done",
+            "clevr-remv --help",
+            "docker build -t clevr-remv .",
+            "```",
+            "",
+            "Inline, over a line break: `clevr-remv make --out o",
+            "--views=all`, and `clevr-remv[cluster]` is no command.",
+        ]
+    )
     commands = extract_commands(doc)
     assert [number for number, _ in commands] == [3, 7, 9, 10, 11, 14, 15]
     assert commands[0][1].endswith("[--no-denoise] (--out A | --out B)")
@@ -287,7 +293,7 @@ def test_usage_notation_is_understood():
 
 def test_a_placeholder_value_is_not_a_choice():
     assert check_markdown("`clevr-remv make --out OUT --views VIEWS`", toy) == []
-    assert check_markdown("`clevr-remv make --out o --views \"$VIEWS\"`", toy) == []
+    assert check_markdown('`clevr-remv make --out o --views "$VIEWS"`', toy) == []
 
 
 @pytest.mark.parametrize("flag", ["--force", "--no-denoise", "--denoise"])
