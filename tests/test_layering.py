@@ -10,7 +10,7 @@ LAYERS = {
     "dataset": 1,
     "refexp": 2,
     "generate": 3,
-    "res": 4, "retrieval": 4,
+    "res": 4, "retrieval": 4, "depth_bench": 4,
     "view": 5,
     "cli": 6, "__main__": 6,
 }

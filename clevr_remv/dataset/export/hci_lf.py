@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clevr_remv.dataset.export.common import place_image, require_files
+from clevr_remv.dataset.pfm import write_pfm
 from clevr_remv.dataset.store import DatasetStore, scene_folder_name
 from clevr_remv.geometry import disparity
 
@@ -31,18 +32,14 @@ DISPARITY_FILE = "gt_disp_lowres.pfm"
 AUTHORS = "clevr-remv (CLEVR-REMV generator)"
 
 
+def scene_name(index: int) -> str:
+    """The benchmark's name (folder) of scene ``index``, e.g. ``clevr_remv_000042``."""
+    return f"clevr_remv_{scene_folder_name(index)}"
+
+
 def camera_index(u: int, v: int, grid: int) -> int:
     """The benchmark's camera number of view (u, v): row by row from the top-left camera."""
     return (v - 1) * grid + (u - 1)
-
-
-def write_pfm(path, image: np.ndarray) -> None:
-    """Write a float32 greyscale PFM: header ``Pf``, width height, -1 (little-endian), then the
-    rows bottom row first."""
-    height, width = image.shape
-    with open(path, "wb") as stream:
-        stream.write(f"Pf\n{width} {height}\n-1\n".encode("ascii"))
-        stream.write(np.ascontiguousarray(image[::-1], "<f4").tobytes())
 
 
 def blender_euler(rotation: np.ndarray) -> tuple:
@@ -59,7 +56,7 @@ def export_hci_lf(store: DatasetStore, out, split_scenes: dict, link: bool = Fal
     totals = {"scenes": 0, "images": 0}
     for split, scene_ids in split_scenes.items():
         for index in tqdm(scene_ids, desc=f"export hci-lf {split}", unit="scene", disable=not progress):
-            folder = out / split / f"clevr_remv_{scene_folder_name(index)}"
+            folder = out / split / scene_name(index)
             totals["images"] += _export_scene(store, index, folder, split, link)
             totals["scenes"] += 1
     return totals
@@ -78,7 +75,7 @@ def _export_scene(store: DatasetStore, index: int, folder, split: str, link: boo
         place_image(store.rgb_path(index, u, v), folder / f"input_Cam{number:03d}.png", link)
         place_image(store.index_path(index, u, v), folder / "masks" / f"Cam{number:03d}.png", link)
     place_image(store.refexps_path(index), folder / "refexps.json", link=False)
-    depths = {(u, v): _metres(store.read_depth(index, u, v)) for u, v in views}
+    depths = {(u, v): depth_or_infinity(store.read_depth(index, u, v)) for u, v in views}
     centre_disparity = disparity(depths[uc, vc], scene, (uc, vc))
     write_pfm(folder / DEPTH_FILE, depths[uc, vc])
     write_pfm(folder / DISPARITY_FILE, centre_disparity)
@@ -90,8 +87,9 @@ def _export_scene(store: DatasetStore, index: int, folder, split: str, link: boo
     return len(views)
 
 
-def _metres(depth: np.ndarray) -> np.ndarray:
-    """A stored depth map with its no-value pixels (0: sky) set to infinity."""
+def depth_or_infinity(depth: np.ndarray) -> np.ndarray:
+    """A stored depth map (:meth:`DatasetStore.read_depth`) with its no-value pixels (0: sky) set
+    to infinity: the depth the benchmark's files hold."""
     return np.where(depth > 0, depth, np.float32(np.inf)).astype(np.float32)
 
 
@@ -116,7 +114,7 @@ def _parameters(store: DatasetStore, scene: dict, index: int, split: str, centre
     parser["meta"] = {
         "disp_min": float(np.nanmin(centre_disparity)), "disp_max": float(np.nanmax(centre_disparity)),
         "frustum_disp_min": float(frustum[0]), "frustum_disp_max": float(frustum[1]), "depth_map_scale": 1.0,
-        "scene": f"clevr_remv_{scene_folder_name(index)}", "category": split,
+        "scene": scene_name(index), "category": split,
         "date": datetime.date.today().isoformat(), "version": info["generator_version"],
         "authors": AUTHORS, "contact": "see the clevr-remv README"}
     return parser
