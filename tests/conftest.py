@@ -74,13 +74,14 @@ def live_viewer():
 
     from clevr_remv.view.catalog import Catalog
     from clevr_remv.view.scores import ViewerPredictions
-    from clevr_remv.view.server import create_app, listen, page_url
+    from clevr_remv.view.server import create_app, listen, page_url, served_hosts
 
     running = []
 
     def start(data, predictions=None):
-        app = create_app(Catalog(data), ViewerPredictions(predictions) if predictions else None)
         sock = listen("127.0.0.1", 0)
+        app = create_app(Catalog(data), ViewerPredictions(predictions) if predictions else None,
+                         served_hosts("127.0.0.1", sock.getsockname()[1]))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

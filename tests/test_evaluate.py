@@ -287,3 +287,68 @@ def test_unreadable_images_are_clear_errors(tiny_dataset_copy, tmp_path, how):
                                   "--views", "all", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and f"Error: {index}: cannot be read as an image (" in result.output
     assert "rerun `clevr-remv generate`" in result.output
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(tiny_dataset, tmp_path):
+    scene, expression, view, mask = fabricated(tiny_dataset)[0]
+    line = json.dumps(prediction_record(scene, expression, view, mask)).encode()
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(line + b"\n" + b'{"scene": "\xff\xfe"}\n')
+    with pytest.raises(ClevrRemvError, match=r"p\.jsonl:2: not UTF-8 text .*UTF-8 JSON Lines"):
+        evaluate(tiny_dataset, path, out=tmp_path / "out", progress=False)
+
+
+def test_a_png_file_as_predictions_points_at_the_folder_form(tiny_dataset, tmp_path):
+    path = tmp_path / "mask.png"
+    Image.fromarray(np.zeros((32, 48), np.uint8)).save(path)
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions", str(path),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--predictions {path}: is a PNG image" in result.output and "folder" in result.output
+
+
+def test_a_refexps_file_that_is_not_utf8_is_a_clear_error(tiny_dataset_copy, tmp_path):
+    store = DatasetStore(tiny_dataset_copy)
+    scene = split_scene_ids(store, "test")[0]
+    store.refexps_path(scene).write_bytes(b'{"scene": "\xe9t\xe9"}')
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictor", "empty",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{store.refexps_path(scene)}: not UTF-8 text" in result.output
+
+
+def test_an_rle_claiming_a_huge_size_is_refused_before_decoding(tiny_dataset, tmp_path, monkeypatch):
+    scene, expression, view, _ = fabricated(tiny_dataset)[0]
+    huge = {"scene": scene, "expression_id": expression, "view": list(view),
+            "mask": {"size": [60000, 60000], "counts": "0"}}
+    monkeypatch.setattr("clevr_remv.res.evaluate.rle_to_mask", lambda rle: pytest.fail("decoded the RLE"))
+    with pytest.raises(ClevrRemvError, match="mask size is 60000x60000 .* views are 48x32"):
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", [huge]), out=tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("counts", [[0, 48 * 32 + 1], [100, -4, 48 * 32 - 96], [10]])
+def test_uncompressed_counts_must_cover_the_view_exactly(tiny_dataset, tmp_path, counts):
+    scene, expression, view, _ = fabricated(tiny_dataset)[0]
+    record = {"scene": scene, "expression_id": expression, "view": list(view),
+              "mask": {"size": [32, 48], "counts": counts}}
+    with pytest.raises(ClevrRemvError, match="uncompressed RLE counts add up to"):
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", [record]), out=tmp_path / "out", progress=False)
+
+
+def test_out_may_not_touch_the_dataset_or_another_commands_folder(tiny_dataset_copy, tmp_path):
+    runner = CliRunner()
+    arguments = ["evaluate", "--data", str(tiny_dataset_copy), "--predictor", "empty"]
+    before = sorted(p.relative_to(tiny_dataset_copy) for p in tiny_dataset_copy.rglob("*"))
+    for out in (tiny_dataset_copy, tiny_dataset_copy / "scenes" / "000001", tmp_path):
+        result = runner.invoke(main, arguments + ["--out", str(out)])
+        assert result.exit_code == 2 and "--data" in result.output, (out, result.output)
+    assert sorted(p.relative_to(tiny_dataset_copy) for p in tiny_dataset_copy.rglob("*")) == before
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "plan.txt").write_text("mine")
+    result = runner.invoke(main, arguments + ["--out", str(notes)])
+    assert result.exit_code == 2 and "`clevr-remv evaluate` did not write (plan.txt)" in result.output
+    assert [path.name for path in notes.iterdir()] == ["plan.txt"]
+    for _ in range(2):  # its own folder is written again
+        result = runner.invoke(main, arguments + ["--out", str(tmp_path / "eval")])
+        assert result.exit_code == 0, result.output

@@ -97,3 +97,27 @@ def test_cli_says_when_it_creates_the_out_folder(tiny_dataset, tmp_path):
     assert f"created folder {out.parent}" in result.output and out.is_file()
     again = runner.invoke(main, arguments)
     assert again.exit_code == 0 and "created" not in again.output
+
+
+@pytest.mark.parametrize("name", ["sheet.json", "sheet.txt", "sheet.pn"])
+def test_an_unsupported_extension_is_refused_up_front_naming_the_supported_ones(tiny_dataset, tmp_path,
+                                                                                 monkeypatch, name):
+    monkeypatch.setattr("clevr_remv.dataset.show.contact_sheet", lambda *a: pytest.fail("drew the sheet"))
+    result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset), "--scene", "1",
+                                       "--out", str(tmp_path / name)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"--out {tmp_path / name}: unsupported extension" in result.output
+    assert ".png" in result.output and ".pdf" in result.output and ".svg" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sheet_inside_the_dataset_is_refused(tiny_dataset_copy):
+    store = DatasetStore(tiny_dataset_copy)
+    target = store.rgb_path(1, 2, 2)
+    before = target.read_bytes()
+    for out in (target, tiny_dataset_copy / "sheet.png", tiny_dataset_copy / "scenes" / ".." / "x.png"):
+        result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1",
+                                           "--out", str(out)])
+        assert result.exit_code == 2 and "lies inside --data" in result.output, result.output
+    assert target.read_bytes() == before and not (tiny_dataset_copy / "sheet.png").exists()
+    assert not (tiny_dataset_copy / "x.png").exists()

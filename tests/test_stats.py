@@ -66,14 +66,37 @@ def test_visible_area_by_view_uses_each_referents_pixels(hand_checked):
 
 
 def test_cli_prints_table_and_writes_json_and_plots(hand_checked, tmp_path):
-    result = CliRunner().invoke(main, ["stats", "--data", str(hand_checked.root), "--out", str(tmp_path)])
+    out = tmp_path / "stats"
+    result = CliRunner().invoke(main, ["stats", "--data", str(hand_checked.root), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "pairs per scene" in result.output and "1.50" in result.output
     assert "family one_hop %" in result.output
-    assert json.loads((tmp_path / "stats.json").read_text())["splits"]["val"]["pairs"] == 1
+    assert json.loads((out / "stats.json").read_text())["splits"]["val"]["pairs"] == 1
     for name in ("pairs_train.png", "pairs_val.png", "pairs_test.png", "visible_area.png"):
-        with Image.open(tmp_path / name) as image:
+        with Image.open(out / name) as image:
             assert image.format == "PNG" and image.width > 300
+
+
+def test_out_is_the_datasets_stats_folder_or_outside_the_dataset(tiny_dataset_copy, tmp_path):
+    runner = CliRunner()
+    data = ["stats", "--data", str(tiny_dataset_copy)]
+    for _ in range(2):  # the default folder, then again into the same folder
+        result = runner.invoke(main, data)
+        assert result.exit_code == 0, result.output
+    assert (tiny_dataset_copy / "stats" / "stats.json").is_file()
+    for out in (tiny_dataset_copy, tiny_dataset_copy / "scenes", tiny_dataset_copy / "scenes" / "000001",
+                tmp_path, tiny_dataset_copy / "stats" / ".." / "scenes"):
+        result = runner.invoke(main, data + ["--out", str(out)])
+        assert result.exit_code == 2 and "--data" in result.output, (out, result.output)
+    assert not (tiny_dataset_copy / "stats.json").exists()
+    assert not (tiny_dataset_copy / "scenes" / "000001" / "stats.json").exists()
+
+
+def test_a_folder_of_other_files_is_refused(tiny_dataset, tmp_path):
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    result = CliRunner().invoke(main, ["stats", "--data", str(tiny_dataset), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "did not write (notes.csv)" in result.output
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.csv"]
 
 
 def test_unsplit_dataset_reports_all_scenes(tiny_dataset_copy):

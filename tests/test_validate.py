@@ -192,3 +192,14 @@ def test_leftover_tmp_folders_are_warnings(tiny_dataset_copy):
                                           str(store.scene_dir(0) / ".tmp-abc.json")}
     result = CliRunner().invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
     assert result.exit_code == 0 and "WARNING" in result.output
+
+
+@pytest.mark.parametrize("name", ["scene", "refexps", "splits", "dataset"])
+def test_a_json_file_that_is_not_utf8_is_reported_not_a_traceback(tiny_dataset_copy, name):
+    store = DatasetStore(tiny_dataset_copy)
+    path = {"scene": store.scene_json_path(3), "refexps": store.refexps_path(3), "splits": store.splits_path,
+            "dataset": store.dataset_json_path}[name]
+    path.write_bytes(b'{"text": "caf\xe9"}')  # Latin-1, not UTF-8
+    result = CliRunner().invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"ERROR {path}: not UTF-8 text" in result.output

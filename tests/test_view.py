@@ -19,11 +19,12 @@ from clevr_remv.res.evaluate import evaluate
 from clevr_remv.view.catalog import Catalog
 from clevr_remv.view.layers import INSTANCE_ALPHA, OUTLINE_RGBA, instance_colors, outline
 from clevr_remv.view.scores import ViewerPredictions
-from clevr_remv.view.server import create_app
+from clevr_remv.view.server import create_app, served_hosts
 
 
 def client_for(root, predictions=None):
-    return TestClient(create_app(Catalog(root), ViewerPredictions(predictions) if predictions else None))
+    app = create_app(Catalog(root), ViewerPredictions(predictions) if predictions else None)
+    return TestClient(app, base_url="http://localhost:8765")
 
 
 def decoded(response) -> np.ndarray:
@@ -271,3 +272,60 @@ def test_view_serves_on_the_chosen_port_and_opens_the_browser(tiny_dataset, monk
             break
         time.sleep(0.05)
     assert opened == [f"http://127.0.0.1:{port}/"]
+
+
+@pytest.mark.parametrize("host, port, header, status", [
+    ("127.0.0.1", 8765, "127.0.0.1:8765", 200),
+    ("127.0.0.1", 8765, "localhost:8765", 200),
+    ("127.0.0.1", 8765, "LOCALHOST:8765", 200),
+    ("127.0.0.1", 8765, "[::1]:8765", 200),
+    ("127.0.0.1", 8765, "evil.example:8765", 400),  # a rebinding page's own name
+    ("127.0.0.1", 8765, "evil.example", 400),
+    ("127.0.0.1", 8765, "127.0.0.1:9999", 400),
+    ("127.0.0.1", 8765, "127.0.0.1", 400),
+    ("127.0.0.1", 8765, "", 400),
+    ("127.0.0.1", 80, "localhost", 200),
+    ("10.1.2.3", 8000, "10.1.2.3:8000", 200),
+    ("::1", 8000, "[::1]:8000", 200),
+])
+def test_only_requests_naming_the_viewer_are_answered(tiny_dataset, host, port, header, status):
+    """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 sends Host:
+    evil.example; the viewer must not answer it (least of all /api/info, which holds a path)."""
+    client = TestClient(create_app(Catalog(tiny_dataset), None, served_hosts(host, port)))
+    for path in ("/api/info", "/", "/api/scenes", "/data/dataset.json", "/api/scenes/1/views/1/1/instances.png"):
+        response = client.get(path, headers={"host": header})
+        assert response.status_code == status, (path, header, response.text)
+        if status == 400:
+            assert str(tiny_dataset) not in response.text and "not a name this viewer serves" in response.text
+
+
+def test_without_a_host_list_only_loopback_names_are_answered(tiny_dataset):
+    client = TestClient(create_app(Catalog(tiny_dataset)))
+    assert client.get("/api/info", headers={"host": "localhost:1234"}).status_code == 200
+    assert client.get("/api/info", headers={"host": "testserver"}).status_code == 400
+
+
+def test_the_command_serves_the_names_of_its_host_and_port(tiny_dataset, monkeypatch):
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets: apps.append(
+        (server.config.app, sockets[0].getsockname()[1])))
+    result = CliRunner().invoke(main, ["view", "--data", str(tiny_dataset), "--port", "0", "--no-browser"])
+    assert result.exit_code == 0, result.output
+    app, port = apps[0]
+    client = TestClient(app)
+    assert client.get("/api/info", headers={"host": f"127.0.0.1:{port}"}).status_code == 200
+    assert client.get("/api/info", headers={"host": f"rebound.example:{port}"}).status_code == 400
+
+
+def test_a_json_file_that_is_not_utf8_is_a_message_not_a_traceback(tiny_dataset_copy):
+    store = DatasetStore(tiny_dataset_copy)
+    store.scene_json_path(2).write_bytes(b'{"index": "\xff"}')
+    client = client_for(tiny_dataset_copy)  # starts: the broken scene keeps its error
+    broken = [scene for scene in client.get("/api/scenes").json() if scene["index"] == 2][0]
+    assert "not UTF-8 text" in broken["error"]
+    store.dataset_json_path.write_bytes(b"\xfe\xff{}")
+    result = CliRunner().invoke(main, ["view", "--data", str(tiny_dataset_copy), "--no-browser"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{store.dataset_json_path}: not UTF-8 text" in result.output

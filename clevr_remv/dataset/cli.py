@@ -37,16 +37,20 @@ def split_command(data_dir, ratios, seed):
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Dataset root (the --out folder of `clevr-remv generate`).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
-              help="Folder for stats.json and the PNG plots  [default: DATA/stats]")
+              help="Folder for stats.json and the PNG plots: DATA/stats or a folder outside the dataset "
+                   "[default: DATA/stats]")
 def stats_command(data_dir, out_dir):
     """Print per-split statistics (scenes, views, pairs, objects, words, family mix) and
     write stats.json with PNG plots of the object-count, expression-length and visible-area
     distributions."""
+    from clevr_remv.dataset.outdir import check_output_dir, only_names, write_manifest
     from clevr_remv.dataset.stats import ALL_SCENES, dataset_stats, format_table, write_plots
 
+    default = DatasetStore(data_dir).root / "stats"
+    out_dir = check_output_dir(out_dir or default, "stats", {"--data": data_dir}, allowed=[default],
+                               ours=only_names("stats.json", "*.png"))
     stats = dataset_stats(data_dir, progress=True)
-    out_dir = Path(out_dir) if out_dir else Path(data_dir) / "stats"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(out_dir, "stats")
     if ALL_SCENES in stats["splits"]:
         click.echo(f"no splits.json yet: statistics of all scenes (run `clevr-remv split --data {data_dir}`)")
     click.echo(format_table(stats))

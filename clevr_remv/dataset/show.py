@@ -7,9 +7,11 @@ referent too hidden) are dimmed and marked "not valid".
 from pathlib import Path
 
 from matplotlib import patheffects
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.outdir import check_output_file
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 
@@ -92,9 +94,15 @@ def _id_range(ids) -> str:
     return f"{ids[0]}..{ids[-1]}" if ids else "(none: the dataset has no scenes)"
 
 
+def image_formats() -> set:
+    """The file extensions (without the dot) a contact sheet can be saved as."""
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
 def write_contact_sheet(root, scene: int, expression_id: int, out) -> Path:
-    """Draw the contact sheet and save it to ``out`` atomically (format from the suffix)."""
-    out = Path(out)
+    """Draw the contact sheet and save it to ``out`` atomically (format from the suffix; PNG
+    without one). ``out`` may not lie inside the dataset."""
+    out = check_output_file(out, {"--data": root}, suffixes=image_formats() if Path(out).suffix else None)
     figure = contact_sheet(root, scene, expression_id)
     with atomic_path(out) as tmp:
         figure.savefig(tmp, dpi=150, format=out.suffix.lstrip(".") or "png")

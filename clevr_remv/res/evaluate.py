@@ -65,7 +65,7 @@ class JsonlPredictions:
 
     def _parse(self, line: bytes, number: int) -> dict:
         try:
-            record = json.loads(line.decode("utf-8"))
+            record = json.loads(line.decode("utf-8-sig"))
         except UnicodeDecodeError as error:
             raise ClevrRemvError(f"{self.path}:{number}: not UTF-8 text ({error.reason} at byte {error.start}); "
                                  "write predictions as a UTF-8 JSON Lines file") from error

@@ -64,10 +64,13 @@ def read_json(path, schema_name=None, source=None, fix=None, item=None):
     """
     source = path if source is None else source
     try:
-        document = json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
     except OSError as error:
         raise ClevrRemvError(f"{source}: cannot read the file ({error.strerror}); "
                              f"{fix or 'pass an existing JSON file'}") from error
+    except UnicodeDecodeError as error:
+        raise ClevrRemvError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start}), so not a JSON "
+                             f"file; {fix or 'save it as UTF-8 JSON'}") from error
     except json.JSONDecodeError as error:
         raise ClevrRemvError(f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: "
                              f"{error.msg}); {fix or 'fix the JSON syntax'}") from error

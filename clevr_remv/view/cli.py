@@ -31,7 +31,7 @@ def view(data_dir, predictions, port, host, no_browser):
                              "run `pip install clevr-remv[view]`")
     from clevr_remv.view.catalog import Catalog
     from clevr_remv.view.scores import ViewerPredictions
-    from clevr_remv.view.server import create_app, listen, page_url, serve
+    from clevr_remv.view.server import create_app, listen, page_url, serve, served_hosts
 
     catalog = Catalog(data_dir, progress=True)
     source = ViewerPredictions(predictions) if predictions else None
@@ -40,4 +40,5 @@ def view(data_dir, predictions, port, host, no_browser):
         click.echo(f"Warning: listening on {host}: other machines can read the dataset", err=True)
     click.echo(f"viewing {catalog.store.root} ({len(catalog.summaries)} scenes) at {page_url(sock)} "
                "(Ctrl+C stops)")
-    serve(create_app(catalog, source), sock, open_browser=not no_browser)
+    hosts = served_hosts(host, sock.getsockname()[1])
+    serve(create_app(catalog, source, hosts), sock, open_browser=not no_browser)

@@ -7,6 +7,8 @@ import webbrowser
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -17,6 +19,62 @@ from clevr_remv.view.catalog import Catalog, NotInDataset, check_image
 
 STATIC = Path(__file__).parent / "static"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def served_hosts(host: str, port: int) -> set:
+    """The Host header values the viewer answers when it listens on (``host``, ``port``): this
+    machine's loopback names and ``host``, with the port (alone too on port 80). Listening on
+    every address adds the machine's own names and addresses."""
+    names = set(LOCAL_NAMES) | {_bracketed(host)}
+    if host in WILDCARD_HOSTS:
+        names |= _machine_names()
+    hosts = {f"{name}:{port}".lower() for name in names}
+    return hosts | ({name.lower() for name in names} if port == 80 else set())
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _machine_names() -> set:
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        names |= {_bracketed(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return names
+
+
+def host_allowed(header: str, hosts) -> bool:
+    """Whether a request's Host header names this viewer: one of ``hosts`` (see
+    :func:`served_hosts`), or with ``hosts`` None a loopback name at any port."""
+    header = header.strip().lower()
+    if hosts is not None:
+        return header in hosts
+    name = header.rsplit(":", 1)[0] if not header.endswith("]") else header
+    return name in LOCAL_NAMES
+
+
+class HostCheck:
+    """ASGI middleware that answers 400 to a request whose Host header is not a name the viewer
+    serves: a web page that rebinds its own domain name to this machine (DNS rebinding) cannot
+    read the dataset."""
+
+    def __init__(self, app, hosts=None):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            header = Headers(scope=scope).get("host", "")
+            if not host_allowed(header, self.hosts):
+                served = sorted(self.hosts) if self.hosts is not None else LOCAL_NAMES
+                response = JSONResponse({"error": f"Host {header!r} is not a name this viewer serves; open it as "
+                                                  f"one of {', '.join(served)}"}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _error(status: int):
@@ -37,8 +95,9 @@ def _int_param(request, name: str) -> int:
         raise ClevrRemvError(f"?{name}={value}: not an integer; pass the number of an object") from None
 
 
-def create_app(catalog: Catalog, predictions=None) -> Starlette:
-    """The viewer app over ``catalog``; ``predictions`` is a ViewerPredictions or None."""
+def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
+    """The viewer app over ``catalog``; ``predictions`` is a ViewerPredictions or None; ``hosts``
+    the Host header values it answers (:func:`served_hosts`; None: loopback names, any port)."""
 
     def view_of(request):
         params = request.path_params
@@ -118,7 +177,8 @@ def create_app(catalog: Catalog, predictions=None) -> Starlette:
         Route("/data/{path:path}", dataset_file),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
-    return Starlette(routes=routes, exception_handlers={NotInDataset: _error(404), ClevrRemvError: _error(422)})
+    return Starlette(routes=routes, exception_handlers={NotInDataset: _error(404), ClevrRemvError: _error(422)},
+                     middleware=[Middleware(HostCheck, hosts=hosts)])
 
 
 def listen(host: str, port: int) -> socket.socket:
