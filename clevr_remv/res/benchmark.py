@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.outdir import check_output_dir, write_manifest
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
@@ -309,12 +310,17 @@ def check_data(store: DatasetStore, views: str, test_store: DatasetStore = None)
                              "`clevr-remv validate --data DIR --quick` lists them all")
 
 
+def _earlier_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run made before output folders had a manifest."""
+    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+
+
 @contextlib.contextmanager
 def _removed_on_error(out: Path):
     """Create ``out`` if needed; if this call created it and a ClevrRemvError ends the run,
     remove it again, so a failed run leaves no folder that looks like a result."""
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "benchmark")  # creates it
     try:
         yield out
     except ClevrRemvError:
@@ -349,6 +355,7 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
     if test_store is not store:
         check_test_data(store, test_store)
     check_data(store, views, test_store)  # bad splits, views or images fail now, not after training
+    check_output_dir(out, "benchmark", {"--data": data, "--test-data": test_data}, ours=_earlier_run)
     with _removed_on_error(Path(out)) as out:
         config, model, state = _start(module, store, settings, out, resume, config_overrides)
         model.to(device)
