@@ -176,8 +176,12 @@ def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tin
 def test_bad_input(tiny_dataset, tiny_dataset_copy, tmp_path):
     with pytest.raises(ClevrRemvError, match="unknown model 'unet'; choose one of baseline, lavt"):
         run_benchmark(tiny_dataset, "unet", tmp_path / "a")
-    with pytest.raises(ClevrRemvError, match="no Swin backbone"):
+    with pytest.raises(ClevrRemvError, match="'baseline' with --recipe default has no pretrained backbone"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "b", vision_weights=tmp_path / "w.pth")
+    with pytest.raises(ClevrRemvError, match="has no recipe 'papers'; choose one of default, paper, paper-resnet101"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "b", recipe="papers")
+    with pytest.raises(ClevrRemvError, match="--val-every 5: .* with --iterations"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "b", val_every=5)
     with pytest.raises(ClevrRemvError, match="--text-encoder"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "c", text_encoder=tmp_path)
     with pytest.raises(ClevrRemvError, match="--epochs"):

@@ -33,13 +33,16 @@ from clevr_remv.metrics import intersection_and_union, summarize
 from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
                                      score_predictions, write_reports)
 from clevr_remv.res.models.augment import FlipAndShift
-from clevr_remv.res.models.registry import get_model
-from clevr_remv.res.models.training import (collate, load_checkpoint, make_optimizer, make_poly_schedule, predict,
-                                            save_checkpoint, train_epoch)
+from clevr_remv.res.models.registry import get_model, recipe_overrides
+from clevr_remv.res.models.training import (StepBatchSampler, collate, load_checkpoint, make_optimizer,
+                                            make_poly_schedule, predict, save_checkpoint, train_epoch,
+                                            training_rounds)
 from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
-RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder")
+RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder", "recipe",
+               "iterations", "val_every")
+RESUME_DEFAULTS = {"recipe": "default"}  # what a run written before the key existed used
 PROTOCOLS = ("heldout", "finetune-test")
 DEFAULT_FINETUNE_EPOCHS = 5
 
@@ -80,9 +83,18 @@ def check_test_data(store: DatasetStore, test_store: DatasetStore) -> None:
                                  "(same seed, same index); generate the test scenes with another --start or --seed")
 
 
+def _schedule(iterations, val_every) -> dict:
+    """The iteration-based schedule's settings (None, None: one round per epoch)."""
+    if iterations is not None and iterations < 1:
+        raise ClevrRemvError(f"--iterations {iterations}: must be at least 1")
+    if val_every is not None and (val_every < 1 or iterations is None):
+        raise ClevrRemvError(f"--val-every {val_every}: give a positive number of iterations, with --iterations")
+    return {"iterations": iterations, "val_every": val_every}
+
+
 def _check_resumable(previous: dict, requested: dict, out: Path) -> None:
     for key in RESUME_KEYS:
-        if previous.get(key) != requested.get(key):
+        if previous.get(key, RESUME_DEFAULTS.get(key)) != requested.get(key):
             raise ClevrRemvError(f"--resume: the run in {out} used {key}={previous.get(key)!r}, not "
                                  f"{requested.get(key)!r}; pass the same options or choose another --out")
 
@@ -110,20 +122,21 @@ def _validate(model, loader, tokenizer, settings) -> dict:
 
 
 def draw_training_curve(history: list, path) -> None:
-    """Train loss and val centre oIoU / mIoU per epoch."""
+    """Train loss and val centre oIoU / mIoU per epoch (per iteration for an iteration-based run)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [entry["epoch"] for entry in history]
+    unit = "iteration" if "iteration" in history[0] else "epoch"
+    epochs = [entry[unit] for entry in history]
     figure = Figure(figsize=(8, 3.2), dpi=100)
     FigureCanvasAgg(figure)
     loss_axes, iou_axes = figure.subplots(1, 2)
     loss_axes.plot(epochs, [entry["train_loss"] for entry in history], marker="o")
-    loss_axes.set(xlabel="epoch", ylabel="loss", title="train loss (centre views)")
+    loss_axes.set(xlabel=unit, ylabel="loss", title="train loss (centre views)")
     for key in ("val_oIoU", "val_mIoU"):
         iou_axes.plot(epochs, [entry[key] for entry in history], marker="o", label=key[4:])
-    iou_axes.set(xlabel="epoch", ylabel="%", title="val centre view", ylim=(0, 100))
+    iou_axes.set(xlabel=unit, ylabel="%", title="val centre view", ylim=(0, 100))
     iou_axes.legend()
     for axes in (loss_axes, iou_axes):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -153,15 +166,15 @@ def _start(module, store, settings, out, resume, config_overrides):
     torch.manual_seed(settings["seed"])
     model = module.build_model(config)
     _report_text_encoder(model, out)
-    if hasattr(module, "load_vision_weights"):
-        if settings["vision_weights"]:
-            report = module.load_vision_weights(model, settings["vision_weights"])
-            write_json_atomic(out / "vision_weights.json", report)
-            tqdm.write(f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
-                       f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})")
-        else:
-            warnings.warn("no --vision-weights: the Swin backbone trains from scratch, which needs far "
-                          "more epochs than fine-tuning pretrained weights", stacklevel=3)
+    backbone = module.vision_backbone(config) if hasattr(module, "vision_backbone") else None
+    if settings["vision_weights"]:  # load_vision_weights refuses a config without such a backbone
+        report = module.load_vision_weights(model, settings["vision_weights"])
+        write_json_atomic(out / "vision_weights.json", report)
+        tqdm.write(f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
+                   f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})")
+    elif backbone:
+        warnings.warn(f"no --vision-weights: the {backbone} backbone trains from scratch, which needs far "
+                      "more epochs than fine-tuning pretrained weights", stacklevel=3)
     return config, model, None
 
 
@@ -216,16 +229,20 @@ def trivial_floors(store, split, views, seed) -> dict:
 
 
 def _train(model, tokenizer, config, settings, store, out, state) -> dict:
-    """Train the remaining epochs (all, or those after ``state``); returns the best checkpoint."""
+    """Train the remaining rounds (all, or those after ``state``); returns the best checkpoint. A
+    round is an epoch, or with ``iterations`` a block of ``val_every`` iterations (its number is
+    the history's "epoch", its last iteration the history's "iteration")."""
     train_set = ClevrRemvDataset(store.root, split="train", views="center",
                                  transform=FlipAndShift() if config.get("augment") else None)
     val_set = ClevrRemvDataset(store.root, split="val", views="center")
     generator = torch.Generator()
     train_loader = _loader(train_set, settings, True, generator)
     val_loader = _loader(val_set, settings, False)
-    epochs, seed = settings["epochs"], settings["seed"]
+    seed, iterations = settings["seed"], settings.get("iterations")
+    rounds = training_rounds(len(train_loader), settings["epochs"], iterations, settings.get("val_every"))
+    epochs = len(rounds)
     optimizer = make_optimizer(model, settings["lr"])
-    scheduler = make_poly_schedule(optimizer, epochs * len(train_loader))
+    scheduler = make_poly_schedule(optimizer, rounds[-1][1])
     history, best = [], None
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -235,11 +252,19 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     for epoch in range(len(history) + 1, epochs + 1):
         torch.manual_seed(seed + epoch)
         generator.manual_seed(seed + epoch)
-        loss = train_epoch(model, train_loader, tokenizer, optimizer, scheduler, config["class_weights"],
-                           settings["device"], settings["input_size"], description=f"epoch {epoch}/{epochs}",
+        start, stop = rounds[epoch - 1]
+        loader, description = train_loader, f"epoch {epoch}/{epochs}"
+        if iterations:
+            sampler = StepBatchSampler(len(train_set), settings["batch_size"], seed, start, stop)
+            loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=settings["workers"],
+                                pin_memory=settings["device"] == "cuda")
+            description = f"iterations {start + 1}-{stop}/{iterations}"
+        loss = train_epoch(model, loader, tokenizer, optimizer, scheduler, config["class_weights"],
+                           settings["device"], settings["input_size"], description=description,
                            dice_weight=config.get("dice_weight", 0.0))
         val = _validate(model, val_loader, tokenizer, settings)
-        history.append({"epoch": epoch, "train_loss": loss, "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
+        history.append({"epoch": epoch, **({"iteration": stop} if iterations else {}), "train_loss": loss,
+                        "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
         # A copy: on the CPU, .cpu() returns the live tensors, which later epochs would change.
         weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
@@ -332,14 +357,18 @@ def _removed_on_error(out: Path):
 def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
                   device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
                   text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
+                  recipe: str = "default", iterations=None, val_every=None,
                   seed: int = 0, config_overrides=None, test_data=None, protocol: str = "heldout",
                   finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS) -> dict:
     """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
     centre and ``views`` of test; returns the results dict (also written to ``out``).
 
     ``input_size``: (width, height) fed to the network (None = native); ``config_overrides``:
-    entries replacing the model config of a new run (e.g. a smaller backbone); ``test_data``: the
-    dataset whose test split is scored (default ``data``); ``protocol``: one of PROTOCOLS.
+    entries replacing the model config of a new run (e.g. a smaller backbone), over those of
+    ``recipe`` (a name in the model's ``RECIPES``); ``iterations``: train this many steps instead of
+    ``epochs`` epochs (poly decay over them), validating every ``val_every`` steps (default: one
+    epoch's); ``test_data``: the dataset whose test split is scored (default ``data``);
+    ``protocol``: one of PROTOCOLS.
     """
     module = get_model(model_name)
     store = DatasetStore(data)
@@ -350,6 +379,12 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         raise ClevrRemvError(f"--finetune-epochs: {finetune_epochs} must be at least 1")
     settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
                          seed, text_encoder, vision_weights, workers)
+    settings.update(_schedule(iterations, val_every), recipe=recipe)
+    config_overrides = {**recipe_overrides(module, recipe), **(config_overrides or {})}
+    if vision_weights and not module.vision_backbone({**module.default_config(size), **config_overrides}):
+        raise ClevrRemvError(f"--vision-weights: model {model_name!r} with --recipe {recipe} has no pretrained "
+                             "backbone to load into; drop the option or choose a recipe with one "
+                             "(baseline: paper-resnet101)")
     settings.update(protocol=protocol, finetune_epochs=finetune_epochs if protocol == "finetune-test" else 0,
                     test_data=str(test_store.root))
     if test_store is not store:

@@ -43,13 +43,24 @@ def _parse_size(ctx, param, value):
 @click.option("--text-encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="lavt: folder of a local BERT-family model (default: the offline MiniLM package).")
 @click.option("--vision-weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="lavt: a Swin checkpoint (.pth/.safetensors) for the backbone; without it the "
+              help="lavt: a Swin checkpoint (.pth/.safetensors) for the backbone; baseline with --recipe "
+                   "paper-resnet101: an ImageNet ResNet-101 in torchvision's layout. Without it the "
                    "backbone trains from scratch.")
 @click.option("--input-size", callback=_parse_size, default=None, metavar="WxH",
               help="Resize images to WxH for the network (e.g. 240x160 on CPU); "
                    "scores are always computed at the native resolution.")
 @click.option("--workers", default=2, show_default=True, type=int, help="DataLoader worker processes.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffling.")
+@click.option("--recipe", default="default", show_default=True,
+              help="Model recipe (config overrides): baseline paper (the paper's concat fusion, 1x1 head, "
+                   "cross-entropy, no augmentation) or paper-resnet101 (the same on a dilated ResNet-101 that "
+                   "takes --vision-weights). See docs/fidelity.md.")
+@click.option("--iterations", type=click.IntRange(1), default=None,
+              help="Train this many iterations (batches) instead of --epochs, poly decay over them "
+                   "(the paper: 800,000 for its CNN-LSTM models).")
+@click.option("--val-every", type=click.IntRange(1), default=None,
+              help="With --iterations: validate (and checkpoint) every this many iterations "
+                   "[default: one epoch's].")
 @click.option("--test-data", "test_data_dir", default=None, type=click.Path(file_okay=False),
               help="Score the test split of this dataset instead of --data's (e.g. train on a centre-view-only "
                    "dataset, test on a 9x9 one); views of the same size, scenes disjoint from train and val.")
@@ -59,7 +70,8 @@ def _parse_size(ctx, param, value):
 @click.option("--finetune-epochs", default=5, show_default=True, type=int,
               help="Epochs of fine-tuning on the test centre views with --protocol finetune-test.")
 def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, resume, size,
-              text_encoder, vision_weights, input_size, workers, seed, test_data_dir, protocol, finetune_epochs):
+              text_encoder, vision_weights, input_size, workers, seed, recipe, iterations, val_every,
+              test_data_dir, protocol, finetune_epochs):
     """Train an RES model on the centre views of train, keep the best checkpoint by val centre
     oIoU, and test it on the centre and shifted views of test.
 
@@ -74,7 +86,8 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
     results = run_benchmark(data_dir, model_name, out, epochs=epochs, batch_size=batch_size, lr=lr,
                             device=device, views=views, resume=resume, size=size,
                             text_encoder=text_encoder, vision_weights=vision_weights,
-                            input_size=input_size, workers=workers, seed=seed, test_data=test_data_dir,
+                            input_size=input_size, workers=workers, seed=seed, recipe=recipe,
+                            iterations=iterations, val_every=val_every, test_data=test_data_dir,
                             protocol=protocol, finetune_epochs=finetune_epochs)
     center = results["center"]
     click.echo(f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "

@@ -9,20 +9,31 @@ growing dilation (``context_dilations``) let each cell see its neighbourhood, an
 upsampled bilinearly to the image size. Checkpoints written before these keys existed have Hu et
 al.'s model (concat, no context convolutions). Words come from a vocabulary built on the training
 expressions and stored in the config (hence in every checkpoint).
+
+``backbone``: ``cnn`` (the default: a small encoder trained from scratch) or ``resnet50`` /
+``resnet101`` (a dilated ResNet, output stride 8, that takes a local ImageNet checkpoint through
+:func:`load_vision_weights`). ``RECIPES`` name config overrides: ``paper`` is the paper's
+CNN-LSTM as far as the config goes (concat fusion, 1x1 head, cross-entropy only, no augmentation)
+on the project's encoder; ``paper-resnet101`` the same on a dilated ResNet-101.
 """
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from clevr_remv.dataset.vocab import Vocabulary
+from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res.models.imagenet import ImageNetNormalize
 from clevr_remv.res.models.registry import SIZES
+from clevr_remv.res.models.resnet import OUT_CHANNELS, RESNET_BLOCKS, DilatedResNet, load_resnet_weights
 from clevr_remv.res.models.text import WordTokenizer
 
 DEFAULT_LR = 1e-3
 DICE_WEIGHT = 1.0
 FUSIONS = ("product", "concat")
 CONTEXT_DILATIONS = (1, 2, 4)  # a 15x15-cell view after fusion: a relation's two objects, "second from the left"
+BACKBONES = ("cnn", *RESNET_BLOCKS)
+_PAPER = {"fusion": "concat", "context_dilations": [], "dice_weight": 0.0, "augment": False}
+RECIPES = {"default": {}, "paper": _PAPER, "paper-resnet101": {**_PAPER, "backbone": "resnet101"}}
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -37,7 +48,22 @@ def default_config(size: str = "tiny") -> dict:
         raise ValueError(f"size must be one of {SIZES}")
     return {"model": "baseline", "size": size, "max_tokens": 20, "class_weights": [0.9, 1.1],
             "dice_weight": DICE_WEIGHT, "augment": True, "fusion": "product",
-            "context_dilations": list(CONTEXT_DILATIONS), "vocabulary": None, **_SIZE_CONFIGS[size]}
+            "context_dilations": list(CONTEXT_DILATIONS), "backbone": "cnn", "vocabulary": None,
+            **_SIZE_CONFIGS[size]}
+
+
+def vision_backbone(config: dict):
+    """The name of the backbone that takes --vision-weights, or None for the project's CNN."""
+    backbone = config.get("backbone", "cnn")
+    return None if backbone == "cnn" else backbone
+
+
+def load_vision_weights(model: "BaselineRES", path) -> dict:
+    """Load a local ImageNet ResNet checkpoint (torchvision names) into a ResNet backbone."""
+    if not isinstance(model.encoder, DilatedResNet):
+        raise ClevrRemvError(f"--vision-weights {path}: the baseline's own CNN has no pretrained weights; "
+                             "pass --recipe paper-resnet101 (a ResNet-101 backbone) or drop the option")
+    return load_resnet_weights(model.encoder, path)
 
 
 def prepare_config(config: dict, train_texts) -> dict:
@@ -55,7 +81,8 @@ def build_model(config: dict) -> "BaselineRES":
     return BaselineRES(vocabulary_size=len(config["vocabulary"]), channels=config["channels"],
                        word_dim=config["word_dim"], lstm_dim=config["lstm_dim"],
                        head_dim=config["head_dim"], fusion=config.get("fusion", "concat"),
-                       context_dilations=config.get("context_dilations", []))
+                       context_dilations=config.get("context_dilations", []),
+                       backbone=config.get("backbone", "cnn"))
 
 
 def spatial_coordinates(height: int, width: int, device=None) -> torch.Tensor:
@@ -90,24 +117,30 @@ class BaselineRES(nn.Module):
     -> dilated 3x3 context convs (none: Hu et al.'s pointwise head) -> 2-class logits."""
 
     def __init__(self, vocabulary_size, channels, word_dim, lstm_dim, head_dim, fusion="product",
-                 context_dilations=()):
+                 context_dilations=(), backbone="cnn"):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}")
         self.fusion = fusion
         self.normalize = ImageNetNormalize()
-        widths = [3] + list(channels)
-        strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
-        self.encoder = nn.Sequential(*[_conv_stage(a, b, stride)
-                                       for a, b, stride in zip(widths, widths[1:], strides)])
+        if backbone == "cnn":
+            widths = [3] + list(channels)
+            strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
+            self.encoder = nn.Sequential(*[_conv_stage(a, b, stride)
+                                           for a, b, stride in zip(widths, widths[1:], strides)])
+        else:
+            self.encoder = DilatedResNet(backbone)
+        visual_channels = channels[-1] if backbone == "cnn" else OUT_CHANNELS
         self.embedding = nn.Embedding(vocabulary_size, word_dim, padding_idx=0)
         self.lstm = nn.LSTM(word_dim, lstm_dim, batch_first=True)
         if fusion == "product":
-            self.visual = nn.Conv2d(channels[-1] + 8, head_dim, 1)
+            self.visual = nn.Conv2d(visual_channels + 8, head_dim, 1)
             self.language = nn.Linear(lstm_dim, head_dim)
             fuse = []
         else:  # concat; in the head, where checkpoints of Hu et al.'s model keep it
-            fuse = [nn.Conv2d(channels[-1] + lstm_dim + 8, head_dim, 1), nn.ReLU(inplace=True)]
+            fuse = [nn.Conv2d(visual_channels + lstm_dim + 8, head_dim, 1), nn.ReLU(inplace=True)]
         self.head = nn.Sequential(
             *fuse, *[layer for dilation in context_dilations for layer in _context_layer(head_dim, dilation)],
             nn.Conv2d(head_dim, 2, 1))

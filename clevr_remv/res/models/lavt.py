@@ -50,6 +50,11 @@ def build_model(config: dict) -> "LAVT":
     return model
 
 
+def vision_backbone(config: dict) -> str:
+    """The backbone that takes --vision-weights."""
+    return f"Swin-{config['size'][0].upper()}"
+
+
 def load_vision_weights(model: "LAVT", path) -> dict:
     """Load a Swin checkpoint into the backbone; returns the load report."""
     return load_swin_weights(model.backbone, path)

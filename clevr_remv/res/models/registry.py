@@ -6,6 +6,9 @@ A model module provides:
 - ``prepare_config(config, train_texts)``: fill the data-dependent fields (e.g. a vocabulary);
 - ``build_model(config)``: an ``nn.Module`` with ``forward(image, tokens, token_mask) -> logits``;
 - ``build_tokenizer(config)``: a callable ``texts -> (tokens, token_mask)`` (LongTensors B x L).
+Optional: ``RECIPES`` (a recipe name -> config overrides; ``default`` is ``{}``),
+``vision_backbone(config)`` (the name of a backbone that takes pretrained weights, or None) with
+``load_vision_weights(model, path)`` (a load report).
 Adding a model is one such module plus one line in ``MODELS``.
 """
 import importlib
@@ -30,3 +33,13 @@ def get_model(name: str):
     if name not in MODELS:
         raise ClevrRemvError(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
     return importlib.import_module(MODELS[name])
+
+
+def recipe_overrides(module, recipe: str) -> dict:
+    """The config overrides of ``recipe`` for a model module, with the recipe's name under
+    ``recipe``; ``default`` is every model's own config."""
+    recipes = getattr(module, "RECIPES", {"default": {}})
+    if recipe not in recipes:
+        raise ClevrRemvError(f"--recipe: model {module.__name__.rsplit('.', 1)[-1]!r} has no recipe {recipe!r}; "
+                             f"choose one of {', '.join(recipes)}")
+    return {**recipes[recipe], "recipe": recipe}

@@ -4,7 +4,12 @@ Loss: cross-entropy over (background, referent) with class weights (LAVT: [0.9, 
 optimiser: AdamW (weight decay 0.01, none on biases, norms and position-bias tables);
 schedule: polynomial decay (power 0.9) per iteration. Images may be resized to an input size
 for the network; predictions are always returned at the dataset's native resolution.
+
+Training runs in rounds, each ended by a validation: an epoch each by default, or, given a number
+of iterations (the paper's 800,000 for CNN-LSTM models), blocks of ``val_every`` iterations drawn
+from an endless sequence of shuffled passes (:class:`StepBatchSampler`).
 """
+import math
 
 import torch
 from torch.nn import functional as F
@@ -60,6 +65,38 @@ def make_poly_schedule(optimizer, total_steps: int, power: float = POLY_POWER):
     total = max(1, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
+
+
+def training_rounds(steps_per_epoch: int, epochs: int, iterations=None, val_every=None) -> list:
+    """[(first step, end step)] of each round (global iteration counts, end excluded): ``epochs``
+    epochs, or ``iterations`` steps in blocks of ``val_every`` (default: one epoch's steps)."""
+    if iterations is None:
+        return [(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch) for epoch in range(epochs)]
+    block = val_every or steps_per_epoch
+    return [(start, min(start + block, iterations)) for start in range(0, iterations, block)]
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Index batches of the global steps [start, stop): the data is cut into passes of
+    ceil(size / batch_size) steps, pass p shuffled by ``torch.randperm`` seeded with seed + p
+    (the last batch of a pass may be short), so any block of steps is reproducible on its own."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int):
+        super().__init__()
+        self.size, self.batch_size, self.seed, self.start, self.stop = size, batch_size, seed, start, stop
+        self.per_pass = math.ceil(size / batch_size)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        order, current = None, None
+        for step in range(self.start, self.stop):
+            number, index = divmod(step, self.per_pass)
+            if number != current:
+                generator = torch.Generator().manual_seed(self.seed + number)
+                order, current = torch.randperm(self.size, generator=generator).tolist(), number
+            yield order[index * self.batch_size:(index + 1) * self.batch_size]
 
 
 def _network_inputs(batch, tokenizer, input_size, device):
