@@ -8,6 +8,7 @@ from builders import TINY_LAVT, break_png
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
+from clevr_remv.dataset.outdir import write_manifest
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
@@ -238,7 +239,7 @@ def test_a_truncated_image_read_in_a_worker_is_a_clear_error(tiny_dataset_copy, 
     store = DatasetStore(tiny_dataset_copy)
     broken = store.rgb_path(_first_scene(tiny_dataset_copy, "train"), *store.center)
     break_png(broken, "truncate")
-    (tmp_path / "existing").mkdir()
+    write_manifest(tmp_path / "existing", "benchmark")  # an earlier run's folder, with a file of the user's
     (tmp_path / "existing" / "notes.txt").write_text("mine")
     runner = CliRunner()
     for out in (tmp_path / "fresh", tmp_path / "existing"):

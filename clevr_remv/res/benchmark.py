@@ -337,7 +337,7 @@ def check_data(store: DatasetStore, views: str, test_store: DatasetStore = None)
 
 def _earlier_run(folder: Path) -> bool:
     """Whether ``folder`` holds a run made before output folders had a manifest."""
-    return (folder / "config.json").is_file() and (folder / "checkpoints").is_dir()
+    return (folder / "checkpoints" / "last.pt").is_file()
 
 
 @contextlib.contextmanager
