@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from clevr_remv.dataset.outdir import check_output_dir, check_output_file, only_names, write_manifest
 from clevr_remv.errors import ClevrRemvError
 
 DISTANCE_CHOICE = click.Choice(["cos", "msd", "l1", "l2"])
@@ -77,6 +78,12 @@ def _config(out, **options):
     return TrainConfig(out=str(out), **{k: v for k, v in options.items() if k in names})
 
 
+def _claim(out, command: str, inputs: dict, *names) -> None:
+    """Check that ``command`` may write the folder ``out`` (see :func:`check_output_dir`); ``names``
+    are the names it writes there, which recognise its folders made before manifests."""
+    check_output_dir(out, command, inputs, ours=only_names(*names))
+
+
 def format_metrics(result: dict) -> str:
     """A small text table of one evaluation (and its 5-fold mean when present)."""
     lines = [f"{'':12}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'medr':>7}"]
@@ -108,7 +115,9 @@ def train(out, **options):
     """Train the two-branch embedding network; keep the best checkpoint by validation R-sum."""
     from clevr_remv.retrieval.train import train as run_training
 
+    _claim(out, "retrieval train", {"--data": options["data"]}, "best.pt", "results.json")
     results = run_training(_config(out, **options))
+    write_manifest(out, "retrieval train")
     click.echo(f"best epoch {results['best_epoch']}, validation:\n{format_metrics(results['val'])}")
     if "test" in results:
         click.echo(f"test:\n{format_metrics(results['test'])}")
@@ -131,6 +140,8 @@ def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, ou
     from clevr_remv.retrieval.evaluation import evaluate_split
     from clevr_remv.retrieval.train import resolve_device
 
+    if out:
+        check_output_file(out, {"--data": data, "--checkpoint": checkpoint})
     torch_device = resolve_device(device)
     model, vocab, payload = load_checkpoint(checkpoint, torch_device)
     split_data = load_split(data, data_format or payload["config"]["format"], split, image_size)
@@ -166,7 +177,9 @@ def ablation(out, lambdas, **options):
         raise ClevrRemvError(f"--lambdas {lambdas}: not comma-separated numbers; pass e.g. 0,0.5,1,2") from error
     if any(v < 0 for v in values):
         raise ClevrRemvError(f"--lambdas {lambdas}: lambdas must be >= 0")
+    _claim(out, "retrieval ablation", {"--data": options["data"]}, "runs", "ablation.*", "rsum_lambda.png")
     summary = run_ablation(_config(out, loss="imc", distance="l1", lam=1.0, **options), values)
+    write_manifest(out, "retrieval ablation")
     click.echo(summary["table"])
     click.echo(f"wrote {Path(out) / 'ablation.md'}, {Path(out) / 'ablation.json'} and {Path(out) / 'rsum_lambda.png'}")
 
@@ -184,7 +197,9 @@ def synthetic(out, n_train, n_dev, n_test, feature_dim, captions_per_image, nois
     """Write a small learnable synthetic set in the precomputed-feature layout (tests and demos)."""
     from clevr_remv.retrieval.synthetic import make_synthetic_precomp
 
+    _claim(out, "retrieval synthetic", {}, "*_ims.npy", "*_caps.txt")
     make_synthetic_precomp(out, train=n_train, dev=n_dev, test=n_test, feature_dim=feature_dim,
                            captions_per_image=captions_per_image, noise=noise, seed=seed)
+    write_manifest(out, "retrieval synthetic")
     click.echo(f"wrote {out}/{{train,dev,test}}_ims.npy and _caps.txt "
                f"({n_train}/{n_dev}/{n_test} images, {captions_per_image} captions each)")
