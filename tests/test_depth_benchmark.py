@@ -11,7 +11,7 @@ from clevr_remv.cli import main
 from clevr_remv.dataset.pfm import read_pfm, write_pfm
 from clevr_remv.depth_bench.estimators import plane_sweep, sweep_hypotheses
 from clevr_remv.depth_bench.metrics import METRICS, badpix, border_pixels, evaluation_mask, mse_x100, q25_x100, score
-from clevr_remv.depth_bench.regions import band_radius, dilate, occlusion_edges
+from clevr_remv.depth_bench.regions import REGIONS, band_radius, dilate, occlusion_edges, region_masks
 from clevr_remv.errors import ClevrRemvError
 
 SCENES = ("clevr_remv_000000", "clevr_remv_000001")
@@ -83,6 +83,18 @@ def test_occlusion_edges_need_a_label_change_and_a_disparity_jump():
     assert not edges[0, 0]  # diagonal neighbours do not touch
     assert not edges[3:5, 4:8].any()
     assert edges.sum() == 4 + 8
+
+
+def test_regions_split_objects_by_material_and_leave_the_sky_out_of_the_floor():
+    index = np.array([[0, 0, 1, 2]], np.uint8)
+    depth = np.array([[np.inf, 5.0, 4.0, 4.0]])
+    scene = {"objects": [{"material": "rubber"}, {"material": "metal"}]}
+    masks = region_masks(index, depth, np.array([[0.0, 1.0, 1.0, 1.0]]), scene)
+    assert list(masks) == list(REGIONS)
+    assert masks["objects"].tolist() == [[False, False, True, True]]
+    assert masks["metal"].tolist() == [[False, False, False, True]]
+    assert masks["floor"].tolist() == [[False, True, False, False]]
+    assert not masks["occlusion"].any()  # no disparity jump anywhere
 
 
 def test_dilate_grows_a_square_and_the_band_scales():

@@ -46,12 +46,12 @@ def split_indices(store: DatasetStore, split: str) -> list:
     return sorted(split_scene_ids(store, split))
 
 
-def ground_truth(store: DatasetStore, index: int) -> tuple:
-    """Scene ``index``'s centre view: z-depth (inf = no surface), true disparity (float32, the
-    hci-lf export's gt_disp_lowres.pfm) and index mask."""
+def ground_truth(store: DatasetStore, index: int, scene: dict) -> tuple:
+    """Scene ``index``'s (``scene``: its scene.json) centre view: z-depth (inf = no surface), true
+    disparity (float32, the hci-lf export's gt_disp_lowres.pfm) and index mask."""
     centre = store.center
     depth = depth_or_infinity(store.read_depth(index, *centre))
-    truth = disparity(depth, store.load_scene(index, check=False), centre).astype(np.float32)
+    truth = disparity(depth, scene, centre).astype(np.float32)
     return depth, truth, store.read_index(index, *centre)
 
 
@@ -108,7 +108,8 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
     results = None
     scene_scores, region_scores = {}, {region: {} for region in REGIONS}
     for name, index in tqdm(names.items(), desc=f"evaluate-depth {split}", unit="scene", disable=not progress):
-        depth, truth, index_mask = ground_truth(store, index)
+        scene = store.load_scene(index, check=False)
+        depth, truth, index_mask = ground_truth(store, index, scene)
         if results is None:
             results = _header(store, split, predictions, estimator, truth.shape, border)
         mask = evaluation_mask(truth.shape, results["border_px"])
@@ -122,7 +123,7 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
         scene_scores[name] = score(estimate, truth, mask)
         if runtime is not None:
             scene_scores[name]["runtime"] = runtime
-        for region, region_mask in region_masks(index_mask, depth, truth).items():
+        for region, region_mask in region_masks(index_mask, depth, truth, scene).items():
             region_scores[region][name] = dict(score(estimate, truth, mask & region_mask),
                                                pixels=int((mask & region_mask).sum()))
     keys = METRICS + (("runtime",) if all("runtime" in s for s in scene_scores.values()) else ())
@@ -195,7 +196,7 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
     axes = figure.subplots(len(names), 5, squeeze=False)
     indices = {scene_name(index): index for index in store.scene_ids()}
     for row, name in zip(axes, names):
-        depth, truth, _ = ground_truth(store, indices[name])
+        _, truth, _ = ground_truth(store, indices[name], store.load_scene(indices[name], check=False))
         estimate = estimates[name]
         mask = evaluation_mask(truth.shape, results["border_px"])
         low, high = float(truth.min()), float(truth.max())

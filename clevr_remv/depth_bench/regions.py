@@ -1,6 +1,7 @@
 """The regions a depth score is broken down by, from the centre view's index pass and true disparity.
 
 - ``objects``: pixels of an object (index > 0);
+- ``metal``: pixels of a metal object (mirror-like reflections break photo-consistency);
 - ``floor``: the ground behind them (index 0 with a depth value: not the empty sky);
 - ``occlusion``: a band around occlusion boundaries. A boundary lies between two 4-neighbouring
   pixels of different index (object and object, or object and floor) whose true disparities differ
@@ -12,7 +13,8 @@ import numpy as np
 
 from clevr_remv.depth_bench.metrics import BADPIX_THRESHOLDS, HCI_SIZE
 
-REGIONS = ("objects", "floor", "occlusion")
+REGIONS = ("objects", "metal", "floor", "occlusion")
+METAL = "metal"  # the material name of CLEVR's shiny objects
 OCCLUSION_JUMP = BADPIX_THRESHOLDS[0]
 BAND_AT_HCI_SIZE = 3  # band radius in pixels at the benchmark's 512 x 512
 
@@ -53,10 +55,12 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return grown
 
 
-def region_masks(index: np.ndarray, depth: np.ndarray, truth: np.ndarray) -> dict:
+def region_masks(index: np.ndarray, depth: np.ndarray, truth: np.ndarray, scene: dict) -> dict:
     """Region name -> boolean mask of the centre view, from its index mask, z-depth (inf = no
-    surface) and true disparity."""
+    surface), true disparity and the scene.json document (for the objects' materials)."""
     height, width = index.shape
+    metal = [k for k, item in enumerate(scene["objects"], start=1) if item["material"] == METAL]
     return {"objects": index > 0,
+            "metal": np.isin(index, metal),
             "floor": (index == 0) & np.isfinite(depth),
             "occlusion": dilate(occlusion_edges(index, truth), band_radius(width, height))}
