@@ -244,15 +244,28 @@ def test_pwam_ignores_padding_words(tiny_text_encoder):
     assert not torch.allclose(fusion(pixels, words, mask), fusion(pixels, changed, mask), atol=1e-6)
 
 
-def test_language_gates_start_closed_and_open_with_training(tiny_text_encoder):
+def test_language_gates_take_the_reference_init_both_layers_truncated_normal(tiny_text_encoder):
     torch.manual_seed(0)
     model = lavt.build_model(lavt_config(tiny_text_encoder))
     gates = [layer.gate for layer in model.backbone.layers if layer.gate is not None]
     assert len(gates) == 3                                            # one per stage feeding the next
+    for gate in gates:
+        for linear in (gate.gate[0], gate.gate[2]):
+            assert 0.015 < linear.weight.std().item() < 0.025 and linear.weight.abs().max() < 0.1
     fused = torch.rand(2, 10, 16)
-    assert torch.count_nonzero(gates[0](fused)) == 0
-    train_steps(model, lavt.build_tokenizer(lavt_config(tiny_text_encoder)), steps=2, lr=1e-3)
+    assert 0 < gates[0](fused).abs().max() < 0.05                      # open, but only slightly
+
+
+def test_zero_gate_recipe_starts_closed_and_opens_with_training(tiny_text_encoder):
+    torch.manual_seed(0)
+    config = lavt_config(tiny_text_encoder, **lavt.RECIPES["zero-gate"])
+    model = lavt.build_model(config)
+    gates = [layer.gate for layer in model.backbone.layers if layer.gate is not None]
+    assert torch.count_nonzero(gates[0](torch.rand(2, 10, 16))) == 0
+    train_steps(model, lavt.build_tokenizer(config), steps=2, lr=1e-3)
     assert all(gate.gate[2].weight.abs().max() > 0 for gate in gates)
+    old = {key: value for key, value in config.items() if key != "gate_init"}  # a checkpoint's config before the key
+    assert lavt.build_model(old).backbone.layers[0].gate.gate[2].weight.abs().max() == 0
 
 
 def test_shifted_window_mask_separates_wrapped_regions():
@@ -312,7 +325,7 @@ def test_vision_path_matches_the_transformers_swin():
     with torch.no_grad():
         for parameter in reference.parameters():          # position-bias tables start at 0 there
             parameter.normal_(0, 0.2)
-    ours = lavt.LanguageAwareSwin(16, depths, heads, 4, text_dim=8, drop_path=0.0).eval()
+    ours = lavt.LanguageAwareSwin(16, depths, heads, 4, text_dim=8, drop_path=0.0, gate_init="zero").eval()
     missing, unexpected = ours.load_state_dict(
         transformers_swin_weights(reference.state_dict(), depths), strict=False)
     assert unexpected == [] and all(".fusion." in k or ".gate." in k or "out_norms" in k for k in missing)

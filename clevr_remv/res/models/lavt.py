@@ -2,10 +2,12 @@
 
 A hierarchical Swin backbone whose every stage ends with a pixel-word attention module (PWAM)
 and a language gate: the PWAM output F is fed to the decoder and ``gate(F) * F`` is added back to
-the visual features before patch merging into the next stage. The gates are zero-initialised, so training starts from
-the plain vision path. A BERT-family text encoder supplies the word features (20 tokens); the
-top-down decoder fuses the four stage outputs and predicts 2-class logits at 1/4 resolution,
-upsampled bilinearly to the image size.
+the visual features before patch merging into the next stage. Both linear layers of a gate start
+from a truncated normal (std 0.02), as in the reference code (``gate_init: reference``);
+``gate_init: zero`` (recipe ``zero-gate``, what checkpoints without the key were built with) zeroes
+the second, so training starts from the plain vision path. A BERT-family text encoder supplies
+the word features (20 tokens); the top-down decoder fuses the four stage outputs and predicts
+2-class logits at 1/4 resolution, upsampled bilinearly to the image size.
 """
 import torch
 from torch import nn
@@ -18,6 +20,8 @@ from clevr_remv.res.models.text import BertTokenizer, default_text_encoder_path,
 from clevr_remv.res.models.vision_weights import load_swin_weights
 
 DEFAULT_LR = 5e-5
+GATE_INITS = ("reference", "zero")
+RECIPES = {"default": {}, "zero-gate": {"gate_init": "zero"}}
 
 
 def default_config(size: str = "tiny") -> dict:
@@ -27,7 +31,7 @@ def default_config(size: str = "tiny") -> dict:
     # The decoder is half as wide as the last Swin stage (8 x embed_dim), as in the reference LAVT:
     # 384 channels for Swin-T / Swin-S, 512 for Swin-B.
     return {"model": "lavt", "size": size, **SWIN_SIZES[size], "decoder_dim": SWIN_SIZES[size]["embed_dim"] * 4,
-            "max_tokens": 20, "class_weights": [0.9, 1.1], "text_encoder": None}
+            "max_tokens": 20, "class_weights": [0.9, 1.1], "text_encoder": None, "gate_init": "reference"}
 
 
 def prepare_config(config: dict, train_texts) -> dict:
@@ -45,7 +49,7 @@ def build_model(config: dict) -> "LAVT":
     model = LAVT(text_encoder=text_encoder, text_dim=text_encoder.config.hidden_size,
                  embed_dim=config["embed_dim"], depths=config["depths"], heads=config["heads"],
                  window=config["window"], drop_path=config["drop_path"],
-                 decoder_dim=config["decoder_dim"])
+                 decoder_dim=config["decoder_dim"], gate_init=config.get("gate_init", "zero"))
     model.text_encoder_report = report
     return model
 
@@ -91,13 +95,20 @@ class PixelWordAttention(nn.Module):
 
 
 class LanguageGate(nn.Module):
-    """tanh(W2 relu(W1 F)) * F; W2 starts at zero, so the gate is closed at initialisation."""
+    """tanh(W2 relu(W1 F)) * F. ``init``: ``reference``, W1 and W2 from a truncated normal with std
+    0.02 (LAVT's backbone init); ``zero``, W1 PyTorch's default and W2 zero (the gate starts closed)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, init: str = "reference"):
         super().__init__()
+        if init not in GATE_INITS:
+            raise ValueError(f"gate_init must be one of {GATE_INITS}, not {init!r}")
         self.gate = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.ReLU(),
                                   nn.Linear(dim, dim, bias=False), nn.Tanh())
-        nn.init.zeros_(self.gate[2].weight)
+        if init == "reference":
+            nn.init.trunc_normal_(self.gate[0].weight, std=0.02)
+            nn.init.trunc_normal_(self.gate[2].weight, std=0.02)
+        else:
+            nn.init.zeros_(self.gate[2].weight)
 
     def forward(self, fused):
         return self.gate(fused) * fused
@@ -108,11 +119,11 @@ class LanguageAwareStage(nn.Module):
     merging. (The last stage's gated features would feed nothing, only its PWAM output reaches
     the decoder, so its gate is left out; in LAVT it has no effect either.)"""
 
-    def __init__(self, dim, depth, heads, window, text_dim, drop_path_rates, last: bool):
+    def __init__(self, dim, depth, heads, window, text_dim, drop_path_rates, last: bool, gate_init="reference"):
         super().__init__()
         self.blocks = stage_blocks(dim, depth, heads, window, drop_path_rates)
         self.fusion = PixelWordAttention(dim, text_dim)
-        self.gate = None if last else LanguageGate(dim)
+        self.gate = None if last else LanguageGate(dim, gate_init)
         self.downsample = None if last else PatchMerging(dim)
 
     def forward(self, x, height, width, words, word_mask):
@@ -128,7 +139,7 @@ class LanguageAwareStage(nn.Module):
 class LanguageAwareSwin(nn.Module):
     """The multi-modal backbone: patch embedding and four language-aware Swin stages."""
 
-    def __init__(self, embed_dim, depths, heads, window, text_dim, drop_path):
+    def __init__(self, embed_dim, depths, heads, window, text_dim, drop_path, gate_init="reference"):
         super().__init__()
         self.patch_embed = PatchEmbed(embed_dim)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
@@ -138,7 +149,7 @@ class LanguageAwareSwin(nn.Module):
             first = sum(depths[:i])
             self.layers.append(LanguageAwareStage(dim, depth, head_count, window, text_dim,
                                                   rates[first:first + depth],
-                                                  last=i == len(depths) - 1))
+                                                  last=i == len(depths) - 1, gate_init=gate_init))
         self.out_norms = nn.ModuleList(nn.LayerNorm(dim) for dim in self.dims)
 
     def forward(self, image, words, word_mask):
@@ -182,11 +193,11 @@ class LAVT(nn.Module):
     """Text encoder + language-aware Swin + top-down decoder."""
 
     def __init__(self, text_encoder, text_dim, embed_dim, depths, heads, window, drop_path,
-                 decoder_dim):
+                 decoder_dim, gate_init="reference"):
         super().__init__()
         self.normalize = ImageNetNormalize()
         self.text_encoder = text_encoder
-        self.backbone = LanguageAwareSwin(embed_dim, depths, heads, window, text_dim, drop_path)
+        self.backbone = LanguageAwareSwin(embed_dim, depths, heads, window, text_dim, drop_path, gate_init)
         self.decoder = TopDownDecoder(self.backbone.dims, decoder_dim)
 
     def forward(self, image, tokens, token_mask):
