@@ -14,21 +14,30 @@ from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 @click.command("split")
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Dataset root (the --out folder of `clevr-remv generate`).")
-@click.option("--ratios", default=DEFAULT_RATIOS, show_default=True,
-              help="Fractions of scenes for train,val,test; must sum to 1.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed of the scene shuffle; the same seed and ratios always give the same split.")
+@click.option("--ratios", default=None,
+              help=f"Fractions of scenes for train,val,test; must sum to 1  [default: the split file's, "
+                   f"else {DEFAULT_RATIOS}]")
+@click.option("--seed", default=None, type=int,
+              help="Seed of the scene shuffle; the same seed and ratios always give the same split  "
+                   "[default: the split file's, else 0]")
 def split_command(data_dir, ratios, seed):
     """Assign whole scenes to train / val / test and write DATA/splits.json.
 
-    A scene never spans two splits. Rerunning with the same arguments leaves the file unchanged.
+    A scene never spans two splits, and a scene's split never changes: run again after
+    generating more scenes, only the new ones are assigned (with the file's ratios and seed).
+    Rerunning with no new scene leaves the file unchanged.
     """
     from clevr_remv.dataset.splits import empty_split_warnings, write_splits
 
-    document, changed = write_splits(data_dir, ratios, seed)
+    document, new, missing = write_splits(data_dir, ratios, seed)
     counts = " / ".join(f"{name} {len(ids)}" for name, ids in document["splits"].items())
-    action = "wrote" if changed else "unchanged:"
-    click.echo(f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {seed})")
+    action = "wrote" if new else "unchanged:"
+    click.echo(f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {document['seed']}; "
+               f"{new} newly assigned)")
+    if missing:
+        warnings.warn(f"{len(missing)} scene(s) listed in the split file are not complete on disk (e.g. "
+                      f"{', '.join(map(str, missing[:5]))}); they keep their split: rerun `clevr-remv generate` "
+                      "to make them again", stacklevel=1)
     for line in empty_split_warnings(document):
         warnings.warn(line, stacklevel=1)
 

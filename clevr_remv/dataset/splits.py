@@ -1,17 +1,20 @@
 """Scene splits: assign whole scenes to train / val / test, and read back the scenes of a split.
 
-The assignment is a pure function of the scene indices, the ratios and the seed: scenes are
+A fresh assignment is a pure function of the scene indices, the ratios and the seed: scenes are
 ordered by a SHA-256 hash of ``"<seed>:<scene>"`` (stable across Python and NumPy versions) and
 cut into consecutive runs whose sizes follow the ratios by the largest-remainder rule, so
-10,000 scenes at 0.7 / 0.15 / 0.15 give exactly 7,000 / 1,500 / 1,500.
+10,000 scenes at 0.7 / 0.15 / 0.15 give exactly 7,000 / 1,500 / 1,500. A scene's split never
+changes once assigned: splitting again after more scenes were generated assigns only the new
+ones (in the same hash order), so that each split's total follows the ratios as closely as the
+scenes already assigned allow.
 """
 import hashlib
-import json
 from fractions import Fraction
 
 from clevr_remv import FORMAT_VERSION
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.schemas import read_json
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = "0.7,0.15,0.15"
@@ -80,37 +83,85 @@ def _shuffle_key(seed: int, scene: int) -> bytes:
 
 def assign_splits(scene_ids, ratios, seed: int) -> dict:
     """Map each split name to the sorted scene indices it receives (disjoint, covering all)."""
-    order = sorted(scene_ids, key=lambda scene: _shuffle_key(seed, scene))
-    splits, start = {}, 0
-    for name, size in zip(SPLIT_NAMES, split_sizes(len(order), ratios)):
-        splits[name] = sorted(order[start:start + size])
-        start += size
-    return splits
+    return extend_splits({name: [] for name in SPLIT_NAMES}, scene_ids, ratios, seed)
 
 
-def write_splits(root, ratios=DEFAULT_RATIOS, seed: int = 0) -> tuple:
-    """Assign the complete scenes of the dataset at ``root`` by ``ratios`` (as for
-    :func:`parse_ratios`) and write ``splits.json``.
+def new_scene_counts(current, new: int, ratios) -> list:
+    """How many of ``new`` scenes each split receives when its ``current`` sizes stay: the
+    largest-remainder sizes of all scenes less what each split holds (a split that already holds
+    more than its share gets none; the others then share the new scenes by what they lack)."""
+    if new == 0:
+        return [0] * len(current)
+    targets = split_sizes(sum(current) + new, ratios)
+    lacking = [max(0, target - size) for target, size in zip(targets, current)]
+    return lacking if sum(lacking) == new else split_sizes(new, lacking)
 
-    Returns (splits document, changed): when the file already holds exactly this assignment it
-    is left untouched and ``changed`` is False.
+
+def extend_splits(splits: dict, scene_ids, ratios, seed: int) -> dict:
+    """``splits`` (split name -> scene indices, in SPLIT_NAMES order) with every scene of
+    ``scene_ids`` that none lists added: the new scenes in SHA-256 order of ``"<seed>:<scene>"``,
+    cut into runs of :func:`new_scene_counts`. Assigned scenes never move."""
+    assigned = {scene for ids in splits.values() for scene in ids}
+    order = sorted((scene for scene in set(scene_ids) if scene not in assigned),
+                   key=lambda scene: _shuffle_key(seed, scene))
+    counts = new_scene_counts([len(splits[name]) for name in SPLIT_NAMES], len(order), ratios)
+    extended, start = {}, 0
+    for name, count in zip(SPLIT_NAMES, counts):
+        extended[name] = sorted(list(splits[name]) + order[start:start + count])
+        start += count
+    return extended
+
+
+def _previous(store: DatasetStore, ratios, seed) -> tuple:
+    """(splits, ratios, seed) of the existing splits.json (empty splits and the requested or
+    default ratios and seed without one); ClevrRemvError when it cannot be extended as asked."""
+    if not store.splits_path.is_file():
+        return ({name: [] for name in SPLIT_NAMES}, parse_ratios(DEFAULT_RATIOS if ratios is None else ratios),
+                0 if seed is None else seed)
+    fresh = f"or delete {store.splits_path} to split every scene anew (which moves scenes between splits)"
+    document = read_json(store.splits_path, "splits", fix=f"fix it, {fresh}")
+    if list(document["splits"]) != list(SPLIT_NAMES):
+        raise ClevrRemvError(f"{store.splits_path}: holds splits {', '.join(document['splits'])}, not "
+                             f"{', '.join(SPLIT_NAMES)}; new scenes cannot be added to it: {fresh}")
+    listed = [scene for ids in document["splits"].values() for scene in ids]
+    if len(listed) != len(set(listed)):
+        raise ClevrRemvError(f"{store.splits_path}: a scene is listed in two splits; fix it, {fresh}")
+    stored = parse_ratios(document["ratios"])
+    asked = None if ratios is None else [float(r) for r in parse_ratios(ratios)]
+    if asked not in (None, [float(r) for r in stored]) or seed not in (None, document["seed"]):
+        raise ClevrRemvError(
+            f"--ratios / --seed: {store.splits_path} was made with ratios "
+            f"{','.join(f'{float(r):g}' for r in stored)} and seed {document['seed']}; a scene's split never "
+            "changes, and new scenes are assigned with the file's ratios and seed: leave out --ratios and "
+            f"--seed, {fresh}")
+    return document["splits"], stored, document["seed"]
+
+
+def write_splits(root, ratios=None, seed=None) -> tuple:
+    """Assign the complete scenes of the dataset at ``root`` that splits.json does not list yet
+    and write it; a scene it lists keeps its split.
+
+    ``ratios`` (as for :func:`parse_ratios`) and ``seed`` default to the file's, or without a
+    file to DEFAULT_RATIOS and 0; passing others than the file's is refused. A fresh split of
+    10,000 scenes at 0.7 / 0.15 / 0.15 gives exactly 7,000 / 1,500 / 1,500. Returns (splits
+    document, number of newly assigned scenes, scenes listed but not complete on disk); the
+    file is left untouched when nothing is new.
     """
     store = DatasetStore(root)
-    ratios = parse_ratios(ratios)
     scene_ids = store.scene_ids()
     if not scene_ids:
         raise ClevrRemvError(f"{store.scenes_dir}: the dataset has no complete scenes to split; "
                              f"run `clevr-remv generate --out {store.root}` first")
+    existed = store.splits_path.is_file()
+    splits, ratios, seed = _previous(store, ratios, seed)
+    extended = extend_splits(splits, scene_ids, ratios, seed)
+    new = sum(len(ids) for ids in extended.values()) - sum(len(ids) for ids in splits.values())
     document = {"format_version": FORMAT_VERSION, "seed": seed, "ratios": [float(r) for r in ratios],
-                "splits": assign_splits(scene_ids, ratios, seed)}
-    if store.splits_path.is_file():
-        try:
-            if json.loads(store.splits_path.read_text()) == document:
-                return document, False
-        except ValueError:
-            pass  # an unreadable old file is simply replaced
-    write_json_atomic(store.splits_path, document, "splits")
-    return document, True
+                "splits": extended}
+    if new or not existed:
+        write_json_atomic(store.splits_path, document, "splits")
+    missing = sorted({scene for ids in extended.values() for scene in ids} - set(scene_ids))
+    return document, new, missing
 
 
 def split_scene_ids(store: DatasetStore, split: str) -> list:
