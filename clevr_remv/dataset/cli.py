@@ -1,4 +1,4 @@
-"""The dataset commands: ``split``, ``stats``, ``validate`` and ``show``.
+"""The dataset commands: ``split``, ``stats``, ``validate``, ``show``, ``pack`` and ``unpack``.
 
 Each command imports its library module only when it runs, so ``split`` does not load matplotlib.
 """
@@ -70,7 +70,8 @@ def stats_command(data_dir, out_dir):
 
 @click.command("validate")
 @click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset root (the --out folder of `clevr-remv generate`).")
+              help="Dataset root (the --out folder of `clevr-remv generate`), or a packed folder "
+                   "(`clevr-remv pack`): every shard against its manifest.")
 @click.option("--quick", is_flag=True,
               help="Check files, schemas and image headers only; skip decoding the pixels.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
@@ -108,3 +109,47 @@ def show_command(data_dir, scene, expression, out_path):
     folder = Path(out_path).parent
     created = "" if folder.is_dir() else f" (created folder {folder})"
     click.echo(f"wrote {write_contact_sheet(data_dir, scene, expression, out_path)}{created}")
+
+
+@click.command("pack")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Dataset root (the --out folder of `clevr-remv generate`), with its splits.json.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Packed folder to write (new, or an earlier pack of the same dataset: resumed or extended).")
+@click.option("--split", default="all", show_default=True, type=click.Choice(["train", "val", "test", "all"]),
+              help="Split to pack; all packs every split of splits.json.")
+@click.option("--views", default="all", show_default=True,
+              help="center, corners, all, or view names such as u1_v1,u9_v9; each view set is its own "
+                   "subset (folder and Hugging Face config) of the packed folder.")
+@click.option("--shard-size", default="512MB", show_default=True,
+              help="Largest shard (a scene bigger than this gets a shard of its own), e.g. 512MB, 2GB, 256MiB.")
+def pack_command(data_dir, out_dir, split, views, shard_size):
+    """Pack a dataset into checksummed tar shards (WebDataset convention) with manifest.json and a
+    Hugging Face dataset card.
+
+    One sample is one scene: its scene.json, refexps.json and the chosen views' PNGs, byte for byte.
+    Resumable: run the same command again and only missing or damaged shards are written.
+    """
+    from clevr_remv.dataset.packed.layout import format_size
+    from clevr_remv.dataset.packed.pack import pack_dataset
+
+    name, reports = pack_dataset(data_dir, out_dir, split=split, views=views, shard_size=shard_size, progress=True)
+    for report in reports:
+        click.echo(f"{name}/{report.split}: {report.written + report.kept} shard(s) ({report.written} written, "
+                   f"{report.kept} kept), {report.samples} scenes, {format_size(report.bytes)}")
+    click.echo(f"wrote {Path(out_dir) / 'manifest.json'} and the dataset card {Path(out_dir) / 'README.md'}; "
+               f"check the shards with `clevr-remv validate --data {out_dir}`")
+
+
+@click.command("unpack")
+@click.option("--data", "packed_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Packed folder (the --out folder of `clevr-remv pack`, packed with --views all).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Dataset folder to write (new; an interrupted unpack into it resumes).")
+def unpack_command(packed_dir, out_dir):
+    """Rebuild the dataset folder from a packed folder: the same files, byte for byte."""
+    from clevr_remv.dataset.packed.unpack import unpack_dataset
+
+    written, kept = unpack_dataset(packed_dir, out_dir, progress=True)
+    resumed = f" ({kept} already there from an earlier run)" if kept else ""
+    click.echo(f"wrote {written} scenes{resumed} and dataset.json, splits.json into {out_dir}")

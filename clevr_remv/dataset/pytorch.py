@@ -5,6 +5,10 @@ listed in a view only when that view is in its ``views`` list); images are decod
 ``__getitem__``. The object holds the dataset root, a small table of expressions and one
 integer per sample, so it pickles cheaply into ``DataLoader`` workers.
 
+``root`` may be a dataset folder or a packed folder (``clevr-remv pack``): the items are the
+same; a packed folder is read by member offsets (random access), from the smallest packed
+subset that holds the requested views.
+
 Sample order: scene index ascending, then expression id, then view in v-major order (top row
 first, left to right within a row; the order of scene.json's ``views``), whatever the order of
 a ``views`` list passed in.
@@ -14,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from clevr_remv.dataset.depth import OPTIONAL_PASSES
+from clevr_remv.dataset.packed import is_packed
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
@@ -23,7 +28,7 @@ from clevr_remv.geometry import select_views
 class ClevrRemvDataset(Dataset):
     """One item per (expression, view) of a split where the referent is visible.
 
-    ``root``: dataset folder; ``split``: a name in splits.json; ``views``: "center",
+    ``root``: dataset folder or packed folder; ``split``: a name in splits.json; ``views``: "center",
     "corners" (the four corner views), "all" or a list of (u, v); ``transform``: called with
     the sample dict and returning it (resize image and mask together there); ``passes``: optional
     passes to load, ("depth",) or () (the dataset must have been generated with them).
@@ -35,16 +40,14 @@ class ClevrRemvDataset(Dataset):
     """
 
     def __init__(self, root, split: str = "train", views="center", transform=None, passes=()):
-        self.store = DatasetStore(root)
-        self.passes = _check_passes(self.store, passes)
+        self.store, self.views, self.passes, scenes = open_split(root, split, views, passes)
         self.split = split
-        self.views = select_views(views, self.store.grid)
         self.transform = transform
         view_position = {view: position for position, view in enumerate(self.views)}
         # One row per expression that has at least one selected view.
         self._scene, self._expression_id, self._object, self._text = [], [], [], []
         starts, sample_views = [0], []
-        for scene in split_scene_ids(self.store, split):
+        for scene in scenes:
             path = self.store.refexps_path(scene)
             try:
                 for expression in self.store.load_refexps(scene, check=False)["expressions"]:
@@ -66,6 +69,10 @@ class ClevrRemvDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self._sample_view)
+
+    def item_scenes(self) -> np.ndarray:
+        """The scene of every item, in item order (int64)."""
+        return np.repeat(np.asarray(self._scene, np.int64), np.diff(self._starts))
 
     def describe(self, index: int) -> dict:
         """Sample ``index`` without its pixels: text, scene, expression_id, object and view."""
@@ -93,7 +100,23 @@ class ClevrRemvDataset(Dataset):
                 f"views={len(self.views)}, samples={len(self)})")
 
 
-def _check_passes(store: DatasetStore, passes) -> tuple:
+def open_split(root, split: str, views, passes) -> tuple:
+    """(reader, views, passes, scene ids) of ``split`` of a dataset folder or packed folder: the
+    reader has the DatasetStore methods ClevrRemvDataset uses (load_refexps, read_rgb, ...)."""
+    if is_packed(root):
+        from clevr_remv.dataset.packed.reader import PackedStore
+
+        packed = PackedStore(root)
+        passes = _check_passes(packed, passes)
+        views = select_views(views, packed.grid)
+        reader = packed.split_reader(split, views, passes)
+        return reader, views, passes, reader.scene_ids()
+    store = DatasetStore(root)
+    passes = _check_passes(store, passes)
+    return store, select_views(views, store.grid), passes, split_scene_ids(store, split)
+
+
+def _check_passes(store, passes) -> tuple:
     """``passes`` as a tuple, after checking that each is known and in the dataset."""
     passes = (passes,) if isinstance(passes, str) else tuple(passes)
     unknown = [name for name in passes if name not in OPTIONAL_PASSES]

@@ -15,6 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from clevr_remv.dataset.images import IMAGE_ERRORS
+from clevr_remv.dataset.packed import is_packed
 from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import validate as validate_schema
@@ -51,8 +52,13 @@ def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool
     """Check the dataset at ``root`` and return its problems (a list of :class:`Problem`;
     empty when everything is fine). ``quick`` reads image headers only (no pixel decoding).
 
-    Raises ClevrRemvError only when ``root`` is not a dataset at all (no dataset.json).
+    Raises ClevrRemvError only when ``root`` is not a dataset at all (no dataset.json). A packed
+    folder (``clevr-remv pack``) is checked shard by shard against its manifest instead.
     """
+    if is_packed(root):
+        from clevr_remv.dataset.packed.check import validate_packed
+
+        return validate_packed(root, quick=quick, workers=workers, progress=progress)
     store = DatasetStore(root)
     try:
         info = store.info()

@@ -125,11 +125,12 @@ def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, d
         loss = segmentation_loss(model(images, tokens, token_mask), masks, class_weights, dice_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        lr = optimizer.param_groups[0]["lr"]  # this step's; after scheduler.step() it is the next one's
         optimizer.step()
         scheduler.step()
         total += loss.item() * len(images)
         count += len(images)
-        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
     return total / max(1, count)
 
 
