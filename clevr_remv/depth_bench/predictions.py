@@ -62,7 +62,7 @@ class Submission:
             row, column = np.argwhere(bad)[0]
             raise ClevrRemvError(f"{path}: {int(bad.sum())} pixel(s) are NaN or infinite (the first at row {row}, "
                                  f"column {column}); write a finite disparity for every pixel (the benchmark's "
-                                 "toolkit would leave them out of MSE and Q25 and count them as correct in BadPix)")
+                                 "toolkit would leave them out of MSE and Q25, and count a NaN as correct in BadPix)")
         return estimate
 
     def runtime(self, name: str):
