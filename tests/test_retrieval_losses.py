@@ -210,3 +210,28 @@ def test_a_code_variant_step_pulls_in_band_pairs_together(distance):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="variant"):
         imc_loss(IMG, TXT, variant="reference")
+
+
+# Two captions of one image: images (1, 0), (1, 0), (0, 1) with ids 5, 5, 9; their captions are the
+# rows of X. Text cos distances: caption 0 to 1: 0.2, 0 to 2: 1, 1 to 2: 0.4; image distances 0, 1, 1.
+SAME_IMAGE = t([[1, 0], [1, 0], [0, 1]])
+SAME_IDS = [5, 5, 9]
+
+
+def test_the_paper_imc_term_skips_captions_of_the_same_image():
+    # in the band (0.05, 0.5): pairs 0-1 (0.2: the same image, not a negative) and 1-2 (0.4);
+    # ordered pairs count twice, over the batch size 3
+    assert intra_modal_constraint(X, "cos", ids=[0, 0, 1]).item() == pytest.approx(2 * (1 - 0.4) / 3)
+    assert intra_modal_constraint(X, "cos").item() == pytest.approx(2 * ((1 - 0.2) + (1 - 0.4)) / 3)
+    assert intra_modal_constraint(X, "cos", ids=[0, 1, 2]).item() == pytest.approx(2 * 1.4 / 3)
+
+
+def test_imc_loss_passes_ids_to_its_hinges_and_to_both_constraints():
+    # margin 0.1. With ids, the only negatives are the pairs with image / caption 2, and every hinge
+    # is <= 0: S = [[1, 0.8, 0], [1, 0.8, 0], [0, 0.6, 1]], positives 1, 0.8, 1; the worst,
+    # image 2 for caption 1, costs 0.1 + 0.6 - 0.8 < 0. Images: distances 0 and 1, outside the band.
+    # Captions: only the pair 1-2 (0.4) counts, twice over 3. Total 0 + 0 + 2 * 0.6 / 3 = 0.4.
+    assert imc_loss(SAME_IMAGE, X, margin=0.1, distance="cos", ids=SAME_IDS).item() == pytest.approx(0.4)
+    # Without ids the two captions of image 5 are negatives of each other: MH = 0.3 (caption 0 for
+    # image 1) + 0.1 + 0.1 (images 1 and 0 for captions 0 and 1), and the captions' term adds 0.8.
+    assert imc_loss(SAME_IMAGE, X, margin=0.1, distance="cos").item() == pytest.approx(0.5 + 2 * 1.4 / 3)
