@@ -135,7 +135,7 @@ def _texture(x, y):
     channels = []
     for _ in range(3):
         value = 0.5
-        for fx, fy, phase in zip(rng.uniform(-0.9, 0.9, 6), rng.uniform(-0.9, 0.9, 6), rng.uniform(0, 6.3, 6)):
+        for fx, fy, phase in rng.uniform((-0.9, -0.9, 0.0), (0.9, 0.9, 6.3), (6, 3)):
             value = value + 0.08 * np.sin(fx * x + fy * y + phase)
         channels.append(value)
     return np.stack(channels, axis=-1).astype(np.float32)
@@ -207,7 +207,7 @@ def test_a_submission_layout_with_runtimes(tiny_depth_dataset, exported_truth, t
     estimate = read_pfm(submission / "disp_maps" / f"{SCENES[0]}.pfm") + np.float32(0.05)
     write_pfm(submission / "disp_maps" / f"{SCENES[0]}.pfm", estimate)
     (submission / "runtimes").mkdir()
-    for name, seconds in zip(SCENES, ("2.5", "3.5\n")):
+    for name, seconds in zip(SCENES, ("2.5", "3.5\n"), strict=True):
         (submission / "runtimes" / f"{name}.txt").write_text(seconds)
     result = _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(submission), "--split", "all")
     assert result.exit_code == 0, result.output

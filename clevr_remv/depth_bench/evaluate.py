@@ -195,7 +195,7 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(names), 5, squeeze=False)
     indices = {scene_name(index): index for index in store.scene_ids()}
-    for row, name in zip(axes, names):
+    for row, name in zip(axes, names, strict=True):
         _, truth, _ = ground_truth(store, indices[name], store.load_scene(indices[name], check=False))
         estimate = estimates[name]
         mask = evaluation_mask(truth.shape, results["border_px"])
@@ -209,7 +209,7 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
                    "truth - estimate (px)"),
                   (bad, dict(cmap="RdYlGn_r", vmin=0, vmax=1),
                    f"BadPix 0.07: {results['scenes'][name]['badpix_0.07']:.1f} %")]
-        for axis, (image, style, title) in zip(row, panels):
+        for axis, (image, style, title) in zip(row, panels, strict=True):
             axis.set_facecolor("0.6")
             shown = axis.imshow(image, interpolation="nearest", **style)
             axis.set_xticks([])
