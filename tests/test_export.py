@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
@@ -253,3 +254,27 @@ def test_unknown_split_is_refused(tiny_dataset, tmp_path):
     result = _export(tiny_dataset, tmp_path / "coco", "--format", "coco", "--split", "nope")
     assert result.exit_code == 2 and "no split named 'nope'" in result.output
     assert not (tmp_path / "coco").exists()
+
+
+def test_bbox_and_area_match_a_hand_drawn_mask_in_coco_and_refer(tiny_dataset_copy, tmp_path):
+    """Object 1 covers rows 3-7 x columns 10-13 of the centre view plus the lone pixel (row 12,
+    column 30); nothing else is visible. By hand: x 10..30, y 3..12, so bbox [10, 3, 21, 10]
+    (x, y, width, height in pixels, COCO's convention), area 5 * 4 + 1 = 21."""
+    store = DatasetStore(tiny_dataset_copy)
+    (scene,) = store.load_splits()["splits"]["test"]
+    mask = np.zeros((32, 48), np.uint8)
+    mask[3:8, 10:14] = 1
+    mask[12, 30] = 1
+    Image.fromarray(mask, mode="L").save(store.index_path(scene, *store.center))
+    assert _export(tiny_dataset_copy, tmp_path / "coco", "--format", "coco", "--split", "test").exit_code == 0
+    coco = json.loads((tmp_path / "coco" / "annotations" / "instances_test.json").read_text())
+    refer_result = _export(tiny_dataset_copy, tmp_path / "refer", "--format", "refcoco", "--split", "test")
+    assert refer_result.exit_code == 0, refer_result.output
+    refer = json.loads((tmp_path / "refer" / "refcoco" / "instances.json").read_text())
+    for document in (coco, refer):
+        (annotation,) = document["annotations"]
+        assert annotation["object"] == 1 and annotation["bbox"] == [10, 3, 21, 10] and annotation["area"] == 21
+        segmentation = annotation["segmentation"]
+        rle = segmentation[0] if isinstance(segmentation, list) else segmentation
+        # pycocotools' own box of the exported RLE agrees (float x, y, w, h)
+        assert coco_mask.toBbox({"size": rle["size"], "counts": rle["counts"].encode()}).tolist() == [10, 3, 21, 10]

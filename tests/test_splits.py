@@ -172,7 +172,7 @@ def test_growing_in_steps_keeps_every_split_within_one_scene_of_its_share(ratios
         previous = splits
         splits = extend_splits(splits, range(total), parsed, seed=2)
         assert all(set(previous[name]) <= set(splits[name]) for name in SPLIT_NAMES)
-        assert all(abs(len(splits[name]) - ratio * total) < 1 for name, ratio in zip(SPLIT_NAMES, parsed))
+        assert all(abs(len(splits[name]) - ratio * total) < 1 for name, ratio in zip(SPLIT_NAMES, parsed, strict=True))
 
 
 def test_other_ratios_or_seed_for_an_existing_split_are_refused(tiny_dataset_copy):

@@ -93,7 +93,7 @@ def new_scene_counts(current, new: int, ratios) -> list:
     if new == 0:
         return [0] * len(current)
     targets = split_sizes(sum(current) + new, ratios)
-    lacking = [max(0, target - size) for target, size in zip(targets, current)]
+    lacking = [max(0, target - size) for target, size in zip(targets, current, strict=True)]
     return lacking if sum(lacking) == new else split_sizes(new, lacking)
 
 
@@ -106,7 +106,7 @@ def extend_splits(splits: dict, scene_ids, ratios, seed: int) -> dict:
                    key=lambda scene: _shuffle_key(seed, scene))
     counts = new_scene_counts([len(splits[name]) for name in SPLIT_NAMES], len(order), ratios)
     extended, start = {}, 0
-    for name, count in zip(SPLIT_NAMES, counts):
+    for name, count in zip(SPLIT_NAMES, counts, strict=True):
         extended[name] = sorted(list(splits[name]) + order[start:start + count])
         start += count
     return extended
