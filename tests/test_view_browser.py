@@ -1,7 +1,9 @@
 """`view` in a real browser: Debian's headless Chromium, driven by Selenium with the system
 chromedriver (nothing is downloaded), against the viewer on a free local port."""
 import http.client
+import os
 import shutil
+import sys
 import urllib.parse
 
 import pytest
@@ -32,10 +34,30 @@ def browsed(tmp_path_factory):
     return folder / "data", shifted_predictions(folder / "data", folder / "predictions.jsonl")
 
 
+def require_chromium() -> None:
+    """Skip without Chromium and its chromedriver, but fail in CI (the CI variable set, as .ci/run
+    does), where the browser test must run."""
+    if CHROMIUM and CHROMEDRIVER:
+        return
+    reason = "no Chromium installed: `apt-get install -y chromium chromium-driver` (.ci/run does this)"
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"CI={os.environ['CI']}: {reason}; the browser test may not skip in CI")
+    pytest.skip(reason)
+
+
+def test_in_ci_a_missing_chromium_fails_instead_of_skipping(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="may not skip in CI"):
+        require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium installed"):
+        require_chromium()
+
+
 @pytest.fixture
 def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no Chromium installed: `apt-get install -y chromium chromium-driver` (.ci/run does this)")
+    require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
