@@ -288,6 +288,13 @@ def test_a_missing_runtime_is_refused(tiny_depth_dataset, exported_truth, tmp_pa
              f"{SCENES[0]}.txt", "'fast' is not a runtime")
 
 
+def test_an_empty_split_is_refused(tiny_depth_dataset, tmp_path):
+    data = shutil.copytree(tiny_depth_dataset, tmp_path / "data")
+    (data / "splits.json").write_text(json.dumps({"format_version": 1, "seed": 0, "ratios": [1.0, 0.0, 0.0],
+                                                  "splits": {"train": [0, 1], "val": [], "test": []}}))
+    _refused(_run(data, tmp_path / "out", "--estimator", "constant"), "--split test", "no scenes")
+
+
 def test_bad_arguments_and_datasets_are_refused(tiny_dataset, tiny_depth_dataset, exported_truth, tmp_path):
     _refused(_run(tiny_dataset, tmp_path / "out", "--estimator", "constant"), "--passes depth")
     _refused(_run(tiny_depth_dataset, tmp_path / "out"), "--predictions / --estimator")

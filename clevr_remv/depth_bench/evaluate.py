@@ -103,6 +103,9 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
     store.require_depth("evaluate-depth", "regenerate it with `clevr-remv generate --passes depth` "
                         "(the ground truth is the depth pass)")
     names = {scene_name(index): index for index in split_indices(store, split)}
+    if not names:
+        raise ClevrRemvError(f"--split {split}: the split has no scenes; choose another split or rerun "
+                             f"`clevr-remv split --data {store.root}` with other --ratios")
     source = Submission(predictions, names, split) if predictions is not None else None
     out = Path(out)
     results = None
@@ -111,7 +114,7 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
         scene = store.load_scene(index, check=False)
         depth, truth, index_mask = ground_truth(store, index, scene)
         if results is None:
-            results = _header(store, split, predictions, estimator, truth.shape, border)
+            results = _header(split, predictions, estimator, truth.shape, border)
         mask = evaluation_mask(truth.shape, results["border_px"])
         if source is not None:
             estimate = source.disparity(name, truth.shape)
@@ -120,9 +123,7 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
         else:
             estimate, runtime = estimate_scene(store, index, estimator, truth, mask)
             _write_estimate(out, name, estimate, runtime)
-        scene_scores[name] = score(estimate, truth, mask)
-        if runtime is not None:
-            scene_scores[name]["runtime"] = runtime
+        scene_scores[name] = dict(score(estimate, truth, mask), **({} if runtime is None else {"runtime": runtime}))
         for region, region_mask in region_masks(index_mask, depth, truth, scene).items():
             region_scores[region][name] = dict(score(estimate, truth, mask & region_mask),
                                                pixels=int((mask & region_mask).sum()))
@@ -134,7 +135,7 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
     return results
 
 
-def _header(store: DatasetStore, split: str, predictions, estimator, shape, border) -> dict:
+def _header(split: str, predictions, estimator, shape, border) -> dict:
     """The settings part of the results, with the border checked against the image size."""
     height, width = shape
     border = border_pixels(width, height) if border is None else border
