@@ -24,7 +24,7 @@ from clevr_remv.depth_bench.estimators import ESTIMATORS
 def evaluate_depth_command(data_dir, predictions, estimator, split, out, border):
     """Score the centre-view disparity of each scene of a split: BadPix 0.07 / 0.03 / 0.01 (%),
     MSE x100 and Q25 x100 as the 4D Light Field Benchmark defines them, per scene, averaged and
-    per region (objects, floor, occlusion band).
+    per region (objects, metal, floor, occlusion band).
 
     Pass exactly one of --predictions and --estimator. Disparity is in the hci-lf export's
     convention: pixels per camera step, positive in front of the focus plane.
