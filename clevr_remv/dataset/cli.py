@@ -136,7 +136,7 @@ def pack_command(data_dir, out_dir, split, views, shard_size):
     name, reports = pack_dataset(data_dir, out_dir, split=split, views=views, shard_size=shard_size, progress=True)
     for report in reports:
         click.echo(f"{name}/{report.split}: {report.written + report.kept} shard(s) ({report.written} written, "
-                   f"{report.kept} kept), {report.samples} scenes, {format_size(report.bytes)}")
+                   f"{report.kept} kept), {report.samples} scene(s), {format_size(report.bytes)}")
     click.echo(f"wrote {Path(out_dir) / 'manifest.json'} and the dataset card {Path(out_dir) / 'README.md'}; "
                f"check the shards with `clevr-remv validate --data {out_dir}`")
 

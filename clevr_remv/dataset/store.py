@@ -20,6 +20,7 @@ import numpy as np
 from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, write_text_atomic
 from clevr_remv.dataset.depth import decode_depth
 from clevr_remv.dataset.images import open_image
+from clevr_remv.dataset.packed import is_packed
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
@@ -137,6 +138,11 @@ class DatasetStore:
         self.scenes_dir = self.root / "scenes"
         self.splits_path = self.root / "splits.json"
         if not self.dataset_json_path.is_file():
+            if is_packed(self.root):
+                raise ClevrRemvError(f"{self.root}: a packed dataset (the tar shards of `clevr-remv pack`), but this "
+                                     f"command reads the dataset folder: rebuild it with `clevr-remv unpack --data "
+                                     f"{self.root} --out DIR` and pass DIR (ClevrRemvDataset and `clevr-remv validate` "
+                                     "read the packed folder itself)")
             raise ClevrRemvError(f"{self.root}: not a CLEVR-REMV dataset (no dataset.json); "
                                  "pass the --out folder of `clevr-remv generate`")
         self._info = None

@@ -27,6 +27,7 @@ from clevr_remv.dataset.packed.layout import (
     VERSION,
     format_size,
     index_name,
+    member_path,
     parse_size,
     parse_views,
     sample_fields,
@@ -163,6 +164,10 @@ def _plan(store: DatasetStore, scenes: list, views: list, passes: list, size: in
         except FileNotFoundError as error:
             raise ClevrRemvError(f"{error.filename}: missing, so scene {scene} cannot be packed; run `clevr-remv "
                                  f"validate --data {store.root}` and regenerate the broken scenes") from error
+        if scene == scenes[0]:  # unpack puts members back by their field names: the two layouts must agree
+            relative = [path.relative_to(store.scene_dir(scene)).as_posix()
+                        for path in _sources(store, scene, views, passes)]
+            assert relative == [member_path(field) for field in sample_fields(views, passes)], relative
         if current and archive_bytes(current_bytes + sample) > size:
             plan.append((current, archive_bytes(current_bytes)))
             current, current_bytes = [], 0

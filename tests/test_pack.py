@@ -1,0 +1,324 @@
+"""clevr-remv pack / unpack / validate of a packed folder: the shards, the manifest, the card,
+resuming, byte-identical unpacking, and refusals of bad input."""
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from clevr_remv.cli import main
+from clevr_remv.dataset.outdir import write_manifest as write_output_manifest
+from clevr_remv.dataset.packed import pack as pack_module
+from clevr_remv.dataset.packed.check import validate_packed
+from clevr_remv.dataset.packed.layout import parse_size, parse_views
+from clevr_remv.dataset.packed.manifest import read_manifest
+from clevr_remv.dataset.packed.pack import pack_dataset
+from clevr_remv.dataset.packed.unpack import unpack_dataset
+from clevr_remv.dataset.store import DatasetStore
+from clevr_remv.errors import ClevrRemvError
+from clevr_remv.schemas import validate
+
+SMALL = "60kB"  # about one 3x3 stand-in scene with every view per shard
+
+
+@pytest.fixture(scope="module")
+def packed(tiny_dataset, tmp_path_factory):
+    """The tiny dataset packed with every view in small shards, and its centre views beside them."""
+    out = tmp_path_factory.mktemp("packed") / "packed"
+    pack_dataset(tiny_dataset, out, views="all", shard_size=SMALL)
+    pack_dataset(tiny_dataset, out, views="center")
+    return out
+
+
+def tree(root: Path) -> dict:
+    """Relative path -> (size, mtime_ns, inode) of every file under ``root``."""
+    return {path.relative_to(root).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino)
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_shards_hold_the_dataset_files_byte_for_byte_under_one_key_per_scene(tiny_dataset, packed):
+    store = DatasetStore(tiny_dataset)
+    manifest = read_manifest(packed)
+    splits = store.load_splits()["splits"]
+    subset = manifest["subsets"]["all"]
+    assert [shard["split"] for shard in subset["shards"]] == sorted(
+        [shard["split"] for shard in subset["shards"]], key=["train", "val", "test"].index)
+    for split, scenes in splits.items():
+        shards = [shard for shard in subset["shards"] if shard["split"] == split]
+        assert len(shards) == len(scenes)  # the shard size fits one scene with all its views
+        assert [scene for shard in shards for scene in shard["scenes"]] == scenes
+    for shard in subset["shards"]:
+        data = (packed / shard["name"]).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (shard["bytes"], shard["sha256"])
+        with tarfile.open(packed / shard["name"]) as tar:
+            members = tar.getmembers()
+            assert len({member.name.split(".", 1)[0] for member in members}) == shard["samples"]
+            for member in members:
+                key, field = member.name.split(".", 1)
+                scene_dir = store.scene_dir(int(key))
+                source = scene_dir / field if field.endswith(".json") else \
+                    scene_dir / field.split(".")[1] / (field.split(".")[0] + ".png")
+                assert tar.extractfile(member).read() == source.read_bytes(), member.name
+    assert manifest["dataset"] == store.info()
+    assert (packed / "meta" / "splits.json").read_bytes() == store.splits_path.read_bytes()
+
+
+def test_centre_subset_packs_only_the_centre_view(packed):
+    subset = read_manifest(packed)["subsets"]["center"]
+    assert subset["views"] == [[2, 2]]
+    assert subset["fields"] == ["scene.json", "refexps.json", "u2_v2.rgb.png", "u2_v2.index.png"]
+    with tarfile.open(packed / subset["shards"][0]["name"]) as tar:
+        assert {name.split(".", 1)[1] for name in tar.getnames()} == set(subset["fields"])
+
+
+def test_manifest_and_indexes_match_their_schemas(packed):
+    manifest = read_manifest(packed)
+    validate(manifest, "packed_manifest", "manifest.json")
+    for subset in manifest["subsets"].values():
+        for shard in subset["shards"]:
+            validate(json.loads((packed / shard["index"]["name"]).read_text()), "packed_index", shard["index"]["name"])
+
+
+def test_dataset_card_declares_configs_data_files_features_and_licence(packed):
+    text = (packed / "README.md").read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    configs = {config["config_name"]: config for config in header["configs"]}
+    assert configs["all"]["data_files"] == [{"split": split, "path": f"all/{split}-*.tar"}
+                                            for split in ("train", "val", "test")]
+    assert configs["center"].get("default") is True
+    assert header["license"] == "cc-by-4.0"
+    info = {entry["config_name"]: entry for entry in header["dataset_info"]}
+    features = {feature["name"]: feature["dtype"] for feature in info["center"]["features"]}
+    assert features["u2_v2.rgb.png"] == "image" and features["refexps.json"] == "json"
+    examples = {split["name"]: split["num_examples"] for split in info["all"]["splits"]}
+    assert examples == {"train": 3, "val": 2, "test": 1}
+    assert "0 = background, k = object k" in text and "@phdthesis" in text
+
+
+def test_unpack_gives_back_every_file_byte_for_byte(tiny_dataset, packed, tmp_path):
+    out = tmp_path / "unpacked"
+    assert unpack_dataset(packed, out) == (6, 0)
+    comparison = filecmp.dircmp(tiny_dataset, out)
+
+    def differences(cmp):
+        found = cmp.left_only + cmp.right_only + cmp.funny_files
+        found += filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)[1]
+        return found + [name for sub in cmp.subdirs.values() for name in differences(sub)]
+
+    assert differences(comparison) == []
+    assert len(list(out.rglob("*"))) == len(list(Path(tiny_dataset).rglob("*")))
+    assert (out / "scenes/000000/rgb/u1_v1.png").stat().st_mtime == \
+        int((Path(tiny_dataset) / "scenes/000000/rgb/u1_v1.png").stat().st_mtime)
+
+
+def test_an_interrupted_unpack_resumes_and_rewrites_a_damaged_scene(tiny_dataset, packed, tmp_path):
+    out = tmp_path / "unpacked"
+    unpack_dataset(packed, out)
+    (out / "dataset.json").unlink()  # as if stopped before the end
+    (out / "scenes/000004/index/u2_v2.png").write_bytes(b"half")
+    shutil.rmtree(out / "scenes/000001")
+    write_output_manifest(out, "unpack")
+    assert unpack_dataset(packed, out) == (2, 4)
+    assert filecmp.cmp(out / "scenes/000004/index/u2_v2.png", tiny_dataset / "scenes/000004/index/u2_v2.png",
+                       shallow=False)
+    assert sorted(tree(out)) == sorted(tree(tiny_dataset))
+    result = CliRunner().invoke(main, ["unpack", "--data", str(packed), "--out", str(out)])
+    assert result.exit_code == 2 and "holds files that `clevr-remv unpack` did not write" in result.output
+
+
+def test_a_rerun_writes_only_missing_or_damaged_shards(tiny_dataset, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    shards = [shard["name"] for shard in read_manifest(copy)["subsets"]["all"]["shards"]]
+    (copy / shards[0]).unlink()
+    damaged = bytearray((copy / shards[1]).read_bytes())
+    damaged[700] ^= 0xFF
+    (copy / shards[1]).write_bytes(bytes(damaged))
+    before = tree(copy)
+    name, reports = pack_dataset(tiny_dataset, copy, views="all", shard_size=SMALL)
+    assert (name, sum(r.written for r in reports), sum(r.kept for r in reports)) == ("all", 2, 4)
+    after = tree(copy)
+    assert all(after[shard] == before[shard] for shard in shards[2:])
+    assert (copy / shards[1]).read_bytes() == (packed / shards[1]).read_bytes()
+    assert (copy / shards[0]).read_bytes() == (packed / shards[0]).read_bytes()
+    assert validate_packed(copy) == []
+
+
+def test_an_interrupted_pack_is_reported_and_resumed_by_the_same_command(tiny_dataset, tmp_path, monkeypatch):
+    out = tmp_path / "packed"
+    real = pack_module.write_shard
+    calls = []
+
+    def dies_on_the_second_shard(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pack_module, "write_shard", dies_on_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        pack_dataset(tiny_dataset, out, views="all", shard_size=SMALL)
+    problems = validate_packed(out)
+    assert any("split 'train' was not packed to the end" in problem.message and "clevr-remv pack" in problem.message
+               for problem in problems)
+    monkeypatch.setattr(pack_module, "write_shard", real)
+    first = (out / "all/train-000000.tar").stat().st_mtime_ns
+    _, reports = pack_dataset(tiny_dataset, out, views="all", shard_size=SMALL)
+    assert (reports[0].kept, reports[0].written) == (1, 2)
+    assert (out / "all/train-000000.tar").stat().st_mtime_ns == first
+    assert validate_packed(out) == []
+
+
+def test_validate_names_a_damaged_a_truncated_and_a_missing_shard(packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    shards = [shard["name"] for shard in read_manifest(copy)["subsets"]["all"]["shards"]]
+    (copy / shards[0]).unlink()
+    data = bytearray((copy / shards[1]).read_bytes())
+    data[1000] ^= 0x01
+    (copy / shards[1]).write_bytes(bytes(data))
+    (copy / shards[2]).write_bytes((copy / shards[2]).read_bytes()[:5000])
+    runner = CliRunner()
+    result = runner.invoke(main, ["validate", "--data", str(copy)])
+    assert result.exit_code == 1
+    assert f"ERROR {copy / shards[0]}: missing; rerun `clevr-remv pack" in result.output
+    assert f"ERROR {copy / shards[1]}: SHA-256 differs from manifest.json's (damaged)" in result.output
+    assert f"ERROR {copy / shards[2]}: 5000 bytes, but manifest.json records" in result.output
+    assert "3 error(s)" in result.output
+    assert runner.invoke(main, ["validate", "--data", str(packed)]).exit_code == 0
+
+
+def test_validate_decodes_every_member_and_checks_the_index(packed, tmp_path):
+    """A shard whose manifest record was made to match damaged bytes still fails: its index and
+    members are checked too."""
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    manifest = read_manifest(copy)
+    shard = manifest["subsets"]["center"]["shards"][0]
+    index = json.loads((copy / shard["index"]["name"]).read_text())
+    offset, size = index["samples"][0]["members"][2]  # the first sample's rgb PNG
+    data = bytearray((copy / shard["name"]).read_bytes())
+    data[offset + 8: offset + size] = bytes(size - 8)  # keep the PNG signature, zero the chunks
+    (copy / shard["name"]).write_bytes(bytes(data))
+    shard["sha256"] = hashlib.sha256(data).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    problems = validate_packed(copy)
+    member = f"{copy / shard['name']}:{index['samples'][0]['key']}.u2_v2.rgb.png"
+    assert [problem.path for problem in problems] == [member]
+    assert "cannot be decoded" in problems[0].message
+    assert validate_packed(copy, quick=True) == []
+
+
+def test_pack_refuses_an_out_inside_the_dataset_and_changes_nothing(tiny_dataset_copy):
+    before = tree(tiny_dataset_copy)
+    result = CliRunner().invoke(main, ["pack", "--data", str(tiny_dataset_copy), "--out",
+                                       str(tiny_dataset_copy / "packed")])
+    assert result.exit_code == 2
+    assert f"--out {tiny_dataset_copy / 'packed'}: lies inside --data" in result.output
+    assert tree(tiny_dataset_copy) == before
+
+
+def test_unpack_refuses_an_out_inside_the_packed_folder(packed):
+    before = tree(packed)
+    result = CliRunner().invoke(main, ["unpack", "--data", str(packed), "--out", str(packed / "scenes")])
+    assert result.exit_code == 2 and "lies inside --data" in result.output
+    assert tree(packed) == before
+
+
+def test_a_manifest_of_another_version_is_refused_everywhere_and_nothing_changes(tiny_dataset, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(dict(manifest, version=2)))
+    before = tree(copy)
+    runner = CliRunner()
+    for command in (["pack", "--data", str(tiny_dataset), "--out", str(copy)],
+                    ["unpack", "--data", str(copy), "--out", str(tmp_path / "unpacked")]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 2, command
+        message = f"{copy / 'manifest.json'}: packed layout version 2, but this clevr-remv reads version 1"
+        assert message in result.output
+    assert tree(copy) == before and not (tmp_path / "unpacked").exists()
+    result = runner.invoke(main, ["validate", "--data", str(copy)])
+    assert result.exit_code == 1 and "packed layout version 2" in result.output
+
+
+def test_unpack_of_a_truncated_or_damaged_shard_names_it_and_writes_nothing(packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    shard = read_manifest(copy)["subsets"]["all"]["shards"][-1]["name"]
+    (copy / shard).write_bytes((copy / shard).read_bytes()[:-4096])
+    result = CliRunner().invoke(main, ["unpack", "--data", str(copy), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"{copy / shard}: " in result.output and "truncated" in result.output and "clevr-remv pack" in result.output
+    assert not (tmp_path / "out").exists()
+    data = bytearray((packed / shard).read_bytes())
+    data[600] ^= 0x10
+    (copy / shard).write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["unpack", "--data", str(copy), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and f"{copy / shard}: SHA-256 differs" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpack_needs_every_view_packed(tiny_dataset, tmp_path):
+    out = tmp_path / "centre"
+    pack_dataset(tiny_dataset, out, views="center")
+    with pytest.raises(ClevrRemvError, match=r"no subset holds every view of every split .* --split all --views all"):
+        unpack_dataset(out, tmp_path / "unpacked")
+
+
+def test_a_changed_dataset_or_shard_size_is_refused_on_resume(tiny_dataset_copy, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    before = tree(copy)
+    with pytest.raises(ClevrRemvError, match="--shard-size: .* holds subset 'all' packed with --shard-size 60000"):
+        pack_dataset(tiny_dataset_copy, copy, views="all", shard_size="1MB")
+    splits = tiny_dataset_copy / "splits.json"
+    splits.write_text(splits.read_text() + "\n")
+    with pytest.raises(ClevrRemvError, match=r"was packed from a dataset whose splits.json differ\(s\)"):
+        pack_dataset(tiny_dataset_copy, copy, views="all", shard_size=SMALL)
+    assert tree(copy) == before
+
+
+def test_commands_that_need_the_folder_form_say_how_to_get_it(packed):
+    for command in (["stats", "--data", str(packed)],
+                    ["show", "--data", str(packed), "--scene", "0", "--out", "x.png"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2
+        assert "a packed dataset" in result.output and f"clevr-remv unpack --data {packed} --out DIR" in result.output
+
+
+def test_pack_cli_reports_each_split_and_resumes(tiny_dataset, tmp_path):
+    out = tmp_path / "packed"
+    runner = CliRunner()
+    args = ["pack", "--data", str(tiny_dataset), "--out", str(out), "--split", "train", "--views", "u1_v1,u3_v3"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "u1_v1+u3_v3/train: 1 shard(s) (1 written, 0 kept), 3 scene(s)" in result.output
+    assert list(read_manifest(out)["subsets"]["u1_v1+u3_v3"]["splits"]) == ["train"]
+    assert "(0 written, 1 kept)" in runner.invoke(main, args).output
+
+
+def test_views_and_shard_size_options():
+    assert parse_views("center", 9) == ("center", [(5, 5)])
+    assert parse_views("u9_v9,u1_v1,u9_v1,u1_v9", 9) == ("corners", [(1, 1), (9, 1), (1, 9), (9, 9)])
+    assert parse_views("u1_v1, u5_v5", 9) == ("u1_v1+u5_v5", [(1, 1), (5, 5)])
+    with pytest.raises(ClevrRemvError, match="--views: 'x1' is not a view"):
+        parse_views("x1", 9)
+    with pytest.raises(ClevrRemvError, match=r"\(10, 1\) does not exist"):
+        parse_views("u10_v1", 9)
+    assert [parse_size(text) for text in ("512MB", "1GB", "64MiB", "1000", "1.5kB")] == \
+        [512 * 10**6, 10**9, 64 * 2**20, 1000, 1500]
+    for bad in ("big", "0MB", "5 parsecs"):
+        with pytest.raises(ClevrRemvError, match="--shard-size"):
+            parse_size(bad)
+
+
+def test_shards_are_planned_up_to_the_shard_size(tiny_dataset, tmp_path):
+    pack_dataset(tiny_dataset, tmp_path / "one", views="all", shard_size="1GB")
+    shards = read_manifest(tmp_path / "one")["subsets"]["all"]["shards"]
+    assert [(shard["split"], shard["samples"]) for shard in shards] == [("train", 3), ("val", 2), ("test", 1)]
+    pack_dataset(tiny_dataset, tmp_path / "two", views="all", shard_size="130kB")
+    sizes = [shard["bytes"] for shard in read_manifest(tmp_path / "two")["subsets"]["all"]["shards"]]
+    assert max(sizes) <= 130_000 and len(sizes) > 3
+    assert os.path.getsize(tmp_path / "two" / "manifest.json") > 0
