@@ -56,3 +56,10 @@ def test_ci_fails_when_chromium_cannot_be_installed(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "python true" in ran.read_text()
+
+
+def test_every_test_runs_under_a_timeout(request):
+    """pytest-timeout is configured in pyproject.toml, so a hung worker or server fails its test."""
+    timeout = float(request.config.getini("timeout") or 0)
+    assert 60 <= timeout <= 600
+    assert request.config.pluginmanager.hasplugin("timeout")
