@@ -23,11 +23,17 @@ threads: a measure of work that other processes' load does not inflate as much a
 the writer thread's total is in the "done" event.
 - Failures reply ``{"event": "error", "message": ...}``; the driver decides what to retry.
 
+Each view's pass EXR and BMP are deleted before it renders, so a file that is there afterwards
+comes from that view's render (a compositor that wrote nothing, e.g. on a full disk, is an error,
+never the previous view's masks). SIGTERM or SIGINT stops the worker after its current view; its
+temporary files go with it (the driver points TMPDIR at a scratch folder of its own).
+
 Only the standard library, numpy and bpy are used, so a Blender binary can run it.
 """
 import json
 import math
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -53,6 +59,40 @@ PNG_LEVEL = 6  # zlib level: files about 4 % smaller than Blender's own PNGs at 
 # render result + compositor (pass EXR), colour-managed 8-bit RGB out (BMP), pass EXR read-back,
 # waiting for the writer thread (previous view's PNG and .npy files).
 PHASES = ("sync", "trace", "composite", "rgb_out", "passes_in", "write_wait")
+
+
+class Stop(BaseException):
+    """Raised at the end of a view once a stop was asked for (not an error to report)."""
+
+
+STOP = {"asked": False, "busy": False}
+
+
+def ask_to_stop(signum, frame):
+    """Signal handler: stop now when idle, else after the current view (see check_stop)."""
+    STOP["asked"] = True
+    if not STOP["busy"]:
+        raise Stop
+
+
+def check_stop():
+    if STOP["asked"]:
+        raise Stop
+
+
+def fresh(path):
+    """``path`` after removing any earlier file there: what is found there later was written since."""
+    if os.path.exists(path):
+        os.remove(path)
+    return path
+
+
+def require_file(path, view):
+    """``path``, or an error naming ``view`` when its render did not write it."""
+    if not os.path.isfile(path):
+        raise RuntimeError(f"view {view}: Blender wrote no {os.path.basename(path)} (is the disk of "
+                           f"{os.path.dirname(path)} full?); nothing of an earlier view is used instead")
+    return path
 
 
 def emit(**event):
@@ -266,7 +306,7 @@ def read_passes(path):
 def read_rgb(scene, path):
     """The last render as 8-bit RGB (H, W, 3), top row first: Blender's colour management and
     dithering, saved as an uncompressed BMP at ``path`` (no PNG encoding on this thread)."""
-    bpy.data.images["Render Result"].save_render(path, scene=scene)
+    bpy.data.images["Render Result"].save_render(fresh(path), scene=scene)
     data = np.fromfile(path, np.uint8)
     offset, = struct.unpack_from("<I", data, 10)
     width, height = struct.unpack_from("<ii", data, 18)
@@ -348,8 +388,9 @@ def probe(job, device, workdir):
     scene, camera, pass_exr = build_scene(spec, job["properties"], device, workdir)
     view = next(v for v in spec["views"] if v["name"] == job["view"])
     place_camera(camera, view)
+    fresh(pass_exr)
     bpy.ops.render.render(write_still=False)
-    index, _ = read_passes(pass_exr)
+    index, _ = read_passes(require_file(pass_exr, view["name"]))
     counts = np.bincount(index.ravel(), minlength=len(spec["objects"]) + 1)
     emit(event="probe", counts=counts.tolist())
 
@@ -366,7 +407,9 @@ def render(job, device, workdir):
     with PhaseClock() as clock, ThreadPoolExecutor(max_workers=1) as writer:
         for view in spec["views"]:
             cpu_start = time.process_time()
+            fresh(pass_exr)
             phases = clock.render(scene, camera, view)
+            require_file(pass_exr, view["name"])
             start = time.perf_counter()
             rgb = read_rgb(scene, bmp)
             phases["rgb_out"] = time.perf_counter() - start
@@ -379,23 +422,37 @@ def render(job, device, workdir):
             writes.append(writer.submit(write_view, job["out"], view["name"], rgb, index, z if depth else None))
             emit(event="view", name=view["name"], seconds=sum(phases.values()), phases=phases,
                  cpu_seconds=time.process_time() - cpu_start)
+            check_stop()
         start = time.perf_counter()
         writes[-1] = writes[-1].result()
     emit(event="done", write_seconds=sum(writes), wait_seconds=time.perf_counter() - start)
 
 
+def serve(device, workdir):
+    emit(event="ready", blender=bpy.app.version_string)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        STOP["busy"] = True
+        try:
+            {"probe": probe, "render": render}[job["op"]](job, device, workdir)
+        except Exception as error:  # reported to the driver, which retries or stops
+            emit(event="error", message=f"{type(error).__name__}: {error}")
+        STOP["busy"] = False
+        check_stop()
+
+
 def main():
     device = os.environ.get("CLEVR_REMV_DEVICE", "cpu")
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a driver that is gone: BrokenPipeError, then clean-up
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, ask_to_stop)
     with tempfile.TemporaryDirectory(prefix="clevr-remv-worker-") as workdir:
-        emit(event="ready", blender=bpy.app.version_string)
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            job = json.loads(line)
-            try:
-                {"probe": probe, "render": render}[job["op"]](job, device, workdir)
-            except Exception as error:  # reported to the driver, which retries or stops
-                emit(event="error", message=f"{type(error).__name__}: {error}")
+        try:
+            serve(device, workdir)
+        except (Stop, BrokenPipeError):
+            pass
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ def invoke(tmp_path):
     (["--workers", "0"], "--workers: 0 must be >= 1"),
     (["--passes", "foo"], "--passes: 'foo' is not a pass; choose from depth"),
     (["--blender", "/no/such/blender"], "--blender /no/such/blender: not an executable"),
+    (["--view-timeout", "-1"], "--view-timeout: -1.0 must be > 0"),
+    (["--view-timeout", "0"], "--view-timeout: 0.0 must be > 0"),
 ])
 def test_bad_flags(invoke, args, message):
     result, out = invoke(*args)
@@ -69,3 +71,20 @@ def test_every_command_has_help():
     assert top.exit_code == 0 and "generate" in top.output
     help_text = runner.invoke(main, ["generate", "--help"])
     assert help_text.exit_code == 0 and "--baseline" in help_text.output and "--rig" in help_text.output
+
+
+@pytest.mark.parametrize("text, seconds", [("90m", 5400.0), ("24h", 86400.0), ("3600s", 3600.0), ("2d", 172800.0),
+                                           ("1.5", 5400.0)])
+def test_stale_after_reaches_generate_in_seconds(invoke, monkeypatch, text, seconds):
+    """--stale-after 90m is 5400 s (read as 90 s it would remove other hosts' scenes in progress)."""
+    from clevr_remv.generate import cli
+
+    seen = {}
+
+    def fake_generate(out, scenes, config, **options):
+        seen.update(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "run_generate", fake_generate)
+    result, _ = invoke("--stale-after", text)
+    assert result.exit_code == 0 and seen["stale_after"] == seconds

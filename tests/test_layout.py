@@ -84,3 +84,30 @@ def test_impossible_layout_is_a_clear_error():
     huge = dict(PROPERTIES, sizes={"huge": 1.5})
     with pytest.raises(ClevrRemvError, match="could not place 10 objects"):
         layout.sample_layout(0, 0, 0, huge, 10, 10)
+
+
+# CLEVR's own values (render_images.py: --min_dist 0.25, --margin 0.4, camera jitter 0.5, key /
+# fill / back light jitter 1.0), written out here rather than read from the module under test.
+CLEVR_MIN_DIST, CLEVR_MARGIN, CLEVR_CAMERA_JITTER, CLEVR_LIGHT_JITTER = 0.25, 0.4, 0.5, 1.0
+
+
+def test_gaps_margins_and_jitter_are_clevrs_numbers():
+    """Each rule holds and binds: some gap, margin and jitter come close to CLEVR's number, so a
+    constant made 10 times smaller (or larger) fails here."""
+    gaps, margins, camera, lights = [], [], [], []
+    for index in range(80):
+        scene = layout.sample_layout(seed=1, index=index, attempt=0, properties=PROPERTIES,
+                                     min_objects=10, max_objects=10)
+        objects = scene["objects"]
+        axes = [np.asarray(scene["directions"][name][:2]) for name in ("right", "behind")]
+        for i, a in enumerate(objects):
+            for b in objects[i + 1:]:
+                dx = np.subtract(a["3d_coords"][:2], b["3d_coords"][:2])
+                gaps.append(np.hypot(*dx) - a["radius"] - b["radius"])
+                margins.append(min(abs(float(dx @ axis)) for axis in axes))
+        camera += [abs(j) for j in scene["camera"]["jitter"]]
+        lights += [abs(j) for light in scene["lights"] for j in light["jitter"]]
+    assert CLEVR_MIN_DIST <= min(gaps) < CLEVR_MIN_DIST + 0.05
+    assert CLEVR_MARGIN <= min(margins) < CLEVR_MARGIN + 0.01
+    assert 0.95 * CLEVR_CAMERA_JITTER < max(camera) <= CLEVR_CAMERA_JITTER
+    assert 0.95 * CLEVR_LIGHT_JITTER < max(lights) <= CLEVR_LIGHT_JITTER

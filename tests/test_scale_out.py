@@ -91,34 +91,148 @@ def test_two_hosts_with_overlapping_ranges_share_one_folder(reference, tmp_path)
     assert store.info()["counts"]["expressions"] == sum(len(store.load_refexps(i)["expressions"]) for i in range(6))
 
 
-def test_a_node_killed_mid_run_loses_and_duplicates_nothing(reference, tmp_path, monkeypatch):
+def test_a_node_killed_mid_scene_loses_and_duplicates_nothing(reference, tmp_path, monkeypatch):
+    """The node is removed while its actor is certainly mid-scene: every actor renders the first
+    view of its first scene and then waits at a gate, which opens only once the actor is dead."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    monkeypatch.setenv("CLEVR_REMV_STANDIN_VIEW_S", "0.15")
+    from clevr_remv.dataset.leases import lease_alive
+
+    gate, root = tmp_path / "gate", tmp_path / "data"
+    gate.touch()
+    monkeypatch.setenv("CLEVR_REMV_STANDIN_GATE", str(gate))
     fast_failure = {"health_check_period_ms": 300, "health_check_failure_threshold": 2,
                     "health_check_initial_delay_ms": 0}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": fast_failure})
     doomed = cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
 
-    def kill_when_busy():
-        deadline = time.time() + 120
-        while len(list(tmp_path.glob("scenes/0*"))) < 2 and time.time() < deadline:
-            time.sleep(0.05)
-        cluster.remove_node(doomed)
+    def mid_scene():
+        return [folder for folder in root.glob("scenes/.tmp-0*") if any(folder.glob("rgb/*.png"))]
 
-    killer = threading.Thread(target=kill_when_busy)
+    def kill_when_both_are_mid_scene():
+        try:
+            deadline = time.time() + 120
+            while len(mid_scene()) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            leases = list(root.glob("scenes/.tmp-run-*"))
+            cluster.remove_node(doomed)
+            while all(lease_alive(lease, 3600) for lease in leases) and time.time() < deadline:
+                time.sleep(0.05)  # until the doomed actor's process is gone (its lease lock is free)
+        finally:
+            gate.unlink()
+
+    killer = threading.Thread(target=kill_when_both_are_mid_scene)
     try:
         killer.start()
-        summary = make(tmp_path, 6, executor="ray", workers=2, worker_cpus=1)
+        summary = make(root, 6, executor="ray", workers=2, worker_cpus=1)
     finally:
         killer.join()
         ray.shutdown()
         cluster.shutdown()
-    assert summary["rendered"] == 6 and summary["restarts"] >= 1  # the lost scene was made again
-    assert files(tmp_path) == files(reference)
-    assert_complete_and_valid(tmp_path, 6)
+    assert summary["rendered"] == 6 and summary["restarts"] == 1  # the lost scene was made again, here
+    assert files(root) == files(reference)
+    assert_complete_and_valid(root, 6)  # no temporary folder or lease of the dead actor is left
+
+
+class FakeRay:
+    """Just enough of ray for the driver loop: refs are made ready in order; ``outcomes`` maps a
+    ref to the value ray.get returns or the exception it raises."""
+
+    exceptions = pytest.importorskip("ray").exceptions
+
+    def __init__(self):
+        self.outcomes, self.killed = {}, []
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        outcome = self.outcomes[ref]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def kill(self, actor, no_restart=True):
+        self.killed.append(actor)
+
+
+class FakeActor:
+    """An actor whose calls return refs (strings) whose outcomes the test sets in FakeRay."""
+
+    def __init__(self, ray, name, make_outcomes):
+        self.name, self.ray, self.make_outcomes = name, ray, list(make_outcomes)
+        parent = self
+
+        class Method:
+            def __init__(self, method):
+                self.method = method
+
+            def remote(self, *args):
+                ref = f"{parent.name}.{self.method}{args}"
+                if self.method == "identity":
+                    ray.outcomes[ref] = {"host": "node", "pid": 1, "run": parent.name, "token": "secret",
+                                         "node": "f00dcafe" * 4}
+                elif self.method == "make":
+                    ray.outcomes[ref] = parent.make_outcomes.pop(0)
+                return ref
+
+        self.identity, self.make, self.close = Method("identity"), Method("make"), Method("close")
+
+
+class NoEvents:
+    def qsize(self):
+        return 0
+
+
+def test_an_unreachable_actor_is_replaced_but_its_folder_is_kept(tmp_path):
+    """ActorUnavailableError ("may be available later") is a RayActorError, but the actor may still
+    finish and rename its folder: the driver kills it and gives the scene to another actor, and the
+    folder goes only when its lease says the actor is dead."""
+    from clevr_remv.dataset.store import atomic_scene_dir
+    from clevr_remv.generate.ray_executor import _ActorPool, _drive
+    from clevr_remv.generate.scene_job import Progress
+
+    ray = FakeRay()
+    unreachable = ray.exceptions.ActorUnavailableError("the node does not answer", None)
+    made = iter([FakeActor(ray, "slow", [unreachable]), FakeActor(ray, "other", [True]),
+                 FakeActor(ray, "replacement", [])])
+    pool = _ActorPool(ray, lambda shape: next(made), str(tmp_path / "check"), "secret", str(tmp_path), 3600)
+    for _ in range(2):
+        pool.start((1, 0, None))
+    for ref in list(pool.starting):
+        pool.started(ref)
+    pool.idle.reverse()  # the first actor gets the scene
+    progress = Progress(1, 9, enabled=False)
+    live = atomic_scene_dir(tmp_path / "scenes", 7)  # the unreachable actor's folder, still being written
+    with live as folder:
+        assert _drive(ray, pool, [7], progress, NoEvents()) == {"node/f00dcafe": 1}
+        assert folder.is_dir()
+        (folder / "scene.json").write_text("{}")
+    assert [actor.name for actor in ray.killed] == ["slow"]
+    assert progress.restarts == 1 and progress.rendered == 1
+    assert [actor.name for actor in pool.starting.values()] == ["replacement"]
+    assert live.completed and (tmp_path / "scenes" / "000007" / "scene.json").is_file()
+
+
+def test_default_actors_use_every_node_of_a_mixed_cluster():
+    """Nodes of 4 and 64 CPUs: one actor per node, each with its node's CPUs (an even share, 34,
+    fits on one node only); 2 actors share the 64-CPU node; --worker-cpus 8 fits 8 actors."""
+    from clevr_remv.generate.ray_executor import _cluster_shape
+
+    class Cluster:
+        def nodes(self):
+            return [{"Alive": True, "NodeID": "small", "Resources": {"CPU": 4.0}},
+                    {"Alive": True, "NodeID": "big", "Resources": {"CPU": 64.0}},
+                    {"Alive": False, "NodeID": "gone", "Resources": {"CPU": 128.0}}]
+
+    assert _cluster_shape(Cluster(), "cpu", None, None) == [(4, 0, "small"), (64, 0, "big")]
+    assert _cluster_shape(Cluster(), "cpu", 2, None) == [(32, 0, None)] * 2
+    assert _cluster_shape(Cluster(), "cpu", 3, None) == [(21, 0, None)] * 3
+    assert _cluster_shape(Cluster(), "cpu", None, 8) == [(8, 0, None)] * 8
+    with pytest.raises(ClevrRemvError, match="--worker-cpus: 65 is more than the largest node has"):
+        _cluster_shape(Cluster(), "cpu", None, 65)
 
 
 def run_cli(*args, python_prefix="", cwd=None):
@@ -161,7 +275,7 @@ def test_a_node_that_cannot_see_the_dataset_folder_stops_the_run(tmp_path):
         def get(self, ref):
             return {"host": "node-b", "pid": 7, "node": "f00dcafe" * 4, "token": None}
 
-    pool = _ActorPool(FakeRay(), None, str(tmp_path / "check"), "secret", str(tmp_path))
+    pool = _ActorPool(FakeRay(), None, str(tmp_path / "check"), "secret", str(tmp_path), 3600)
     pool.starting["ref"] = "actor"
     with pytest.raises(ClevrRemvError, match=r"a node \(node-b, Ray node f00dcafe\) cannot read the dataset folder"):
         pool.started("ref")
@@ -184,8 +298,9 @@ def test_actors_that_cannot_start_stop_the_run_with_advice(tmp_path):
             def remote(check_file):
                 return object()
 
-    pool = ray_executor._ActorPool(FakeRay(), FakeActor, str(tmp_path / "check"), "secret", str(tmp_path))
-    pool.start()
+    pool = ray_executor._ActorPool(FakeRay(), lambda shape: FakeActor(), str(tmp_path / "check"), "secret",
+                                   str(tmp_path), 3600)
+    pool.start((1, 0, None))
     with pytest.raises(ClevrRemvError, match="actors keep failing to start.*on every node"):
         for _ in range(ray_executor.MAX_START_FAILURES + 1):
             pool.started(next(iter(pool.starting)))

@@ -1,4 +1,5 @@
-"""Atomic output files: write to a temporary file in the same folder, then rename it into place."""
+"""Atomic output files: write to a temporary file in the same folder, flush it to disk, then rename
+it into place (and flush the folder, so that the rename itself survives a power loss)."""
 import contextlib
 import os
 import tempfile
@@ -17,6 +18,15 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def fsync_path(path) -> None:
+    """Flush a file's or a folder's data and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _temporary_beside(path: Path) -> str:
@@ -40,7 +50,9 @@ def atomic_path(path):
     tmp = _temporary_beside(Path(path))
     try:
         yield Path(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(Path(path).parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -58,7 +70,9 @@ def create_text_atomic(path, text: str) -> bool:
     tmp = _temporary_beside(path)
     try:
         Path(tmp).write_text(text, encoding="utf-8")
+        fsync_path(tmp)
         os.link(tmp, path)
+        fsync_path(path.parent)
         return True
     except FileExistsError:
         return False

@@ -2,8 +2,9 @@
 
 Every consumer reads a dataset through :class:`DatasetStore`; nothing else builds paths.
 A scene folder ``scenes/NNNNNN`` exists only once the scene is complete: scenes are written
-into ``scenes/.tmp-NNNNNN-<host>-<pid>`` and renamed into place. Several runs, on several hosts
-sharing the folder, may write one dataset at once.
+into ``scenes/.tmp-NNNNNN-<run>`` and renamed into place, where ``<run>`` is the random id of the
+run that holds the lease ``scenes/.tmp-run-<run>`` (:mod:`clevr_remv.dataset.leases`). Several
+runs, on several hosts sharing the folder, may write one dataset at once.
 """
 import contextlib
 import errno
@@ -11,25 +12,28 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, write_text_atomic
+from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, fsync_path, write_text_atomic
 from clevr_remv.dataset.depth import decode_depth
 from clevr_remv.dataset.images import open_image
+from clevr_remv.dataset.leases import RECENT_S, Lease, held_leases, host_name, lease_alive, new_run_id
 from clevr_remv.dataset.packed import is_packed
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
 
 __all__ = ["DatasetStore", "write_json_atomic", "create_json_atomic", "scene_folder_name", "atomic_scene_dir",
-           "remove_stale_temporaries", "host_name"]
+           "remove_stale_temporaries", "host_name", "start_run", "other_runs_at_work"]
 
-HOST_ENV = "CLEVR_REMV_HOSTNAME"  # overrides the host name (tests simulate several hosts with it)
 COUNT_TRIES = 20
+RUN_LEASE_PREFIX = TMP_PREFIX + "run-"
+_LEASE_NAME = re.compile(re.escape(RUN_LEASE_PREFIX) + r"([0-9a-f]{16})")
+_FOLDER_NAME = re.compile(re.escape(TMP_PREFIX) + r"\d{6,}-([0-9a-f]{16})")
 
 
 def scene_folder_name(index: int) -> str:
@@ -55,78 +59,131 @@ def create_json_atomic(path, document, schema_name=None) -> bool:
     return create_text_atomic(path, _checked_json(path, document, schema_name))
 
 
-def host_name() -> str:
-    """This machine's name as written into temporary scene folders (``CLEVR_REMV_HOSTNAME``
-    overrides it)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", os.environ.get(HOST_ENV) or socket.gethostname())
+def run_lease_path(scenes_dir, run_id: str) -> Path:
+    """Where the lease of run ``run_id`` lies (see :mod:`clevr_remv.dataset.leases`)."""
+    return Path(scenes_dir) / f"{RUN_LEASE_PREFIX}{run_id}"
 
 
-def _temporary_owner(name: str):
-    """(host, pid) of a ``.tmp-NNNNNN-<host>-<pid>`` scene folder; None for other names."""
-    match = re.fullmatch(re.escape(TMP_PREFIX) + r"\d+-(.+)-(\d+)", name)
-    return (match.group(1), int(match.group(2))) if match else None
+def start_run(scenes_dir) -> Lease:
+    """A new run's lease in ``scenes_dir``: held (and touched) until it is released."""
+    run_id = new_run_id()
+    return Lease(run_lease_path(scenes_dir, run_id), run_id)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def other_runs_at_work(scenes_dir) -> bool:
+    """Whether a lease in ``scenes_dir`` other than this process's says its run is at work."""
+    scenes_dir = Path(scenes_dir)
+    return scenes_dir.is_dir() and any(
+        lease_alive(path, RECENT_S) for path in scenes_dir.glob(RUN_LEASE_PREFIX + "*")
+        if _LEASE_NAME.fullmatch(path.name) and str(path) not in held_leases())
 
 
 def _last_change(path: Path) -> float:
     """The newest modification time of a folder and its direct entries (the views are written
     into its rgb/ and index/ subfolders)."""
-    times = [path.stat().st_mtime]
+    times = [path.lstat().st_mtime]
     with contextlib.suppress(OSError):
-        times += [entry.stat().st_mtime for entry in path.iterdir()]
+        times += [entry.lstat().st_mtime for entry in path.iterdir()]
     return max(times)
 
 
-def remove_stale_temporaries(scenes_dir, stale_after: float) -> list:
-    """Delete leftover temporary scene folders; return their paths.
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
-    A folder goes when it is this host's and its process is gone (or is this process, i.e. a
-    leftover of an earlier process with the same pid), or when nothing in it changed for
-    ``stale_after`` seconds. Other hosts' recent folders may be scenes in progress and stay.
+
+def remove_stale_temporaries(scenes_dir, stale_after: float) -> list:
+    """Delete the leftovers of runs that have ended; return their paths.
+
+    A temporary scene folder ``.tmp-NNNNNN-<run>`` goes with its run's lease once the lease says
+    the run is dead (its lock is free on this machine; elsewhere it was not touched for
+    ``stale_after`` seconds). Anything else (a folder whose lease is gone, or an older version's
+    ``.tmp-NNNNNN-<host>-<pid>``, whose host name and pid may be another container's) goes only
+    when nothing in it changed for ``stale_after`` seconds.
     """
-    scenes_dir, host, now = Path(scenes_dir), host_name(), time.time()
+    scenes_dir, now = Path(scenes_dir), time.time()
+    entries = sorted(scenes_dir.glob(TMP_PREFIX + "*")) if scenes_dir.is_dir() else []
+    verdicts = {}
+
+    def alive(run_id):
+        if run_id not in verdicts:
+            verdicts[run_id] = lease_alive(run_lease_path(scenes_dir, run_id), stale_after)
+        return verdicts[run_id]
+
     removed = []
-    for path in sorted(scenes_dir.glob(TMP_PREFIX + "*")) if scenes_dir.is_dir() else []:
-        owner = _temporary_owner(path.name)
+    for path in entries:
+        if _LEASE_NAME.fullmatch(path.name):
+            continue  # after its folders
+        match = _FOLDER_NAME.fullmatch(path.name)
+        verdict = alive(match.group(1)) if match else None
         try:
-            gone = owner is not None and owner[0] == host and (owner[1] == os.getpid() or not _process_alive(owner[1]))
-            if gone or now - _last_change(path) > stale_after:
-                shutil.rmtree(path, ignore_errors=True)
+            if verdict is False or (verdict is None and now - _last_change(path) > stale_after):
+                _remove(path)
                 removed.append(path)
         except FileNotFoundError:
             continue  # renamed into place or removed by its owner meanwhile
+    for path in entries:
+        match = _LEASE_NAME.fullmatch(path.name)
+        if match and alive(match.group(1)) is False:
+            path.unlink(missing_ok=True)
+            removed.append(path)
     return removed
 
 
-@contextlib.contextmanager
-def atomic_scene_dir(scenes_dir, index: int):
-    """Yield a fresh temporary folder for scene ``index``; rename it into place on success,
-    delete it on any error, so a scene folder is never seen half-written. When another run
-    completed the scene first, its copy stays and this one is discarded."""
-    scenes_dir = Path(scenes_dir)
-    scenes_dir.mkdir(parents=True, exist_ok=True)
-    final = scenes_dir / scene_folder_name(index)
-    tmp = scenes_dir / f"{TMP_PREFIX}{scene_folder_name(index)}-{host_name()}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
+def sync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` (and itself) to disk."""
+    for path, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            fsync_path(os.path.join(path, name))
+        fsync_path(path)
+
+
+class atomic_scene_dir:  # noqa: N801 (used like a function: ``with atomic_scene_dir(...) as tmp``)
+    """A fresh temporary folder for scene ``index``: renamed into place when the ``with`` block
+    succeeds, deleted on any error, so a scene folder is never seen half-written.
+
+    Its files are flushed to disk before the rename and the rename after it, so a scene that
+    looks complete is complete after a power loss too. When another run completed the scene
+    first, its copy stays and this one is discarded: ``completed`` tells whether this one made
+    the scene. The folder carries the id of the run's ``lease`` (a lease of its own when None).
+    """
+
+    def __init__(self, scenes_dir, index: int, lease: Lease = None):
+        self.scenes_dir, self.index, self.lease = Path(scenes_dir), index, lease
+        self.completed = False
+        self._own_lease = None
+
+    def __enter__(self) -> Path:
+        self.scenes_dir.mkdir(parents=True, exist_ok=True)
+        if self.lease is None:
+            self.lease = self._own_lease = start_run(self.scenes_dir)
+        self.path = self.scenes_dir / f"{TMP_PREFIX}{scene_folder_name(self.index)}-{self.lease.run_id}"
+        shutil.rmtree(self.path, ignore_errors=True)  # this run's own earlier try
+        self.path.mkdir()
+        return self.path
+
+    def __exit__(self, kind, error, traceback):
         try:
-            os.rename(tmp, final)
+            if kind is None:
+                self._complete()
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
+            if self._own_lease is not None:
+                self._own_lease.release()
+
+    def _complete(self) -> None:
+        final = self.scenes_dir / scene_folder_name(self.index)
+        sync_tree(self.path)
+        try:
+            os.rename(self.path, final)
         except OSError as error:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (final / "scene.json").is_file():
                 raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            return
+        fsync_path(self.scenes_dir)
+        self.completed = True
 
 
 class DatasetStore:
@@ -159,24 +216,33 @@ class DatasetStore:
         write_json_atomic(self.dataset_json_path, info, "dataset")
         self._info = info
 
-    def refresh_counts(self) -> dict:
+    def count(self) -> dict:
+        """The counts of the scene folders as they are now: complete scenes, views per scene and
+        their expressions."""
+        scene_ids = self.scene_ids()
+        expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
+                          for index in scene_ids if self.refexps_path(index).is_file())
+        self._info = None  # another run may have changed the file
+        return dict(self.info()["counts"], scenes=len(scene_ids), expressions=expressions)
+
+    def refresh_counts(self, others_at_work=lambda: False) -> dict:
         """Recount the complete scenes and their expressions into dataset.json; return the counts.
 
-        Runs that finish together (on several hosts) may overwrite each other's count, so each one
-        writes and then checks again until dataset.json agrees with the scene folders.
+        Runs that finish together (on several hosts) may overwrite each other's count with an older
+        one, so each writes and then counts again until dataset.json agrees with the folders. While
+        ``others_at_work()`` says another run is still going, a disagreement is left to that run,
+        which recounts when it ends: a run never waits for others, and once all runs have ended the
+        file agrees with the folders.
         """
         for _ in range(COUNT_TRIES):
-            scene_ids = self.scene_ids()
-            expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
-                              for index in scene_ids if self.refexps_path(index).is_file())
-            self._info = None  # another run may have changed the file
-            info = self.info()
-            counts = dict(info["counts"], scenes=len(scene_ids), expressions=expressions)
-            if counts == info["counts"]:
+            counts = self.count()
+            if counts == self.info()["counts"] or others_at_work():
                 return counts
-            self.write_info(dict(info, counts=counts))
-        raise ClevrRemvError(f"{self.dataset_json_path}: the counts kept changing while recounting; "
-                             "run `clevr-remv refexps` or generate again once the other runs have finished")
+            self.write_info(dict(self.info(), counts=counts))
+        warnings.warn(f"{self.dataset_json_path}: the scene folders kept changing while recounting, but no other "
+                      "run says it is at work; its counts may be behind (`clevr-remv validate` checks them, and "
+                      "the next `generate` into the folder recounts)", stacklevel=2)
+        return counts
 
     @property
     def passes(self) -> tuple:

@@ -1,4 +1,6 @@
 """`clevr-remv generate`: the command-line shell over clevr_remv.generate.pipeline."""
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -9,9 +11,14 @@ from clevr_remv.generate.pipeline import generate as run_generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
 from clevr_remv.generate.rig import RIG_TYPES
+from clevr_remv.generate.writer import stored_config
 from clevr_remv.refexp import load_template_set, refexp_settings
 
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _exit_on_sigterm(signum, frame):
+    sys.exit(128 + signum)
 
 
 def _parse_duration(ctx, param, value) -> float:
@@ -46,8 +53,10 @@ def _parse_duration(ctx, param, value) -> float:
               help="Render device (gpu: OptiX, else CUDA).")
 @click.option("--min-objects", default=3, show_default=True, type=int, help="Fewest objects per scene.")
 @click.option("--max-objects", default=10, show_default=True, type=int, help="Most objects per scene.")
-@click.option("--min-pixels", default=200, show_default=True, type=int,
-              help="Fewest visible pixels per object in the centre view (else the layout is re-sampled).")
+@click.option("--min-pixels", default=None, type=int,
+              help="Fewest visible pixels per object in the centre view (else the layout is re-sampled) "
+                   "[default: 200 at 480x320, scaled with the view's pixel count (50 at 240x160); "
+                   "a resumed dataset's own value].")
 @click.option("--baseline", default=DEFAULT_BASELINE, show_default=True, type=float,
               help="Distance between neighbouring cameras, world units.")
 @click.option("--lens", default=DEFAULT_LENS_MM, show_default=True, type=float,
@@ -88,6 +97,8 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
     the rest. Several runs (other --start ranges, shards, hosts) may write one folder at once;
     each scene is made once.
     """
+    if min_pixels is None:  # a resumed dataset's own value, else the default for the view size
+        min_pixels = (stored_config(out) or {}).get("min_pixels")
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=samples,
                             denoise=not no_denoise, baseline=baseline, lens=lens, rig=rig, min_objects=min_objects,
                             max_objects=max_objects, min_pixels=min_pixels,
@@ -96,14 +107,19 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
     if templates_dir is not None:
         load_template_set(templates_dir)  # a bad template folder fails before anything is written
     refexps = refexp_settings(seed, per_scene, templates_dir)
-    summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),
-                           device=device, refexps=refexps, view_timeout=view_timeout, executor=executor,
-                           shard=shard, worker_cpus=worker_cpus, ray_address=ray_address,
-                           stale_after=stale_after)
-    overhead = summary["wall_seconds"] / summary["render_seconds"] if summary["render_seconds"] else float("nan")
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a job scheduler's stop: clean up as on Ctrl+C
+    try:
+        summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),
+                               device=device, refexps=refexps, view_timeout=view_timeout, executor=executor,
+                               shard=shard, worker_cpus=worker_cpus, ray_address=ray_address,
+                               stale_after=stale_after)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    overhead = (f" (overhead x{summary['wall_seconds'] / summary['render_seconds']:.2f})"
+                if summary["render_seconds"] else "")
     click.echo(f"{summary['rendered']} scenes rendered ({summary['views']} views), {summary['skipped']} already "
-               f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering "
-               f"(overhead x{overhead:.2f}); dataset {summary['out']}: {summary['counts']['scenes']} scenes, "
+               f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering"
+               f"{overhead}; dataset {summary['out']}: {summary['counts']['scenes']} scenes, "
                f"{summary['counts']['expressions']} expressions")
     if summary["restarts"]:
         click.echo(f"{summary['restarts']} scene(s) restarted after a render worker or node was lost")

@@ -11,6 +11,15 @@ DEFAULT_SAMPLES = 4
 DEFAULT_BASELINE = 0.1
 # CLEVR's lens (on a 32 mm sensor); the paper's "focal points at 2.5cm" is discussed in docs/multiview.md.
 DEFAULT_LENS_MM = 35.0
+# --min-pixels follows the view's pixel count: 200 at 480x320 (a quarter of what the smallest
+# object shows at the scene centre), 50 at 240x160, 8 at 96x64.
+MIN_PIXELS_AT_480X320 = 200
+
+
+def default_min_pixels(width: int, height: int) -> int:
+    """The default --min-pixels for views of ``width`` x ``height``: 200 at 480x320, scaled with
+    the pixel count (objects cover a fixed share of the view), at least 1."""
+    return max(1, round(MIN_PIXELS_AT_480X320 * width * height / (480 * 320)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,12 +41,14 @@ class GenerateConfig:
     rig: str = "parallel"
     min_objects: int = 3
     max_objects: int = 10
-    min_pixels: int = 200
+    min_pixels: int = None  # None: default_min_pixels of the view size
     properties: dict = dataclasses.field(default_factory=dict)
     passes: tuple = ()  # optional passes beside rgb and index, e.g. ("depth",)
 
     def __post_init__(self):
         object.__setattr__(self, "passes", tuple(sorted(set(self.passes))))
+        if self.min_pixels is None and self.width > 0 and self.height > 0:
+            object.__setattr__(self, "min_pixels", default_min_pixels(self.width, self.height))
         unknown = [name for name in self.passes if name not in OPTIONAL_PASSES]
         if unknown:
             raise ClevrRemvError(f"--passes: {', '.join(map(repr, unknown))} is not a pass; choose from "
@@ -54,7 +65,7 @@ class GenerateConfig:
             (1 <= self.max_objects <= 255, "--max-objects", f"{self.max_objects} must be between 1 and 255"),
             (self.min_objects <= self.max_objects, "--min-objects",
              f"{self.min_objects} is greater than --max-objects {self.max_objects}"),
-            (self.min_pixels >= 0, "--min-pixels", f"{self.min_pixels} must be >= 0"),
+            (self.min_pixels is None or self.min_pixels >= 0, "--min-pixels", f"{self.min_pixels} must be >= 0"),
         ]
         for ok, flag, message in checks:
             if not ok:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from clevr_remv.dataset.depth import encode_depth
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
 from clevr_remv.errors import ClevrRemvError
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.config import GenerateConfig, default_min_pixels
 from clevr_remv.generate.render import SupervisedWorker
 from clevr_remv.generate.scene import scene_spec
 from clevr_remv.generate.writer import write_annotations
@@ -46,7 +46,9 @@ def choose_layout(worker: SupervisedWorker, config: GenerateConfig, index: int) 
         if min(counts[1:]) >= config.min_pixels:
             return spec
     raise ClevrRemvError(f"scene {index}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts shows every object "
-                         f"with >= {config.min_pixels} pixels; lower --min-pixels or --max-objects")
+                         f"with >= {config.min_pixels} pixels; lower --min-pixels (the default at "
+                         f"{config.width}x{config.height} is {default_min_pixels(config.width, config.height)}) "
+                         "or --max-objects")
 
 
 def _save_index_masks(scene_dir, spec) -> dict:
@@ -69,15 +71,17 @@ def _save_depth_maps(scene_dir, spec, scale: float) -> None:
         raw.unlink()
 
 
-def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, on_view=None, on_retry=None) -> bool:
+def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, lease, on_view=None, on_retry=None) -> bool:
     """Make scene ``index`` of ``job`` with ``worker`` unless it is complete already (another run
-    made it); return whether it was rendered here. ``on_view`` gets each view's event, and
-    ``on_retry`` is called before the worker retries the scene after a crash."""
+    made it); return whether this call's copy became the scene (not when another run's copy won
+    the rename meanwhile). ``lease`` is the run's (its id names the temporary folder); ``on_view``
+    gets each view's event, and ``on_retry`` is called before the worker retries the scene after a crash."""
     store = DatasetStore(job.root)
     if store.scene_json_path(index).is_file():
         return False
     spec = choose_layout(worker, job.config, index)
-    with atomic_scene_dir(store.scenes_dir, index) as tmp:
+    folder = atomic_scene_dir(store.scenes_dir, index, lease)
+    with folder as tmp:
         render = {"op": "render", "spec": spec, "properties": job.config.properties, "out": str(tmp),
                   "passes": list(job.config.passes)}
         worker.run(render, f"scene {index}", on_view, on_retry)
@@ -85,7 +89,7 @@ def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, on_view=None
         if "depth" in job.config.passes:
             _save_depth_maps(tmp, spec, store.info()["depth_scale"])
         write_annotations(tmp, spec, job.config.properties, masks, job.refexps)
-    return True
+    return folder.completed
 
 
 class Progress:
@@ -121,9 +125,9 @@ class Progress:
                 self.rendered += 1
                 self.views += len(seconds)
                 self.render_seconds += sum(seconds)
-            else:  # made by another run meanwhile
+            else:  # made by another run meanwhile (perhaps while this one rendered it too)
                 self.bar.total -= self.views_per_scene
-                self.bar.refresh()
+                self.bar.update(-len(seconds))
 
     def close(self) -> None:
         self.bar.close()

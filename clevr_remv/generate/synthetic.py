@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from clevr_remv.dataset.depth import encode_depth
-from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir
+from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, start_run
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.scene import scene_spec
@@ -53,20 +53,26 @@ def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 4
                             properties=properties, rig=rig, passes=passes)
     refexps = refexp_settings(seed, per_scene)
     store = open_dataset(root, config, refexps)
-    for index in range(scenes):
-        spec = scene_spec(config, index)
-        with atomic_scene_dir(store.scenes_dir, index) as tmp:
-            for folder in ("rgb", "index") + config.passes:
-                (tmp / folder).mkdir()
-            index_images = {}
-            for view in spec["views"]:
-                rgb, index_image = rasterize_view(spec, view, properties)
-                Image.fromarray(rgb).save(tmp / "rgb" / f"{view['name']}.png")
-                Image.fromarray(index_image).save(tmp / "index" / f"{view['name']}.png")
-                if "depth" in config.passes:
-                    depth = encode_depth(disc_depth(spec, view, index_image), store.info()["depth_scale"])
-                    Image.fromarray(depth).save(tmp / "depth" / f"{view['name']}.png")
-                index_images[view["name"]] = index_image
-            write_annotations(tmp, spec, properties, index_images, refexps)
+    with start_run(store.scenes_dir) as lease:
+        for index in range(scenes):
+            _write_scene(store, config, properties, refexps, index, lease)
     store.refresh_counts()
     return store
+
+
+def _write_scene(store: DatasetStore, config: GenerateConfig, properties: dict, refexps: dict, index: int,
+                 lease) -> None:
+    spec = scene_spec(config, index)
+    with atomic_scene_dir(store.scenes_dir, index, lease) as tmp:
+        for folder in ("rgb", "index") + config.passes:
+            (tmp / folder).mkdir()
+        index_images = {}
+        for view in spec["views"]:
+            rgb, index_image = rasterize_view(spec, view, properties)
+            Image.fromarray(rgb).save(tmp / "rgb" / f"{view['name']}.png")
+            Image.fromarray(index_image).save(tmp / "index" / f"{view['name']}.png")
+            if "depth" in config.passes:
+                depth = encode_depth(disc_depth(spec, view, index_image), store.info()["depth_scale"])
+                Image.fromarray(depth).save(tmp / "depth" / f"{view['name']}.png")
+            index_images[view["name"]] = index_image
+        write_annotations(tmp, spec, properties, index_images, refexps)

@@ -1,4 +1,6 @@
 """Writing a dataset: create or reopen its root, finish a scene's annotations."""
+import contextlib
+import json
 from pathlib import Path
 
 from clevr_remv import FORMAT_VERSION, __version__
@@ -16,14 +18,16 @@ def _config_difference(stored: dict, wanted: dict) -> str:
                      f"{key}: existing {stored.get(key)!r}, requested {wanted.get(key)!r}" for key in keys)
 
 
-def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
-    """Create the dataset at ``root``, or reopen it when it was made with the same config and
-    expression settings (``refexps``, see :func:`clevr_remv.refexp.refexp_settings`).
+def stored_config(root):
+    """The config in ``root``/dataset.json, or None when there is none to read (yet)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        stored = json.loads((Path(root) / "dataset.json").read_bytes().decode("utf-8"))["config"]
+        return stored if isinstance(stored, dict) else None
+    return None
 
-    Different settings are refused and nothing is touched, so a resumed run never mixes scenes
-    generated with different settings. Of several runs starting at once into a new folder, exactly
-    one creates dataset.json and the others check their settings against it.
-    """
+
+def create_or_open_dataset(root, config: GenerateConfig, refexps: dict) -> tuple:
+    """(store, created): :func:`open_dataset`, and whether this call created dataset.json."""
     dataset_json = Path(root) / "dataset.json"
     wanted = config.to_dict()
     depth = {"depth_scale": DEPTH_SCALE} if "depth" in config.passes else {}
@@ -31,7 +35,7 @@ def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
             "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
             "config": wanted, "refexps": refexps, **depth,
             "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0}}, "dataset"):
-        return DatasetStore(root)
+        return DatasetStore(root), True
     store = DatasetStore(root)
     # Datasets made before --passes (rgb + index) and --lens (CLEVR's 35 mm) lack those keys.
     stored = {"passes": [], "lens": DEFAULT_LENS_MM, **store.info()["config"]}
@@ -45,7 +49,18 @@ def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
         raise ClevrRemvError(
             f"{dataset_json}: this dataset's expressions were made with other settings ({difference}); "
             "resume with the same flags, then run `clevr-remv refexps` to remake all expressions")
-    return store
+    return store, False
+
+
+def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
+    """Create the dataset at ``root``, or reopen it when it was made with the same config and
+    expression settings (``refexps``, see :func:`clevr_remv.refexp.refexp_settings`).
+
+    Different settings are refused and nothing is touched, so a resumed run never mixes scenes
+    generated with different settings. Of several runs starting at once into a new folder, exactly
+    one creates dataset.json and the others check their settings against it.
+    """
+    return create_or_open_dataset(root, config, refexps)[0]
 
 
 def write_annotations(scene_dir, spec: dict, properties: dict, index_images: dict, refexps: dict) -> int:

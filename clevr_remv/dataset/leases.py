@@ -1,0 +1,124 @@
+"""Which runs are still at work: each run holds a lease, a small file it keeps locked and touches.
+
+A lease names its run by a random id, so no two runs share one whatever their host names and
+pids (containers often all run as PID 1 and may share a host name). The file holds the id, the
+host name, the pid and the machine key: the kernel's boot id, which all containers of one
+machine share and no other machine has. Whether the run is alive is then decided
+
+- on the same machine, by the lock: the holder keeps an exclusive ``flock`` on the file until it
+  ends, and the kernel drops it when the process dies, however it dies;
+- elsewhere (a lock taken over a network filesystem may be local to one client), by the heartbeat:
+  the holder touches the file every HEARTBEAT_S seconds, and a lease untouched for longer than the
+  caller's ``stale_after`` belongs to a dead run.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+
+HOST_ENV = "CLEVR_REMV_HOSTNAME"  # overrides the host name (tests simulate several hosts with it)
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+HEARTBEAT_S = 60.0
+# A lease touched this recently belongs to a run at work (used where guessing wrong costs only time).
+RECENT_S = 5 * HEARTBEAT_S
+
+_held = set()  # paths of the leases this process holds: never probed (a probe could drop a POSIX lock)
+
+
+def host_name() -> str:
+    """This machine's name as written into leases (``CLEVR_REMV_HOSTNAME`` overrides it)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", os.environ.get(HOST_ENV) or socket.gethostname())
+
+
+def machine_key() -> str:
+    """What identifies this machine: its boot id (plus the ``CLEVR_REMV_HOSTNAME`` override, with
+    which tests make one machine look like several); the host name where there is no boot id."""
+    try:
+        boot = Path(BOOT_ID_PATH).read_text().strip()
+    except OSError:
+        boot = ""
+    override = os.environ.get(HOST_ENV)
+    return "/".join(part for part in (boot or socket.gethostname(), override) if part)
+
+
+def held_leases() -> frozenset:
+    """The paths (str) of the leases this process holds."""
+    return frozenset(_held)
+
+
+def new_run_id() -> str:
+    """A random run id: 16 hex digits."""
+    return secrets.token_hex(8)
+
+
+class Lease:
+    """A lease at ``path`` held by this process from creation until :meth:`release`.
+
+    The file is created exclusively and locked before its content is written, so a reader that
+    finds the content also finds the lock taken. With ``heartbeat_s``, a thread touches it that often.
+    """
+
+    def __init__(self, path, run_id: str, heartbeat_s=HEARTBEAT_S):
+        self.path, self.run_id = Path(path), run_id
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.write(self._fd, json.dumps({"run": run_id, "host": host_name(), "pid": os.getpid(),
+                                       "machine": machine_key()}).encode())
+        _held.add(str(self.path))
+        self._stop = threading.Event()
+        if heartbeat_s:
+            threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with contextlib.suppress(OSError):
+                os.utime(self._fd)
+
+    def release(self) -> None:
+        """End the lease: the file goes first, then the lock (idempotent)."""
+        if self._fd is None:
+            return
+        self._stop.set()
+        self.path.unlink(missing_ok=True)
+        _held.discard(str(self.path))
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def lease_alive(path, stale_after: float):
+    """Whether the run of the lease at ``path`` may still be running: True, False, or None when
+    there is no lease there (never made, or released)."""
+    path = Path(path)
+    if str(path) in _held:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            owner = json.loads(os.read(fd, 4096) or b"null")
+        except ValueError:
+            owner = None
+        if isinstance(owner, dict) and owner.get("machine") == machine_key():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False  # nobody holds it: the run ended without releasing it
+        return time.time() - os.fstat(fd).st_mtime <= stale_after
+    finally:
+        os.close(fd)
