@@ -229,6 +229,7 @@ def test_a_broken_test_image_fails_before_training(tiny_dataset_copy, tmp_path, 
 
 
 def test_an_empty_split_leaves_no_output_folder(tiny_dataset_copy, tmp_path):
+    (tiny_dataset_copy / "splits.json").unlink()  # a scene's split never changes: split anew
     write_splits(tiny_dataset_copy, "1,0,0")
     with pytest.raises(ClevrRemvError, match="split 'val' has no "):
         run_benchmark(tiny_dataset_copy, "baseline", tmp_path / "out", epochs=1, **FAST)
