@@ -136,7 +136,7 @@ def test_reports_are_written(tiny_dataset, tmp_path):
     assert "MVR" in document and "MRD" in document
     markdown = (out / "results.md").read_text()
     assert "| P@0.5 | P@0.6 | P@0.7 | P@0.8 | P@0.9 | mIoU | oIoU |" in markdown
-    assert "| u1_v1 | u3_v1 | u1_v3 | u3_v3 | Average | SD |" in markdown
+    assert "| u1_v1 (I11) | u3_v1 (I31) | u1_v3 (I13) | u3_v3 (I33) | Average | SD |" in markdown
     assert "MVR" in markdown and "MRD" in markdown
     with Image.open(out / "iou_heatmap.png") as image:
         assert image.format == "PNG" and image.width > 100
