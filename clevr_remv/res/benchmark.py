@@ -203,7 +203,7 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
     records = (json.dumps(prediction_record(scene, expression_id, view, prediction))
                for scene, expression_id, view, prediction, _ in
                predict(model, _loader(dataset, settings, False), tokenizer, settings["device"],
-                       settings["input_size"], description="test"))
+                       settings["input_size"], description="test", refine=_refiner(settings)))
     predictions_path = out / "predictions.jsonl"
     with atomic_path(predictions_path) as tmp:
         _write_lines(tmp, records)
@@ -214,9 +214,19 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
                             "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"],
                             "protocol": settings["protocol"], "test_data": str(store.root),
                             "finetune_epochs": tested_state.get("finetune_epochs", 0), "seed": settings["seed"]}
+    results["benchmark"]["densecrf"] = bool(settings.get("densecrf"))
     results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
+
+
+def _refiner(settings):
+    """DenseCRF's refinement of the test predictions when ``densecrf`` is set, else None (argmax)."""
+    if not settings.get("densecrf"):
+        return None
+    from clevr_remv.res.models.densecrf import refine
+
+    return refine
 
 
 def trivial_floors(store, split, views, seed) -> dict:
@@ -357,7 +367,7 @@ def _removed_on_error(out: Path):
 def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
                   device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
                   text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
-                  recipe: str = "default", iterations=None, val_every=None,
+                  recipe: str = "default", iterations=None, val_every=None, densecrf: bool = False,
                   seed: int = 0, config_overrides=None, test_data=None, protocol: str = "heldout",
                   finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS) -> dict:
     """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
@@ -367,7 +377,7 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
     entries replacing the model config of a new run (e.g. a smaller backbone), over those of
     ``recipe`` (a name in the model's ``RECIPES``); ``iterations``: train this many steps instead of
     ``epochs`` epochs (poly decay over them), validating every ``val_every`` steps (default: one
-    epoch's); ``test_data``: the dataset whose test split is scored (default ``data``);
+    epoch's); ``densecrf``: refine the test predictions with DenseCRF; ``test_data``: the dataset whose test split is scored (default ``data``);
     ``protocol``: one of PROTOCOLS.
     """
     module = get_model(model_name)
@@ -379,7 +389,11 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         raise ClevrRemvError(f"--finetune-epochs: {finetune_epochs} must be at least 1")
     settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
                          seed, text_encoder, vision_weights, workers)
-    settings.update(_schedule(iterations, val_every), recipe=recipe)
+    settings.update(_schedule(iterations, val_every), recipe=recipe, densecrf=densecrf)
+    if densecrf:
+        from clevr_remv.res.models.densecrf import check_available
+
+        check_available()  # a missing package fails now, not after training
     config_overrides = {**recipe_overrides(module, recipe), **(config_overrides or {})}
     if vision_weights and not module.vision_backbone({**module.default_config(size), **config_overrides}):
         raise ClevrRemvError(f"--vision-weights: model {model_name!r} with --recipe {recipe} has no pretrained "

@@ -61,6 +61,9 @@ def _parse_size(ctx, param, value):
 @click.option("--val-every", type=click.IntRange(1), default=None,
               help="With --iterations: validate (and checkpoint) every this many iterations "
                    "[default: one epoch's].")
+@click.option("--densecrf", is_flag=True,
+              help="Refine the test predictions with DenseCRF (needs pip install pydensecrf2, which compiles; "
+                   "the paper reports its CNN-LSTM models with and without it).")
 @click.option("--test-data", "test_data_dir", default=None, type=click.Path(file_okay=False),
               help="Score the test split of this dataset instead of --data's (e.g. train on a centre-view-only "
                    "dataset, test on a 9x9 one); views of the same size, scenes disjoint from train and val.")
@@ -70,7 +73,7 @@ def _parse_size(ctx, param, value):
 @click.option("--finetune-epochs", default=5, show_default=True, type=int,
               help="Epochs of fine-tuning on the test centre views with --protocol finetune-test.")
 def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, resume, size,
-              text_encoder, vision_weights, input_size, workers, seed, recipe, iterations, val_every,
+              text_encoder, vision_weights, input_size, workers, seed, recipe, iterations, val_every, densecrf,
               test_data_dir, protocol, finetune_epochs):
     """Train an RES model on the centre views of train, keep the best checkpoint by val centre
     oIoU, and test it on the centre and shifted views of test.
@@ -87,7 +90,7 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
                             device=device, views=views, resume=resume, size=size,
                             text_encoder=text_encoder, vision_weights=vision_weights,
                             input_size=input_size, workers=workers, seed=seed, recipe=recipe,
-                            iterations=iterations, val_every=val_every, test_data=test_data_dir,
+                            iterations=iterations, val_every=val_every, densecrf=densecrf, test_data=test_data_dir,
                             protocol=protocol, finetune_epochs=finetune_epochs)
     center = results["center"]
     click.echo(f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "

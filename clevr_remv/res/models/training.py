@@ -136,9 +136,11 @@ def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, d
 
 @torch.no_grad()
 def predict(model, loader, tokenizer, device, input_size=None, description: str = "predict",
-            progress: bool = True):
+            progress: bool = True, refine=None):
     """Yield (scene, expression_id, view, predicted mask, ground-truth mask) per sample; masks are
-    bool numpy arrays at the native resolution (logits upsampled bilinearly before the argmax)."""
+    bool numpy arrays at the native resolution (logits upsampled bilinearly before the argmax).
+    ``refine(image uint8 (H, W, 3), probabilities (2, H, W)) -> mask`` replaces the argmax (e.g.
+    DenseCRF)."""
     model.eval()
     for batch in tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True):
         images, tokens, token_mask = _network_inputs(batch, tokenizer, input_size, device)
@@ -146,7 +148,12 @@ def predict(model, loader, tokenizer, device, input_size=None, description: str 
         native = batch["mask"].shape[-2:]
         if logits.shape[-2:] != native:
             logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
-        predictions = (logits.argmax(1) == 1).cpu().numpy()
+        if refine is None:
+            predictions = (logits.argmax(1) == 1).cpu().numpy()
+        else:
+            pixels = (batch["image"] * 255).round().byte().permute(0, 2, 3, 1).numpy()
+            predictions = [refine(image, probability) for image, probability in
+                           zip(pixels, logits.softmax(1).float().cpu().numpy())]
         targets = batch["mask"].numpy()
         for scene, expression_id, view, prediction, target in zip(
                 batch["scene"], batch["expression_id"], batch["view"], predictions, targets):
