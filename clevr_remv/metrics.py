@@ -12,6 +12,14 @@ native resolution. All summary figures are percentages.
   averaged with MVR's 1/distance weights: sum (1 - Q) / d / sum 1 / d. Unlike -Q ln Q, which is 0
   both for no drop (Q = 1) and for total failure (Q = 0), it grows monotonically as IoU falls:
   0 = no drop, 100 = every shifted view fails, negative = shifted views beat the centre.
+
+Generalized RES (GRES: expressions naming no object or several; an empty predicted mask is the
+answer "no target"), from per-sample I, U and the target's pixel count T (0 = no-target sample):
+
+- gIoU = mean per-sample IoU where a no-target sample scores 100 when predicted empty, else 0;
+- cIoU = sum I / sum U, the same as oIoU (a no-target sample adds its predicted pixels to U);
+- N-acc = % of no-target samples predicted empty; T-acc = % of target samples predicted non-empty
+  (None when the split has no sample of that kind).
 """
 import math
 from collections import defaultdict
@@ -21,6 +29,8 @@ import numpy as np
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 PRECISION_KEYS = tuple(f"P@{t}" for t in THRESHOLDS)
 ROBUSTNESS_IOUS = ("oIoU", "mIoU")
+GENERALIZED_KEYS = ("gIoU", "cIoU", "N-acc", "T-acc")
+GENERALIZED_IOUS = ("gIoU", "cIoU")
 
 
 def intersection_and_union(prediction, target) -> tuple:
@@ -61,17 +71,50 @@ def _percent(part, whole) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
+def generalized_summary(intersections, unions, target_pixels) -> dict:
+    """gIoU, cIoU, N-acc and T-acc (in %; see the module docstring) and the counts of no-target
+    and target samples, from per-sample I, U and target pixel counts (0 = no target)."""
+    intersections = np.asarray(intersections, dtype=np.int64)
+    unions = np.asarray(unions, dtype=np.int64)
+    targets = np.asarray(target_pixels, dtype=np.int64)
+    if not intersections.shape == unions.shape == targets.shape or intersections.ndim != 1:
+        raise ValueError("intersections, unions and target pixels must be 1-D sequences of the same length")
+    if np.any(intersections > np.minimum(unions, targets)) or np.any(intersections < 0) or np.any(targets > unions):
+        raise ValueError("each intersection must lie between 0 and its target, and the target within its union")
+    no_target = targets == 0
+    predicted_empty = unions - targets + intersections == 0
+    ious = np.divide(intersections, unions, out=np.zeros(unions.size), where=unions > 0)
+    ious[no_target] = predicted_empty[no_target]
+    count, absent = int(unions.size), int(no_target.sum())
+    return {"gIoU": 100.0 * float(ious.mean()) if count else 0.0,
+            "cIoU": _percent(int(intersections.sum()), int(unions.sum())),
+            "N-acc": 100.0 * float(predicted_empty[no_target].mean()) if absent else None,
+            "T-acc": 100.0 * float((~predicted_empty[~no_target]).mean()) if count > absent else None,
+            "no_target_samples": absent, "target_samples": count - absent}
+
+
 class ScoreAccumulator:
-    """Collects per-sample (I, U) by view and summarises them per view and overall."""
+    """Collects per-sample (I, U) by view and summarises them per view and overall; with the
+    target's pixel count given for every sample, the summaries add :func:`generalized_summary`,
+    and with ``groupings`` each sample is also filed in a :class:`Breakdown`."""
 
-    def __init__(self):
-        self._counts = defaultdict(lambda: ([], []))
+    def __init__(self, groupings=()):
+        self._counts = defaultdict(lambda: ([], [], []))
+        self._breakdown = Breakdown(groupings)
 
-    def add(self, view, intersection: int, union: int) -> None:
-        """Record one sample of view (u, v)."""
-        intersections, unions = self._counts[tuple(view)]
+    def add(self, view, intersection: int, union: int, target_pixels=None, labels=None) -> None:
+        """Record one sample of view (u, v) (``target_pixels``: for the generalized figures;
+        ``labels``: its label in each of the groupings)."""
+        intersections, unions, targets = self._counts[tuple(view)]
         intersections.append(intersection)
         unions.append(union)
+        targets.append(target_pixels)
+        if labels is not None:
+            self._breakdown.add(labels, intersection, union, target_pixels)
+
+    def breakdowns(self) -> dict:
+        """{grouping: {label: summary}} of the groupings (empty without groupings)."""
+        return self._breakdown.summaries()
 
     def views(self) -> list:
         """The views seen so far, sorted by (v, u) (the rig's order)."""
@@ -79,13 +122,37 @@ class ScoreAccumulator:
 
     def per_view(self) -> dict:
         """{(u, v): summary} for every view seen."""
-        return {view: summarize(*self._counts[view]) for view in self.views()}
+        return {view: _summary(*self._counts[view]) for view in self.views()}
 
     def overall(self) -> dict:
         """The summary over all samples of all views."""
-        intersections = [i for view in self._counts for i in self._counts[view][0]]
-        unions = [u for view in self._counts for u in self._counts[view][1]]
-        return summarize(intersections, unions)
+        return _summary(*([value for view in self._counts for value in self._counts[view][k]] for k in range(3)))
+
+
+def _summary(intersections, unions, targets) -> dict:
+    summary = summarize(intersections, unions)
+    if targets and None not in targets:
+        summary.update(generalized_summary(intersections, unions, targets))
+    return summary
+
+
+class Breakdown:
+    """Per-sample (I, U, target pixels) filed under a label of each of several groupings (e.g.
+    target count, template family), summarised per label as :class:`ScoreAccumulator` does."""
+
+    def __init__(self, groupings):
+        self._groups = {name: defaultdict(lambda: ([], [], [])) for name in groupings}
+
+    def add(self, labels: dict, intersection: int, union: int, target_pixels: int) -> None:
+        """Record one sample; ``labels`` maps each grouping to this sample's label."""
+        for name, columns in self._groups.items():
+            for column, value in zip(columns[labels[name]], (intersection, union, target_pixels), strict=True):
+                column.append(value)
+
+    def summaries(self) -> dict:
+        """{grouping: {label: summary}}, labels in sorted order."""
+        return {name: {label: _summary(*columns[label]) for label in sorted(columns)}
+                for name, columns in self._groups.items()}
 
 
 def manhattan_distance(view, center) -> int:
@@ -130,12 +197,13 @@ def mean_relative_drop(iou_by_view, center) -> float:
 
 
 def robustness(per_view, center, iou_key: str = "oIoU") -> dict:
-    """MVR and MRD from per-view summaries ({(u, v): summary}), fed by ``iou_key``.
+    """MVR and MRD from per-view summaries ({(u, v): summary}), fed by ``iou_key`` (one of
+    ROBUSTNESS_IOUS, or of GENERALIZED_IOUS for summaries that have them).
 
     Both are None when only the centre was evaluated, NaN when the centre IoU is 0.
     """
-    if iou_key not in ROBUSTNESS_IOUS:
-        raise ValueError(f"iou_key must be one of {ROBUSTNESS_IOUS}, not {iou_key!r}")
+    if iou_key not in ROBUSTNESS_IOUS + GENERALIZED_IOUS:
+        raise ValueError(f"iou_key must be one of {ROBUSTNESS_IOUS + GENERALIZED_IOUS}, not {iou_key!r}")
     iou_by_view = {view: summary[iou_key] for view, summary in per_view.items()}
     if tuple(center) not in iou_by_view or len(iou_by_view) < 2:
         return {"MVR": None, "MRD": None, "robustness_iou": iou_key}

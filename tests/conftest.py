@@ -25,6 +25,21 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_generalized_dataset(tiny_dataset, tmp_path_factory):
+    """A copy of ``tiny_dataset`` whose expressions were remade with `clevr-remv refexps
+    --expressions generalized` (no-target, single- and multi-target ones; read-only)."""
+    from click.testing import CliRunner
+
+    from clevr_remv.cli import main
+
+    root = shutil.copytree(tiny_dataset, tmp_path_factory.mktemp("generalized") / "dataset")
+    result = CliRunner().invoke(main, ["refexps", "--data", str(root), "--expressions", "generalized",
+                                       "--per-scene", "10"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
 @pytest.fixture
 def tiny_dataset_copy(tiny_dataset, tmp_path):
     """A private, writable copy of ``tiny_dataset`` (for corruption and rewrite tests)."""

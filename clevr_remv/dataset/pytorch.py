@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from clevr_remv.dataset.depth import OPTIONAL_PASSES
+from clevr_remv.dataset.expressions import referents_of
 from clevr_remv.dataset.packed import is_packed
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
@@ -37,6 +38,10 @@ class ClevrRemvDataset(Dataset):
     referent's pixels in the index pass), ``text``, ``scene``, ``expression_id``, ``object``
     (1-based index of the referent) and ``view`` (u, v); with ``passes=("depth",)`` also
     ``depth`` float32 (H, W), the z-depth in world units (0 = no value: sky or out of range).
+
+    In a generalized dataset (expressions naming no object or several) ``mask`` is the union of
+    the referents' pixels (all False for a no-target expression), items also carry ``objects``
+    (the 1-based referents, empty for no target), and ``object`` is 0 unless there is exactly one.
     """
 
     def __init__(self, root, split: str = "train", views="center", transform=None, passes=()):
@@ -45,7 +50,8 @@ class ClevrRemvDataset(Dataset):
         self.transform = transform
         view_position = {view: position for position, view in enumerate(self.views)}
         # One row per expression that has at least one selected view.
-        self._scene, self._expression_id, self._object, self._text = [], [], [], []
+        self._scene, self._expression_id, self._objects, self._text = [], [], [], []
+        self._generalized = False
         starts, sample_views = [0], []
         for scene in scenes:
             path = self.store.refexps_path(scene)
@@ -57,7 +63,8 @@ class ClevrRemvDataset(Dataset):
                         continue
                     self._scene.append(scene)
                     self._expression_id.append(expression["id"])
-                    self._object.append(expression["referent"])
+                    self._objects.append(tuple(referents_of(expression)))
+                    self._generalized = self._generalized or "referents" in expression
                     self._text.append(expression["text"])
                     sample_views.extend(positions)
                     starts.append(starts[-1] + len(positions))
@@ -80,8 +87,12 @@ class ClevrRemvDataset(Dataset):
             raise IndexError(f"sample {index} out of range for {len(self)} samples")
         index %= len(self)
         row = int(np.searchsorted(self._starts, index, side="right")) - 1
-        return {"text": self._text[row], "scene": self._scene[row], "expression_id": self._expression_id[row],
-                "object": self._object[row], "view": self.views[self._sample_view[index]]}
+        objects = self._objects[row]
+        sample = {"text": self._text[row], "scene": self._scene[row], "expression_id": self._expression_id[row],
+                  "object": objects[0] if len(objects) == 1 else 0, "view": self.views[self._sample_view[index]]}
+        if self._generalized:
+            sample["objects"] = list(objects)
+        return sample
 
     def __getitem__(self, index: int) -> dict:
         sample = self.describe(index)
@@ -90,7 +101,10 @@ class ClevrRemvDataset(Dataset):
         image = rgb.transpose(2, 0, 1).astype(np.float32)  # a contiguous copy, then in place:
         image /= np.float32(255)  # several times faster than np.divide(transposed, out=...)
         sample["image"] = torch.from_numpy(image)
-        sample["mask"] = torch.from_numpy(self.store.read_index(scene, u, v) == sample["object"])
+        index_mask = self.store.read_index(scene, u, v)
+        objects = sample.get("objects", [sample["object"]])
+        mask = index_mask == objects[0] if len(objects) == 1 else np.isin(index_mask, objects)
+        sample["mask"] = torch.from_numpy(mask)
         if "depth" in self.passes:
             sample["depth"] = torch.from_numpy(self.store.read_depth(scene, u, v))
         return self.transform(sample) if self.transform is not None else sample

@@ -3,7 +3,8 @@
 Checks: dataset.json, scene.json, refexps.json and splits.json against their schemas; every
 RGB image, index mask and (in datasets with the depth pass) depth map (present, decodable, right
 size and mode, mask values within the object count, visible-pixel counts equal to scene.json); expression referents and their view
-lists against the scene's visibility; split coverage; the counts in dataset.json; leftover
+lists against the scene's visibility (in generalized datasets every expression's ``referents``, and
+``referent`` agreeing with them); split coverage; the counts in dataset.json; leftover
 ``.tmp-*`` entries of interrupted runs (warnings only).
 """
 import dataclasses
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.expressions import is_generalized, referents_of
 from clevr_remv.dataset.images import IMAGE_ERRORS
 from clevr_remv.dataset.packed import is_packed
 from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
@@ -46,6 +48,7 @@ class _Expected:
     height: int
     properties: dict
     depth: bool
+    generalized: bool = False  # expressions carry ``referents`` (refexps --expressions generalized)
 
 
 def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool = False) -> list:
@@ -66,7 +69,7 @@ def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool
         return [Problem(str(store.dataset_json_path), _strip_source(error, store.dataset_json_path))]
     problems = _check_info(store, info)
     expected = _Expected(info["config"]["grid"], info["config"]["width"], info["config"]["height"],
-                         info["config"]["properties"], "depth" in store.passes)
+                         info["config"]["properties"], "depth" in store.passes, is_generalized(info))
     problems += _leftovers(store.root) + _leftovers(store.scenes_dir)
     folders, strays = _scene_folders(store)
     problems += strays
@@ -248,9 +251,11 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
     objects = scene["objects"]
     for expression in refexps["expressions"]:
         name = f"expression {expression['id']}"
-        referent = expression["referent"]
-        if referent > len(objects):
-            found.append(f"{name}: referent {referent} but the scene has {len(objects)} objects")
+        found += _referent_problems(name, expression, expected.generalized)
+        referents = referents_of(expression)
+        if any(k > len(objects) for k in referents):
+            named = f"referent {referents[0]}" if len(referents) == 1 else f"referents {referents}"
+            found.append(f"{name}: {named} but the scene has {len(objects)} objects")
             continue
         views = [tuple(view) for view in expression["views"]]
         if len(set(views)) != len(views):
@@ -258,16 +263,32 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
         outside = [view for view in views if view not in positions]
         if outside:
             found.append(f"{name}: views {_short(outside)} are not in the {expected.grid}x{expected.grid} grid")
-        entries = objects[referent - 1]["views"]
-        hidden = [view for view in views if positions.get(view, len(entries)) < len(entries)
-                  and entries[positions[view]]["pixels"] == 0]
-        if hidden:
-            found.append(f"{name}: referent {referent} is not visible in listed views {_short(hidden)}")
+        for referent in referents:
+            entries = objects[referent - 1]["views"]
+            hidden = [view for view in views if positions.get(view, len(entries)) < len(entries)
+                      and entries[positions[view]]["pixels"] == 0]
+            if hidden:
+                found.append(f"{name}: referent {referent} is not visible in listed views {_short(hidden)}")
         for position, node in enumerate(expression["program"]):
             if any(source >= position for source in node["inputs"]):
                 found.append(f"{name}: program node {position} reads a later node")
                 break
     return [Problem(path, f"{message}; {fix}") for message in found]
+
+
+def _referent_problems(name: str, expression: dict, generalized: bool) -> list:
+    """How ``referent`` and ``referents`` disagree with each other or with the dataset's kind."""
+    if "referents" not in expression:
+        return [f"{name}: has no 'referents' (every expression of a generalized dataset lists the objects it "
+                "names; [] for no target)"] if generalized else []
+    referents = expression["referents"]
+    if referents != sorted(set(referents)):
+        return [f"{name}: referents {referents} are not sorted and distinct"]
+    if "referent" in expression and referents != [expression["referent"]]:
+        return [f"{name}: referent {expression['referent']} but referents {referents}"]
+    if len(referents) == 1 and "referent" not in expression:
+        return [f"{name}: names one object but has no 'referent' (readers of single-referent data need it)"]
+    return []
 
 
 def _check_counts(store: DatasetStore, info: dict, scenes: int, expressions) -> list:

@@ -3,6 +3,10 @@
 Sets are frozensets of 0-based object positions, objects are ints. A function returns None when
 its result is undefined (``unique`` of a set that is not a singleton, an ordinal that is out of
 range or tied); a program with an undefined node has no referent.
+
+Generalized expressions (:func:`answer_set`) read a program as naming a set of objects: a final
+``unique`` names the set it picks from when that set has at most one member (none = "no
+target"), a set-valued end (a plural template) names its whole set.
 """
 import dataclasses
 
@@ -196,3 +200,18 @@ def referent_of(program: list, facts: SceneFacts):
     if isinstance(result, frozenset):
         return unique(result)
     return result
+
+
+def answer_set(program: list, facts: SceneFacts):
+    """The objects (0-based) a program names, as a frozenset; empty when it names none (no
+    target); None when undefined: an earlier node is undefined, or a singular phrase (a final
+    ``unique``) fits two or more objects."""
+    outputs = execute(program, facts)
+    last = program[-1]
+    if last["type"] == "unique":
+        chosen = outputs[last["inputs"][0]]
+        return chosen if chosen is not None and len(chosen) <= 1 else None
+    result = outputs[-1]
+    if result is None or isinstance(result, frozenset):
+        return result
+    return frozenset([result])

@@ -1,9 +1,10 @@
-"""Instantiate a template for one target object: depth-first search over parameter values.
+"""Instantiate a template for a goal: depth-first search over parameter values.
 
 Nodes are visited in order; each node's candidate values are tried in a random (weighted) order
 and a branch is dropped as soon as a node's output is empty, undefined, breaks a constraint or
-can no longer lead to the target (early rejection). The result is the first assignment whose
-program names exactly the target.
+can no longer lead to the goal (early rejection). The result is the first assignment whose
+program names exactly the goal: one target object (:func:`instantiate`), a given set of objects,
+or any group of two or more allowed objects (:func:`instantiate_group`, for plural templates).
 """
 import dataclasses
 import itertools
@@ -22,12 +23,63 @@ _SHRINKING = {"filter", "filter_unique", "unique", "filter_ordinal", "filter_vis
 
 @dataclasses.dataclass(frozen=True)
 class Instance:
-    """A template filled in for a scene: parameter values, basic program, 0-based referent."""
+    """A template filled in for a scene: parameter values, basic program, and the 0-based objects
+    it names (``targets``; empty for a no-target expression)."""
 
     template: Template
     values: dict
     program: list
-    referent: int
+    targets: frozenset
+
+    @property
+    def referent(self):
+        """The one object named, or None when the instance names none or several."""
+        return next(iter(self.targets)) if len(self.targets) == 1 else None
+
+
+def _as_set(output) -> frozenset:
+    return output if isinstance(output, frozenset) else frozenset([output])
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """Goal: exactly these objects (one for a single-referent template)."""
+
+    objects: frozenset
+
+    def keeps(self, output) -> bool:
+        """Whether a node on the referent chain can still lead to the goal."""
+        return self.objects <= _as_set(output)
+
+    def reached(self, output) -> bool:
+        return _as_set(output) == self.objects
+
+    def sources(self, candidates) -> list:
+        """Objects whose attributes a referent-chain filter may name (pruning keeps shared ones)."""
+        return [min(self.objects)]
+
+    def single(self):
+        return next(iter(self.objects)) if len(self.objects) == 1 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyGroup:
+    """Goal: any set of two or more objects, all of them in ``allowed``."""
+
+    allowed: frozenset
+
+    def keeps(self, output) -> bool:
+        return len(_as_set(output) & self.allowed) >= 2
+
+    def reached(self, output) -> bool:
+        found = _as_set(output)
+        return len(found) >= 2 and found <= self.allowed
+
+    def sources(self, candidates) -> list:
+        return sorted(candidates & self.allowed)
+
+    def single(self):
+        return None
 
 
 class _OutOfSteps(Exception):
@@ -56,14 +108,6 @@ def _referent_chain(nodes) -> set:
     return chain
 
 
-def _contains(output, target) -> bool:
-    return target in output if isinstance(output, frozenset) else output == target
-
-
-def _is_exactly(output, target) -> bool:
-    return output == frozenset([target]) if isinstance(output, frozenset) else output == target
-
-
 def _attribute_filter(facts, objects, names, params, values) -> frozenset:
     for name in names:
         if values[name]:
@@ -72,8 +116,8 @@ def _attribute_filter(facts, objects, names, params, values) -> frozenset:
 
 
 class _Search:
-    def __init__(self, template: Template, facts, target: int, rng, reject):
-        self.template, self.facts, self.target, self.rng, self.reject = template, facts, target, rng, reject
+    def __init__(self, template: Template, facts, goal, rng, reject):
+        self.template, self.facts, self.goal, self.rng, self.reject = template, facts, goal, rng, reject
         self.chain = _referent_chain(template.nodes)
         self.steps = 0
 
@@ -83,7 +127,7 @@ class _Search:
         params = self.template.params
         free = [n for n in names if n not in self.template.null_params]
         required = 1 if node["type"] not in ("filter", "filter_unique") and free else 0
-        sources = [self.target] if position in self.chain else sorted(args[0])
+        sources = self.goal.sources(args[0]) if position in self.chain else sorted(args[0])
         seen, choices, weights = set(), [], []
         for source in sources:
             for count in range(required, len(free) + 1):
@@ -110,7 +154,8 @@ class _Search:
             if ranking is None:
                 continue
             if position in self.chain:
-                numbers = [ranking.index(self.target) + 1] if self.target in ranking else []
+                target = self.goal.single()
+                numbers = [ranking.index(target) + 1] if target in ranking else []
             else:
                 numbers = self.rng.sample(range(1, len(ranking) + 1), len(ranking))
             for number in numbers:
@@ -129,8 +174,8 @@ class _Search:
             for relation in relations:
                 yield {node["side_inputs"][0]: relation}, engine.relate(self.facts, args[0], relation)
         elif kind == "filter_visibility":
-            if position in self.chain:
-                options = [engine.visibility_of(self.facts, self.target)]
+            if position in self.chain and self.goal.single() is not None:
+                options = [engine.visibility_of(self.facts, self.goal.single())]
             else:
                 options = self.rng.sample(engine.VISIBILITIES, len(engine.VISIBILITIES))
             for visibility in options:
@@ -143,7 +188,7 @@ class _Search:
     def _acceptable(self, position, output, outputs) -> bool:
         if output is None or output == frozenset():
             return False
-        if position in self.chain and not _contains(output, self.target):
+        if position in self.chain and not self.goal.keeps(output):
             return False
         for first, second in self.template.out_neq:
             if position in (first, second):
@@ -157,14 +202,16 @@ class _Search:
         nodes = self.template.nodes
         if position == len(nodes):
             program = expand(self.template, values)
-            return None if self.reject(program) else Instance(self.template, dict(values), program, self.target)
+            if self.reject(program):
+                return None
+            return Instance(self.template, dict(values), program, _as_set(outputs[-1]))
         node = nodes[position]
         args = [outputs[i] for i in node["inputs"]]
         for chosen, output in self._candidates(position, node, args):
             self.steps += 1
             if self.steps > MAX_STEPS:
                 raise _OutOfSteps
-            if position == len(nodes) - 1 and not _is_exactly(output, self.target):
+            if position == len(nodes) - 1 and not self.goal.reached(output):
                 continue
             if not self._acceptable(position, output, outputs):
                 continue
@@ -177,15 +224,26 @@ class _Search:
 def instantiate(template: Template, facts, target: int, rng, reject=lambda program: False):
     """Fill ``template`` so that its program refers to object ``target`` (0-based) alone, or
     return None. ``reject(program)`` can refuse programs already used."""
+    return _run(template, facts, Targets(frozenset([target])), rng, reject)
+
+
+def instantiate_group(template: Template, facts, allowed, rng, reject=lambda program: False):
+    """Fill the plural ``template`` so that its program names two or more objects, all of
+    ``allowed`` (0-based), or return None; ``reject(program)`` as for :func:`instantiate`."""
+    return _run(template, facts, AnyGroup(frozenset(allowed)), rng, reject)
+
+
+def _run(template, facts, goal, rng, reject):
     try:
-        return _Search(template, facts, target, rng, reject).run()
+        return _Search(template, facts, goal, rng, reject).run()
     except _OutOfSteps:
         return None
 
 
 def expand(template: Template, values: dict) -> list:
     """The template's program in basic functions: filter macros become one filter per given
-    attribute (+ unique), side inputs become values, and a set-valued end gets a final unique."""
+    attribute (+ unique), side inputs become values, and a set-valued end gets a final unique
+    (unless the template is plural)."""
     program, where = [], {}
     for position, node in enumerate(template.nodes):
         inputs = [where[i] for i in node["inputs"]]
@@ -210,6 +268,6 @@ def expand(template: Template, values: dict) -> list:
         program.append({"type": kind, "inputs": inputs, "side_inputs": side_inputs})
         where[position] = len(program) - 1
     last = where[len(template.nodes) - 1]
-    if engine.SIGNATURES[program[last]["type"]][2] == engine.SET:
+    if engine.SIGNATURES[program[last]["type"]][2] == engine.SET and not template.plural:
         program.append({"type": "unique", "inputs": [last], "side_inputs": []})
     return program

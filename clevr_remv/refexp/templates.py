@@ -1,7 +1,9 @@
 """Load and check a template set: one JSON file per family (CLEVR template format) + synonyms.json.
 
 A template's nodes may use the CLEVR macros ``filter`` (any of <Z> <C> <M> <S>) and
-``filter_unique`` (the same, then ``unique``) besides the engine's basic functions.
+``filter_unique`` (the same, then ``unique``) besides the engine's basic functions. A template
+marked ``"plural": true`` names every object of its last node's set (multi-target expressions of
+``--expressions generalized``; its last node must give a set); the others name one object.
 """
 import dataclasses
 import functools
@@ -41,6 +43,7 @@ class Template:
     params: dict          # name -> type
     null_params: frozenset
     out_neq: tuple        # (node, node) pairs whose outputs must differ
+    plural: bool = False  # names a set of objects (its last node's), not one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,18 @@ class TemplateSet:
     directory: Path
     families: dict        # file name -> tuple of Template
     synonyms: dict
+
+    def _keeping(self, plural: bool) -> "TemplateSet":
+        kept = {name: tuple(t for t in templates if t.plural == plural) for name, templates in self.families.items()}
+        return dataclasses.replace(self, families={name: templates for name, templates in kept.items() if templates})
+
+    def singular(self) -> "TemplateSet":
+        """This set without its plural templates: the single-referent families."""
+        return self._keeping(False)
+
+    def plural(self) -> "TemplateSet":
+        """Only this set's plural (multi-target) templates; no families when it has none."""
+        return self._keeping(True)
 
 
 def _fail(path, index, field, problem, fix="fix the template") -> ClevrRemvError:
@@ -144,9 +159,14 @@ def parse_template_file(path: Path) -> tuple:
         _check_text(path, index, raw["text"], params)
         null_params, out_neq = _check_constraints(path, index, raw.get("constraints", []), params,
                                                   len(raw["nodes"]))
+        plural = raw.get("plural", False)
+        if plural and NODE_KINDS[raw["nodes"][-1]["type"]][1] != engine.SET:
+            raise _fail(path, index, "plural", f"a plural template names a set, but its last node "
+                        f"({raw['nodes'][-1]['type']}) gives an object", "end it with a set-valued node")
         nodes = tuple({"type": n["type"], "inputs": list(n["inputs"]), "side_inputs": list(n.get("side_inputs", []))}
                       for n in raw["nodes"])
-        templates.append(Template(path.name, index, tuple(raw["text"]), nodes, params, null_params, out_neq))
+        templates.append(Template(path.name, index, tuple(raw["text"]), nodes, params, null_params, out_neq,
+                                  plural))
     return tuple(templates)
 
 

@@ -7,6 +7,11 @@ RELATION_WORDS = {"left": "left of", "right": "right of", "front": "in front of"
 VISIBILITY_WORDS = {"fully": "fully visible", "partially": "partially visible"}
 ORDINAL_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
 OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+# Plural templates write a shape placeholder followed by this ("<S>s": "cubes", "things"), so a
+# shape word and each of its synonyms take it as their plural.
+PLURAL_SUFFIX = "s"
+# Fresh wordings tried when a rendered text repeats an earlier expression's text.
+TEXT_TRIES = 4
 
 
 def ordinal_word(number: int) -> str:
@@ -52,3 +57,13 @@ def render(variant: str, params: dict, values: dict, synonyms: dict, rng) -> str
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r" ([.,;?!])", r"\1", text)
     return text[:1].upper() + text[1:]
+
+
+def new_text(instance, synonyms: dict, seen_texts, rng):
+    """A wording of ``instance`` (a filled-in template) not in ``seen_texts``, or None after
+    TEXT_TRIES tries."""
+    for _ in range(TEXT_TRIES):
+        text = render(rng.choice(instance.template.text), instance.template.params, instance.values, synonyms, rng)
+        if text not in seen_texts:
+            return text
+    return None

@@ -8,6 +8,12 @@ predictor (:mod:`clevr_remv.res.trivial`, the floor a model must beat). The samp
 a missing prediction counts as an empty mask and is reported. IoU is computed at the dataset's
 native resolution. Reports: ``results.json``, ``results.md`` (the paper's table layout) and
 ``iou_heatmap.png`` (IoU over the u, v grid).
+
+On a generalized dataset (expressions naming no object or several) the target is the union of
+the referents' pixels, an empty predicted mask is the answer "no target", and every summary adds
+gIoU, cIoU, N-acc and T-acc (:func:`clevr_remv.metrics.generalized_summary`), broken down by target
+count (0, 1, 2+), template family and the camera's distance from the centre, with MVR and MRD on
+gIoU and cIoU.
 """
 import json
 import math
@@ -19,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
+from clevr_remv.dataset.expressions import family_name, is_generalized, target_count_label, target_mask
 from clevr_remv.dataset.images import open_image
 from clevr_remv.dataset.outdir import check_output_dir, only_names, write_manifest
 from clevr_remv.dataset.rle import mask_to_rle, rle_to_mask
@@ -26,8 +33,16 @@ from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import select_views, view_name
-from clevr_remv.metrics import (PRECISION_KEYS, ROBUSTNESS_IOUS, ScoreAccumulator, intersection_and_union,
-                                manhattan_distance, robustness)
+from clevr_remv.metrics import (
+    GENERALIZED_IOUS,
+    GENERALIZED_KEYS,
+    PRECISION_KEYS,
+    ROBUSTNESS_IOUS,
+    ScoreAccumulator,
+    intersection_and_union,
+    manhattan_distance,
+    robustness,
+)
 from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 from clevr_remv.schemas import validate
 
@@ -37,6 +52,9 @@ UNUSED_EXAMPLES = 5
 REPORT_NAMES = {"json": "results.json", "markdown": "results.md", "heatmap": "iou_heatmap.png"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_PREDICTION = re.compile(r"(\d+)/(\d+)/u(\d+)_v(\d+)\.png")
+# Generalized datasets: results.json's breakdowns (by how many objects an expression names, by
+# template family, by the view's grid distance from the centre camera).
+BREAKDOWNS = ("by_target_count", "by_family", "by_distance")
 
 
 # --------------------------------------------------------------------------- predictions
@@ -180,12 +198,14 @@ def evaluation_views(store: DatasetStore, views: str) -> list:
 
 
 def score_predictions(store: DatasetStore, split: str, views, predictions, progress: bool = True):
-    """Score every (expression, view) sample of ``split`` at ``views``.
+    """Score every (expression, view) sample of ``split`` at ``views`` (on a generalized dataset
+    with the target's pixel count and the BREAKDOWNS labels of each sample).
 
     Returns (ScoreAccumulator, missing sample keys, (height, width) of the views).
     """
     selected = set(views)
-    scores, missing, shape = ScoreAccumulator(), [], None
+    generalized = is_generalized(store.info())
+    scores, missing, shape = ScoreAccumulator(BREAKDOWNS if generalized else ()), [], None
     scene_ids = split_scene_ids(store, split)
     for scene in tqdm(scene_ids, desc=f"evaluate {split}", unit="scene", disable=not progress):
         by_view = defaultdict(list)
@@ -202,7 +222,14 @@ def score_predictions(store: DatasetStore, split: str, views, predictions, progr
                 if prediction is None:
                     missing.append(key)
                     prediction = np.zeros(shape, bool)
-                scores.add(view, *intersection_and_union(prediction, index == expression["referent"]))
+                target = target_mask(index, expression)
+                intersection, union = intersection_and_union(prediction, target)
+                if generalized:
+                    labels = {"by_target_count": target_count_label(expression), "by_family": family_name(expression),
+                              "by_distance": manhattan_distance(view, store.center)}
+                    scores.add(view, intersection, union, int(np.count_nonzero(target)), labels)
+                else:
+                    scores.add(view, intersection, union)
     return scores, missing, shape
 
 
@@ -232,7 +259,21 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
                                         "distance": manhattan_distance(view, center), **summary}
                      for view, summary in per_view.items()},
         "MVR": figures["MVR"], "MRD": figures["MRD"], "robustness_iou": figures["robustness_iou"],
+        **generalized_results(scores, per_view, center),
     }
+
+
+def generalized_results(scores: ScoreAccumulator, per_view: dict, center) -> dict:
+    """results.json's generalized part: the breakdowns and MVR / MRD on gIoU and cIoU (empty for
+    a single-referent dataset)."""
+    breakdowns = scores.breakdowns()
+    if not breakdowns:
+        return {}
+    results = {"expressions": "generalized"}
+    results.update({name: {str(label): summary for label, summary in summaries.items()}
+                    for name, summaries in breakdowns.items()})
+    results["robustness_generalized"] = {key: robustness(per_view, center, key) for key in GENERALIZED_IOUS}
+    return results
 
 
 def _key_record(key) -> dict:
@@ -309,9 +350,37 @@ def markdown_report(results: dict, center) -> str:
                   f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |", "",
                   "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
                   "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).", ""]
+    if "expressions" in results:
+        lines += generalized_lines(results)
     if "trivial_predictors" in results:
         lines += trivial_predictor_lines(results)
     return "\n".join(lines)
+
+
+def generalized_lines(results: dict) -> list:
+    """The generalized figures as Markdown: overall and centre, by target count, by family, by
+    distance from the centre, and MVR / MRD on gIoU and cIoU."""
+    def table(title, rows) -> list:
+        lines = [f"| {title} | samples | " + " | ".join(GENERALIZED_KEYS) + " |",
+                 "|" + "---|" * (len(GENERALIZED_KEYS) + 2)]
+        for label, summary in rows:
+            cells = [format_cell(summary[key]) for key in GENERALIZED_KEYS]
+            lines.append(f"| {label} | {summary['samples']} | " + " | ".join(cells) + " |")
+        return lines
+
+    rows = [("all", results["overall"])] + ([("centre", results["center"])] if results["center"] is not None else [])
+    lines = ["## Generalized RES (%)", "",
+             "An empty predicted mask answers \"no target\". gIoU: mean per-sample IoU, a no-target sample "
+             "scoring 100 when predicted empty, else 0; cIoU: cumulative I / cumulative U (= oIoU); N-acc: "
+             "no-target samples predicted empty; T-acc: target samples predicted non-empty.", ""] + table("views", rows)
+    titles = {"by_target_count": "targets", "by_family": "family", "by_distance": "distance from the centre"}
+    for name, title in titles.items():
+        lines += ["", f"### By {title}", ""] + table(title, results[name].items())
+    lines += ["", "### Robustness on gIoU and cIoU (lower is better)", "", "| IoU | MVR (%) | MRD (%) |",
+              "|---|---|---|"]
+    for key, figures in results["robustness_generalized"].items():
+        lines.append(f"| {key} | {format_cell(figures['MVR'])} | {format_cell(figures['MRD'])} |")
+    return lines + [""]
 
 
 def trivial_predictor_lines(results: dict) -> list:
@@ -319,12 +388,15 @@ def trivial_predictor_lines(results: dict) -> list:
     (``results["trivial_predictors"]``: name -> {"center", "overall"} summaries) on the same samples."""
     rows = [(f"{results['benchmark']['model']} (trained)", results["center"], results["overall"])]
     rows += [(name, s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
+    extra = [key for key in GENERALIZED_KEYS if key in results["overall"]]
     lines = ["## Against trivial predictors", "",
-             "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |", "|---|---|---|---|---|---|"]
+             "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |"
+             + "".join(f" all {key} |" for key in extra), "|---|---|---|---|---|---|" + "---|" * len(extra)]
     for name, center, overall in rows:
         center = center or {}
         lines.append(f"| {name} | " + " | ".join(format_cell(center.get(k)) for k in ("P@0.5", "mIoU", "oIoU"))
-                     + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |")
+                     + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |"
+                     + "".join(f" {format_cell(overall.get(key))} |" for key in extra))
     return lines + ["", "empty: no mask; largest / random: the largest / a random visible object; attributes: "
                     "the one visible object matching the expression's attribute words (`evaluate --predictor`).", ""]
 

@@ -9,7 +9,13 @@ index mask) and, for ``attributes``, the scene's object attributes:
   which other samples are scored);
 - ``attributes``: the words of the expression's first noun phrase (the referent's, in every
   shipped template) read as size, colour, material and shape with the dataset's own synonym
-  list; the object when exactly one visible object has them all, else the empty mask.
+  list; the object when exactly one visible object has them all, else the empty mask. A plural
+  noun ("cubes", "things": a multi-target expression of a generalized dataset) predicts every
+  visible object that has them.
+
+On a generalized dataset the empty mask is the answer "no target": ``empty`` always gives it
+(N-acc 100, T-acc 0), ``largest`` and ``random`` never do while an object is visible, and
+``attributes`` does when no visible object has the words.
 
 A predictor is a prediction source for :func:`clevr_remv.res.evaluate.score_predictions`.
 """
@@ -23,7 +29,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import load_template_set
 from clevr_remv.refexp.generator import PROPERTY_KEYS
 from clevr_remv.refexp.templates import ATTRIBUTE_TYPES
-from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, value_words
+from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, PLURAL_SUFFIX, value_words
 
 PREDICTORS = ("empty", "largest", "random", "attributes")
 
@@ -47,19 +53,27 @@ class AttributeParser:
 
     def __init__(self, properties: dict, synonyms: dict):
         self.phrases = attribute_phrases(properties, synonyms)
-        alternatives = "|".join(re.escape(p) for p in sorted(self.phrases, key=len, reverse=True))
+        nouns = [phrase for phrase, (attribute, _) in self.phrases.items() if attribute == "shape"]
+        self.plurals = {noun + PLURAL_SUFFIX: self.phrases[noun] for noun in nouns}
+        words = {**self.phrases, **self.plurals}
+        alternatives = "|".join(re.escape(p) for p in sorted(words, key=len, reverse=True))
         self.pattern = re.compile(rf"\b(?:{alternatives})\b")
 
     def __call__(self, text: str) -> dict:
         """{attribute: value} named before the first shape noun (a shape, "thing" or "object")."""
+        return self.parse(text)[0]
+
+    def parse(self, text: str) -> tuple:
+        """({attribute: value} as :meth:`__call__`, whether the first noun is plural)."""
         found = {}
         for match in self.pattern.finditer(text.lower()):
-            attribute, value = self.phrases[match.group(0)]
+            plural = match.group(0) in self.plurals
+            attribute, value = (self.plurals if plural else self.phrases)[match.group(0)]
             if value is not None:
                 found.setdefault(attribute, value)
             if attribute == "shape":
-                break
-        return found
+                return found, plural
+        return found, False
 
 
 def _dataset_synonyms(store: DatasetStore) -> dict:
@@ -109,18 +123,31 @@ class TrivialPredictions:
             return int(visible[np.argmax(counts[visible])])
         if self.name == "random":
             return int(np.random.default_rng([self.seed, *key]).choice(visible))
+        matches, _ = self._attribute_matches(key, visible)
+        return matches[0] if len(matches) == 1 else None
+
+    def _attribute_matches(self, key, visible) -> tuple:
+        """(the visible objects having the expression's attribute words, whether its noun is plural)."""
         scene, expression_id = key[:2]
         self._load_scene(scene)
-        wanted = self._parse(self._texts[expression_id])
+        wanted, plural = self._parse.parse(self._texts[expression_id])
         objects = self._scene["objects"]
-        matches = [k for k in visible if all(objects[k - 1][a] == value for a, value in wanted.items())]
-        return int(matches[0]) if len(matches) == 1 else None
+        return [int(k) for k in visible if all(objects[k - 1][a] == value for a, value in wanted.items())], plural
+
+    def choose_all(self, key, index: np.ndarray) -> list:
+        """The 1-based objects predicted for sample ``key``: :meth:`choose`'s one, or for a plural
+        noun every matching visible object (``attributes``); empty for the empty mask."""
+        if self.name == "attributes":
+            visible = np.flatnonzero(np.bincount(index.ravel())[1:]) + 1
+            matches, plural = self._attribute_matches(key, visible)
+            return matches if plural or len(matches) == 1 else []
+        chosen = self.choose(key, index)
+        return [] if chosen is None else [chosen]
 
     def mask(self, key, shape):
         """The predicted boolean mask of ``key`` = (scene, expression_id, u, v)."""
         index = self._view_index(key[0], *key[2:])
-        chosen = self.choose(key, index)
-        return np.zeros(shape, bool) if chosen is None else index == chosen
+        return np.isin(index, self.choose_all(key, index))
 
     def unused_keys(self) -> list:
         """A predictor has a mask for every sample: none unused."""
