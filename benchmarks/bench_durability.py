@@ -41,8 +41,15 @@ def write_scene(scenes_dir: Path, index: int, lease, views: int, rgb: bytes, ind
 
 
 def filesystem(path: Path) -> str:
-    done = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    """The type of the filesystem holding ``path`` (findmnt, else stat)."""
+    for command in (["findmnt", "-n", "-o", "FSTYPE", "--target"], ["stat", "-f", "-c", "%T"]):
+        try:
+            done = subprocess.run([*command, str(path)], capture_output=True, text=True)
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return "unknown"
 
 
 def main():
