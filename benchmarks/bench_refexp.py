@@ -14,7 +14,7 @@ import time
 import click
 from tqdm import tqdm
 
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.config import GenerateConfig, default_min_pixels
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.scene import add_visibility, scene_spec
 from clevr_remv.generate.synthetic import rasterize_view
@@ -61,7 +61,7 @@ def main(scenes, grid, width, height, per_scene, seed):
     """Measure expression length, pairs per scene and family mix on stand-in layouts."""
     properties = load_properties()
     # generate's per-object pixel minimum (200 at 480x320), scaled to the measured frame size.
-    min_pixels = round(GenerateConfig.min_pixels * width * height / (480 * 320))
+    min_pixels = default_min_pixels(width, height)
     config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, min_pixels=min_pixels,
                             properties=properties)
     layouts = [stand_in_scene(config, index, properties) for index in tqdm(range(scenes), desc="layouts")]
