@@ -28,7 +28,9 @@ HEARTBEAT_S = 60.0
 # A lease touched this recently belongs to a run at work (used where guessing wrong costs only time).
 RECENT_S = 5 * HEARTBEAT_S
 
-_held = set()  # paths of the leases this process holds: never probed (a probe could drop a POSIX lock)
+# (device, inode) of the leases this process holds: never probed, whatever path names them (closing a
+# probe of one's own file would drop the lock where flock is emulated by POSIX locks, as on NFS).
+_held = set()
 
 
 def host_name() -> str:
@@ -47,9 +49,13 @@ def machine_key() -> str:
     return "/".join(part for part in (boot or socket.gethostname(), override) if part)
 
 
-def held_leases() -> frozenset:
-    """The paths (str) of the leases this process holds."""
-    return frozenset(_held)
+def held_here(path) -> bool:
+    """Whether this process holds the lease at ``path``."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) in _held
 
 
 def new_run_id() -> str:
@@ -71,25 +77,30 @@ class Lease:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         os.write(self._fd, json.dumps({"run": run_id, "host": host_name(), "pid": os.getpid(),
                                        "machine": machine_key()}).encode())
-        _held.add(str(self.path))
+        found = os.fstat(self._fd)
+        self._key = (found.st_dev, found.st_ino)
+        _held.add(self._key)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         if heartbeat_s:
             threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
 
     def _beat(self, every: float) -> None:
         while not self._stop.wait(every):
-            with contextlib.suppress(OSError):
-                os.utime(self._fd)
+            with self._lock, contextlib.suppress(OSError):
+                if self._fd is not None:
+                    os.utime(self._fd)
 
     def release(self) -> None:
         """End the lease: the file goes first, then the lock (idempotent)."""
-        if self._fd is None:
-            return
-        self._stop.set()
-        self.path.unlink(missing_ok=True)
-        _held.discard(str(self.path))
-        os.close(self._fd)
-        self._fd = None
+        with self._lock:
+            if self._fd is None:
+                return
+            self._stop.set()
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            _held.discard(self._key)
+            self._fd = None
 
     def __enter__(self):
         return self
@@ -101,14 +112,14 @@ class Lease:
 def lease_alive(path, stale_after: float):
     """Whether the run of the lease at ``path`` may still be running: True, False, or None when
     there is no lease there (never made, or released)."""
-    path = Path(path)
-    if str(path) in _held:
-        return True
+    if held_here(path):
+        return True  # checked without opening it: closing any descriptor of it may drop a POSIX lock
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
+        found = os.fstat(fd)
         try:
             owner = json.loads(os.read(fd, 4096) or b"null")
         except ValueError:
@@ -119,6 +130,6 @@ def lease_alive(path, stale_after: float):
             except BlockingIOError:
                 return True
             return False  # nobody holds it: the run ended without releasing it
-        return time.time() - os.fstat(fd).st_mtime <= stale_after
+        return time.time() - found.st_mtime <= stale_after
     finally:
         os.close(fd)

@@ -21,7 +21,7 @@ import numpy as np
 from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, fsync_path, write_text_atomic
 from clevr_remv.dataset.depth import decode_depth
 from clevr_remv.dataset.images import open_image
-from clevr_remv.dataset.leases import RECENT_S, Lease, held_leases, host_name, lease_alive, new_run_id
+from clevr_remv.dataset.leases import RECENT_S, Lease, held_here, host_name, lease_alive, new_run_id
 from clevr_remv.dataset.packed import is_packed
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
@@ -75,7 +75,7 @@ def other_runs_at_work(scenes_dir) -> bool:
     scenes_dir = Path(scenes_dir)
     return scenes_dir.is_dir() and any(
         lease_alive(path, RECENT_S) for path in scenes_dir.glob(RUN_LEASE_PREFIX + "*")
-        if _LEASE_NAME.fullmatch(path.name) and str(path) not in held_leases())
+        if _LEASE_NAME.fullmatch(path.name) and not held_here(path))
 
 
 def _last_change(path: Path) -> float:
