@@ -80,8 +80,9 @@ def _parse_duration(ctx, param, value) -> float:
               help="Ray head node HOST:PORT or ray://HOST:PORT [default: join the running cluster if there is "
                    "one, else start Ray on this machine].")
 @click.option("--worker-cpus", type=int, default=None,
-              help="CPUs (render threads) per worker [default: an even share of the cores; with --executor ray "
-                   "of the cluster's, at most one node's].")
+              help="CPUs (render threads) per worker [default: an even share of the cores, at least 1; with "
+                   "--executor ray, one actor per node with that node's CPUs, or with --workers N the most at "
+                   "which N actors fit on the nodes].")
 @click.option("--shard", default=None, metavar="K/N",
               help="Make only the scenes i of the range with i mod N == K (0-based K), e.g. for job arrays: "
                    "--shard $SLURM_ARRAY_TASK_ID/64.")
