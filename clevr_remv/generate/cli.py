@@ -87,7 +87,9 @@ def _parse_duration(ctx, param, value) -> float:
               help="Make only the scenes i of the range with i mod N == K (0-based K), e.g. for job arrays: "
                    "--shard $SLURM_ARRAY_TASK_ID/64.")
 @click.option("--stale-after", default="24h", show_default=True, callback=_parse_duration, metavar="DURATION",
-              help="Remove other hosts' temporary scene folders untouched this long (e.g. 24h, 90m, 3600s).")
+              help="Remove the temporary scene folders of runs on other machines whose lease was not touched "
+                   "this long (runs touch theirs every minute), and folders without a lease unchanged this long "
+                   "(e.g. 24h, 90m, 3600s).")
 def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
              min_objects, max_objects, min_pixels, baseline, lens, rig, passes, properties_file, blender,
              per_scene, templates_dir, view_timeout, executor, ray_address, worker_cpus, shard, stale_after):
