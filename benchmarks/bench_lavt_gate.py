@@ -32,7 +32,7 @@ def squares(count: int, generator) -> tuple:
             corners = torch.randint(0, SIZE - 16, (2, 2), generator=generator).tolist()
             if abs(corners[0][0] - corners[1][0]) >= 16 or abs(corners[0][1] - corners[1][1]) >= 16:
                 break
-        for channel, (y, x) in zip((0, 2), corners):
+        for channel, (y, x) in zip((0, 2), corners, strict=True):
             images[i, :, y:y + 16, x:x + 16] = 0.0
             images[i, channel, y:y + 16, x:x + 16] = 1.0
         named = int(torch.randint(0, 2, (1,), generator=generator))
@@ -82,7 +82,7 @@ def run(gate_init: str, seed: int, args) -> dict:
     model.eval()
     with torch.no_grad():
         predictions = model(held_out[0], *held_tokens).argmax(1) == 1
-    totals = [intersection_and_union(p.numpy(), m.numpy()) for p, m in zip(predictions, held_out[1])]
+    totals = [intersection_and_union(p.numpy(), m.numpy()) for p, m in zip(predictions, held_out[1], strict=True)]
     iou = 100 * sum(i for i, _ in totals) / max(1, sum(u for _, u in totals))
     after = gate_ratio(model, held_out[0][:8], held_tokens[0][:8], held_tokens[1][:8])
     window = min(20, args.steps)

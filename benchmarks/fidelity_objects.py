@@ -17,11 +17,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from clevr_remv.geometry import project
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import RenderWorker, worker_command
 from clevr_remv.generate.scene import scene_spec
+from clevr_remv.geometry import project
 
 SHAPES = (("cube", "red"), ("sphere", "blue"), ("cylinder", "yellow"))
 MATERIALS = ("rubber", "metal")  # front row, back row

@@ -71,7 +71,8 @@ def setup_markdown(setup: dict) -> str:
     lines = [SETUP_HEADING, "",
              f"- text encoder: {text['label']}; {text['path']}",
              f"- vision weights: {vision['label']}; {vision['path']}"]
-    for part, report in (("text encoder", setup.get("text_encoder_load")), ("vision weights", setup.get("vision_load"))):
+    loads = (("text encoder", setup.get("text_encoder_load")), ("vision weights", setup.get("vision_load")))
+    for part, report in loads:
         if report:
             lines.append(f"- {part} load: {report['loaded']} tensors loaded, {len(report['missing'])} missing, "
                          f"{len(report['unexpected'])} unexpected")

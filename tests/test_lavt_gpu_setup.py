@@ -61,4 +61,5 @@ def test_write_setup_labels_the_reports_and_replaces_its_section(lavt_gpu, tmp_p
     assert results.startswith("# Results\n\n| a | b |\n\n## What this run used") and results.count("## What") == 1
     assert f"- text encoder: enc (bert, 12 layers, 768 wide): BERT-base, as in the paper; {folder.resolve()}" in results
     assert "- vision weights load: 329 tensors loaded, 0 missing, 1 unexpected" in results
-    assert json.loads((out / "setup.json").read_text())["vision_weights"]["path"] == str((tmp_path / "swin.pth").resolve())
+    written = json.loads((out / "setup.json").read_text())
+    assert written["vision_weights"]["path"] == str((tmp_path / "swin.pth").resolve())

@@ -50,7 +50,8 @@ def test_the_paper_resnet101_recipe_has_a_dilated_resnet101_at_output_stride_8()
     model.eval()
     with torch.no_grad():
         assert model.encoder(torch.rand(1, 3, 64, 96)).shape == (1, 2048, 8, 12)
-    assert baseline.vision_backbone(config) == "resnet101" and baseline.vision_backbone(recipe_model("paper")[0]) is None
+    assert baseline.vision_backbone(config) == "resnet101"
+    assert baseline.vision_backbone(recipe_model("paper")[0]) is None
 
 
 def test_an_imagenet_resnet_checkpoint_in_torchvisions_layout_loads(tmp_path):

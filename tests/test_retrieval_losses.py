@@ -5,8 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from clevr_remv.retrieval.losses import (DISTANCES, imc_loss, intra_modal_constraint, mh_loss,  # noqa: E402
-                                         pairwise_distance, sh_loss)
+from clevr_remv.retrieval.losses import DISTANCES, imc_loss, intra_modal_constraint, mh_loss, pairwise_distance, sh_loss  # noqa: E402
 
 
 def t(rows):
@@ -70,7 +69,8 @@ def test_pairwise_distances(distance, expected):
 def test_msd_is_twice_the_cosine_distance_so_its_band_and_loss_differ():
     embeddings = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(pairwise_distance(embeddings, "msd"), 2 * pairwise_distance(embeddings, "cos"), atol=1e-5)
-    near = torch.nn.functional.normalize(torch.ones(16, 8) + 0.3 * embeddings, dim=1)  # cosine distances around 0.05-0.5
+    # cosine distances around 0.05-0.5
+    near = torch.nn.functional.normalize(torch.ones(16, 8) + 0.3 * embeddings, dim=1)
     terms = {distance: intra_modal_constraint(near, distance).item() for distance in ("cos", "msd")}
     assert terms["cos"] > 0 and terms["msd"] > 0 and terms["msd"] != pytest.approx(terms["cos"], rel=0.05)
 

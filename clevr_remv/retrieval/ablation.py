@@ -65,7 +65,7 @@ def markdown_table(rows, split: str, imc_variant: str = "paper") -> str:
 
 def plot_rsum_over_lambda(points, path, split: str) -> None:
     """R-sum over lambda (L1 distance), as the paper's Figure 5.2."""
-    lambdas, rsums = zip(*sorted(points))
+    lambdas, rsums = zip(*sorted(points), strict=True)
     figure = Figure(figsize=(5, 3.5))
     axes = figure.subplots()
     axes.plot(lambdas, rsums, marker="o")

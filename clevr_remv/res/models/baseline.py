@@ -129,7 +129,7 @@ class BaselineRES(nn.Module):
             widths = [3] + list(channels)
             strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
             self.encoder = nn.Sequential(*[_conv_stage(a, b, stride)
-                                           for a, b, stride in zip(widths, widths[1:], strides)])
+                                           for a, b, stride in zip(widths, widths[1:], strides, strict=False)])
         else:
             self.encoder = DilatedResNet(backbone)
         visual_channels = channels[-1] if backbone == "cnn" else OUT_CHANNELS

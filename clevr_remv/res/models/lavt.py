@@ -145,7 +145,7 @@ class LanguageAwareSwin(nn.Module):
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
         self.dims = [embed_dim * 2 ** i for i in range(len(depths))]
         self.layers = nn.ModuleList()
-        for i, (dim, depth, head_count) in enumerate(zip(self.dims, depths, heads)):
+        for i, (dim, depth, head_count) in enumerate(zip(self.dims, depths, heads, strict=True)):
             first = sum(depths[:i])
             self.layers.append(LanguageAwareStage(dim, depth, head_count, window, text_dim,
                                                   rates[first:first + depth],
@@ -156,7 +156,7 @@ class LanguageAwareSwin(nn.Module):
         """(B, 3, H, W) -> [(B, C_i, H_i, W_i)] for the four stages, strides 4, 8, 16, 32."""
         x, height, width = self.patch_embed(image)
         features = []
-        for layer, norm in zip(self.layers, self.out_norms):
+        for layer, norm in zip(self.layers, self.out_norms, strict=True):
             fused, next_x, next_height, next_width = layer(x, height, width, words, word_mask)
             features.append(norm(fused).transpose(1, 2).reshape(x.shape[0], -1, height, width))
             x, height, width = next_x, next_height, next_width
@@ -178,12 +178,12 @@ class TopDownDecoder(nn.Module):
         skips = list(reversed(dims[:-1]))
         self.steps = nn.ModuleList(
             nn.Sequential(*_conv_bn_relu(a + b, hidden), *_conv_bn_relu(hidden, hidden))
-            for a, b in zip(inputs, skips))
+            for a, b in zip(inputs, skips, strict=True))
         self.classifier = nn.Conv2d(hidden, 2, 1)
 
     def forward(self, features):
         x = features[-1]
-        for step, skip in zip(self.steps, reversed(features[:-1])):
+        for step, skip in zip(self.steps, reversed(features[:-1]), strict=True):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = step(torch.cat([x, skip], dim=1))
         return self.classifier(x)

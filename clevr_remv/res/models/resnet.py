@@ -53,7 +53,7 @@ class DilatedResNet(nn.Module):
         in_channels = 64
         # (width, stride, dilation) per stage: strides 1, 2, then dilation in place of stride
         for index, (blocks, (width, stride, dilation)) in enumerate(
-                zip(RESNET_BLOCKS[name], [(64, 1, 1), (128, 2, 1), (256, 1, 2), (512, 1, 4)]), start=1):
+                zip(RESNET_BLOCKS[name], [(64, 1, 1), (128, 2, 1), (256, 1, 2), (512, 1, 4)], strict=True), start=1):
             layers = [Bottleneck(in_channels, width, stride, dilation)]
             layers += [Bottleneck(width * 4, width, 1, dilation) for _ in range(blocks - 1)]
             setattr(self, f"layer{index}", nn.Sequential(*layers))

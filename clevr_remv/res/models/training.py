@@ -153,10 +153,10 @@ def predict(model, loader, tokenizer, device, input_size=None, description: str 
         else:
             pixels = (batch["image"] * 255).round().byte().permute(0, 2, 3, 1).numpy()
             predictions = [refine(image, probability) for image, probability in
-                           zip(pixels, logits.softmax(1).float().cpu().numpy())]
+                           zip(pixels, logits.softmax(1).float().cpu().numpy(), strict=True)]
         targets = batch["mask"].numpy()
         for scene, expression_id, view, prediction, target in zip(
-                batch["scene"], batch["expression_id"], batch["view"], predictions, targets):
+                batch["scene"], batch["expression_id"], batch["view"], predictions, targets, strict=True):
             yield scene, expression_id, tuple(view), prediction, target
 
 
