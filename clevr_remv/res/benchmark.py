@@ -377,8 +377,8 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
     entries replacing the model config of a new run (e.g. a smaller backbone), over those of
     ``recipe`` (a name in the model's ``RECIPES``); ``iterations``: train this many steps instead of
     ``epochs`` epochs (poly decay over them), validating every ``val_every`` steps (default: one
-    epoch's); ``densecrf``: refine the test predictions with DenseCRF; ``test_data``: the dataset whose test split is scored (default ``data``);
-    ``protocol``: one of PROTOCOLS.
+    epoch's); ``densecrf``: refine the test predictions with DenseCRF; ``test_data``: the dataset
+    whose test split is scored (default ``data``); ``protocol``: one of PROTOCOLS.
     """
     module = get_model(model_name)
     store = DatasetStore(data)
