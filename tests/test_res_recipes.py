@@ -117,3 +117,30 @@ def test_cli_recipe_and_iterations(tiny_dataset, tmp_path):
     refused = CliRunner().invoke(main, ["benchmark", "--model", "lavt", "--data", str(tiny_dataset),
                                         "--recipe", "paper", "--out", str(tmp_path / "lavt")])
     assert refused.exit_code == 2 and "model 'lavt' has no recipe 'paper'; choose one of default" in refused.output
+
+
+def test_an_interrupted_iteration_run_resumes_on_the_same_batches(tiny_dataset, tmp_path, monkeypatch):
+    from clevr_remv.res import benchmark as benchmark_module
+
+    options = {"recipe": "paper", "iterations": 5, "val_every": 2, "batch_size": 2, "workers": 0}
+    run_benchmark(tiny_dataset, "baseline", tmp_path / "straight", **options)
+    calls, real_train_epoch = [], benchmark_module.train_epoch
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark_module, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "resumed", **options)
+    monkeypatch.setattr(benchmark_module, "train_epoch", real_train_epoch)
+    with pytest.raises(ClevrRemvError, match="used iterations=5, not 6"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "resumed", resume=True, **{**options, "iterations": 6})
+    run_benchmark(tiny_dataset, "baseline", tmp_path / "resumed", resume=True, **options)
+    straight, resumed = (json.loads((tmp_path / name / "training.json").read_text())["history"]
+                         for name in ("straight", "resumed"))
+    assert [entry["iteration"] for entry in resumed] == [2, 4, 5]
+    for mine, theirs in zip(resumed, straight, strict=True):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
