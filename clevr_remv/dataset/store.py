@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -140,7 +141,7 @@ def sync_tree(folder: Path) -> None:
         fsync_path(path)
 
 
-class atomic_scene_dir:  # noqa: N801 (used like a function: ``with atomic_scene_dir(...) as tmp``)
+class atomic_scene_dir:  # a class named like the function it replaced: ``with atomic_scene_dir(...) as tmp``
     """A fresh temporary folder for scene ``index``: renamed into place when the ``with`` block
     succeeds, deleted on any error, so a scene folder is never seen half-written.
 
@@ -161,7 +162,11 @@ class atomic_scene_dir:  # noqa: N801 (used like a function: ``with atomic_scene
             self.lease = self._own_lease = start_run(self.scenes_dir)
         self.path = self.scenes_dir / f"{TMP_PREFIX}{scene_folder_name(self.index)}-{self.lease.run_id}"
         shutil.rmtree(self.path, ignore_errors=True)  # this run's own earlier try
-        self.path.mkdir()
+        try:
+            self.path.mkdir()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
         return self.path
 
     def __exit__(self, kind, error, traceback):

@@ -44,11 +44,9 @@ def _generates_own(folder: Path) -> bool:
     return (folder / "dataset.json").is_file() or only_names("scenes", TMP_PREFIX + "*")(folder)
 
 
-def _remove_unused_dataset(store, new_folder: bool) -> None:
-    """Undo a first run that made no scene and has no company: its dataset.json, and the folders
-    it made when they are empty, so that the corrected command starts afresh."""
-    store.dataset_json_path.unlink(missing_ok=True)
-    for folder in (store.scenes_dir, store.root) if new_folder else (store.scenes_dir,):
+def _remove_empty(folders) -> None:
+    """Remove those of ``folders`` that are empty, innermost first."""
+    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
         with contextlib.suppress(OSError):
             folder.rmdir()
 
@@ -89,7 +87,7 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=N
         import_ray()
         check_reachable(ray_address)
     refexps = refexps or refexp_settings(config.seed)
-    new_folder = not out.exists()
+    made = [folder for folder in (out, out / "scenes") if not folder.exists()]  # by this run, if it fails
     lease = start_run(out / "scenes")  # first: a failed first run sees whether other runs came meanwhile
     store = None
     try:
@@ -114,11 +112,10 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=N
     except BaseException as error:
         lease.release()
         if store is None:
-            for folder in (out / "scenes", out) if new_folder else (out / "scenes",):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            _remove_empty(made)
         elif created and not store.scene_ids() and not other_runs_at_work(store.scenes_dir):
-            _remove_unused_dataset(store, new_folder)
+            store.dataset_json_path.unlink(missing_ok=True)  # the corrected command starts afresh
+            _remove_empty(made)
         elif not isinstance(error, (KeyboardInterrupt, SystemExit)):
             with contextlib.suppress(Exception):  # the run's own error is the one to report
                 store.refresh_counts(lambda: other_runs_at_work(store.scenes_dir))
