@@ -2,7 +2,8 @@
 
 Thumbnails are laid out as the cameras are: u = 1 (leftmost camera) to the left, v = 1 (top
 row) at the top. The expression is the title; views where the expression is not valid (its
-referent too hidden) are dimmed and marked "not valid".
+referent too hidden) are dimmed and marked "not valid". A generalized expression has every
+referent outlined, or none and the words "no target".
 """
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.expressions import referents_of, target_mask
 from clevr_remv.dataset.outdir import check_output_file
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
@@ -43,7 +45,7 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
                              f"pick one of {_id_range(store.scene_ids())}")
     scene_json = store.load_scene(scene)
     expression = _find_expression(store, scene, expression_id)
-    referent = expression["referent"]
+    referents = referents_of(expression)
     valid = {tuple(view) for view in expression["views"]}
     grid = store.grid
     center = store.center
@@ -58,7 +60,7 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
     for view in scene_json["views"]:
         u, v = view["u"], view["v"]
         axis = axes[v - 1][u - 1]
-        mask = store.read_index(scene, u, v) == referent
+        mask = target_mask(store.read_index(scene, u, v), expression)
         axis.imshow(store.read_rgb(scene, u, v), interpolation="antialiased")
         if mask.any():
             contour = axis.contour(mask.astype(float), levels=[0.5], colors=OUTLINE_COLOR, linewidths=1.0)
@@ -80,14 +82,22 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
     height = figure.get_figheight()
     figure.suptitle(f"\u201c{expression['text']}\u201d", fontsize=15, fontweight="bold", y=1 - 0.12 / height)
     figure.text(0.5, 1 - 0.5 / height,
-                f"scene {scene} \u00b7 expression {expression_id} \u00b7 referent: object {referent} "
-                f"({_describe(objects[referent - 1])}) \u00b7 valid in {len(valid)} of {len(scene_json['views'])} "
+                f"scene {scene} \u00b7 expression {expression_id} \u00b7 {_describe_referents(referents, objects)} "
+                f"\u00b7 valid in {len(valid)} of {len(scene_json['views'])} "
                 "views\nyellow outline = referent mask \u00b7 dimmed = expression not valid in that view \u00b7 "
                 "red frame = centre view \u00b7 "
                 "u: cameras left \u2192 right \u00b7 v: cameras top \u2192 bottom",
                 ha="center", va="top", fontsize=9, linespacing=1.5)
     figure.subplots_adjust(top=1 - 1.25 / height, bottom=0.1 / height)
     return figure
+
+
+def _describe_referents(referents: list, objects: list) -> str:
+    """"referent: object 3 (large red rubber cube)", "referents: objects 2 (...), 5 (...)" or "no target"."""
+    if not referents:
+        return "no target (no object fits the expression)"
+    named = ", ".join(f"{k} ({_describe(objects[k - 1])})" for k in referents)
+    return f"referent: object {named}" if len(referents) == 1 else f"referents: objects {named}"
 
 
 def _id_range(ids) -> str:

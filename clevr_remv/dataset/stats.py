@@ -2,7 +2,9 @@
 
 A *pair* is one (referent object, referring expression) of a scene, as in the paper's counts
 (55,966 / 11,992 / 11,989 pairs); a *sample* is one (pair, view) where the referent is visible.
-Words are whitespace-separated tokens of the expression text.
+Words are whitespace-separated tokens of the expression text. In a generalized dataset a pair's
+referent may be several objects (their pixels add up) or none (no target: left out of the area
+figures); ``targets_per_expression_histogram`` counts expressions by how many objects they name.
 """
 from collections import Counter
 from pathlib import Path
@@ -12,17 +14,13 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.expressions import family_name, referents_of
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 
 ALL_SCENES = "all"  # the one pseudo-split used when the dataset has no splits.json yet
 AREA_RATIO_EDGES = np.linspace(0.0, 2.0, 41)  # visible area of a view / that of the centre view
-
-
-def family_name(expression: dict) -> str:
-    """The template family of an expression, e.g. ``zero_hop`` for ``zero_hop.json``."""
-    return Path(expression["family"]["template"]).stem
 
 
 def _mean(total, count):
@@ -41,8 +39,8 @@ def split_stats(store: DatasetStore, scene_ids, progress_label=None) -> dict:
     """
     grid = store.grid
     uc, vc = store.center
-    objects_per_scene, objects_per_pair, words, families = [], [], [], Counter()
-    views_total, samples = 0, 0
+    objects_per_scene, objects_per_pair, words, families, targets = [], [], [], Counter(), Counter()
+    views_total, samples, target_pairs = 0, 0, 0
     pixel_sums, ratio_sums, ratio_pairs = np.zeros((grid, grid)), np.zeros((grid, grid)), 0
     ratio_counts = np.zeros(len(AREA_RATIO_EDGES) - 1, np.int64)
     for scene_id in tqdm(scene_ids, desc=progress_label, unit="scene", disable=progress_label is None):
@@ -57,9 +55,14 @@ def split_stats(store: DatasetStore, scene_ids, progress_label=None) -> dict:
                 words.append(len(expression["text"].split()))
                 families[family_name(expression)] += 1
                 samples += len(expression["views"])
-                referent_views = scene["objects"][expression["referent"] - 1]["views"]
+                referents = referents_of(expression)
+                targets[len(referents)] += 1
+                if not referents:
+                    continue
+                target_pairs += 1
                 # scene.json lists views v-major: row v-1, column u-1 of the reshaped counts is view (u, v)
-                pixels = np.array([entry["pixels"] for entry in referent_views], float).reshape(grid, grid)
+                pixels = sum(np.array([entry["pixels"] for entry in scene["objects"][k - 1]["views"]], float)
+                             for k in referents).reshape(grid, grid)
                 pixel_sums += pixels
                 if pixels[vc - 1, uc - 1] > 0:
                     ratios = pixels / pixels[vc - 1, uc - 1]
@@ -82,7 +85,8 @@ def split_stats(store: DatasetStore, scene_ids, progress_label=None) -> dict:
         "families": dict(sorted(families.items())),
         "objects_per_pair_histogram": {str(k): n for k, n in sorted(Counter(objects_per_pair).items())},
         "words_per_expression_histogram": {str(k): n for k, n in sorted(Counter(words).items())},
-        "referent_pixels_by_view": (pixel_sums / pairs).tolist() if pairs else None,
+        "targets_per_expression_histogram": {str(k): n for k, n in sorted(targets.items())},
+        "referent_pixels_by_view": (pixel_sums / target_pairs).tolist() if target_pairs else None,
         "area_vs_center_by_view": (ratio_sums / ratio_pairs).tolist() if ratio_pairs else None,
         "area_vs_center_histogram": {"edges": AREA_RATIO_EDGES.tolist(), "counts": ratio_counts.tolist()},
     }
@@ -178,7 +182,17 @@ def format_table(stats: dict) -> str:
     lines = [f"{'':<22}" + "".join(f"{name:>12}" for name in splits)]
     for label, key, pattern in rows:
         lines.append(f"{label:<22}" + "".join(f"{_format(s[key], pattern):>12}" for s in splits.values()))
+    if any(set(s["targets_per_expression_histogram"]) - {"1"} for s in splits.values()):
+        for label, low, high in (("no-target %", 0, 0), ("one-target %", 1, 1), ("multi-target %", 2, None)):
+            shares = [_format(_mean(100 * _count_between(s["targets_per_expression_histogram"], low, high),
+                                    s["pairs"]), ".1f") for s in splits.values()]
+            lines.append(f"{label:<22}" + "".join(f"{share:>12}" for share in shares))
     for family in sorted({family for s in splits.values() for family in s["families"]}):
         shares = [_format(_mean(100 * s["families"].get(family, 0), s["pairs"]), ".1f") for s in splits.values()]
         lines.append(f"{'family ' + family + ' %':<22}" + "".join(f"{share:>12}" for share in shares))
     return "\n".join(lines)
+
+
+def _count_between(histogram: dict, low: int, high) -> int:
+    """Expressions of ``histogram`` (targets -> count) naming ``low`` to ``high`` objects (None: no upper end)."""
+    return sum(n for k, n in histogram.items() if int(k) >= low and (high is None or int(k) <= high))

@@ -13,6 +13,8 @@ from clevr_remv.generate.render import worker_command
 from clevr_remv.generate.rig import RIG_TYPES
 from clevr_remv.generate.writer import stored_config
 from clevr_remv.refexp import load_template_set, refexp_settings
+from clevr_remv.refexp.cli import EXPRESSIONS_HELP, TARGET_MIX_HELP, parse_target_mix
+from clevr_remv.refexp.generator import EXPRESSION_KINDS
 
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -71,6 +73,9 @@ def _parse_duration(ctx, param, value) -> float:
 @click.option("--per-scene", default=8, show_default=True, type=int, help="Referring expressions per scene.")
 @click.option("--templates", "templates_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Your own referring-expression template folder.")
+@click.option("--expressions", type=click.Choice(EXPRESSION_KINDS), default="single", show_default=True,
+              help=EXPRESSIONS_HELP)
+@click.option("--target-mix", callback=parse_target_mix, default=None, metavar="P0,P1,P2", help=TARGET_MIX_HELP)
 @click.option("--view-timeout", default=600.0, show_default=True, type=float,
               help="Seconds without progress after which a render worker is restarted.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(EXECUTORS),
@@ -92,7 +97,8 @@ def _parse_duration(ctx, param, value) -> float:
                    "(e.g. 24h, 90m, 3600s).")
 def generate(out, scenes, start, seed, workers, grid, width, height, samples, no_denoise, device,
              min_objects, max_objects, min_pixels, baseline, lens, rig, passes, properties_file, blender,
-             per_scene, templates_dir, view_timeout, executor, ray_address, worker_cpus, shard, stale_after):
+             per_scene, templates_dir, expressions, target_mix, view_timeout, executor, ray_address, worker_cpus, shard,
+             stale_after):
     """Lay out CLEVR scenes and render each with a GRID x GRID light-field camera array.
 
     Writes rgb/ and index/ PNGs per view (and depth/ with --passes depth), scene.json and
@@ -109,7 +115,7 @@ def generate(out, scenes, start, seed, workers, grid, width, height, samples, no
                             passes=[name.strip() for name in passes.split(",") if name.strip()])
     if templates_dir is not None:
         load_template_set(templates_dir)  # a bad template folder fails before anything is written
-    refexps = refexp_settings(seed, per_scene, templates_dir)
+    refexps = refexp_settings(seed, per_scene, templates_dir, expressions=expressions, target_mix=target_mix)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a job scheduler's stop: clean up as on Ctrl+C
     try:
         summary = run_generate(out, scenes, config, start=start, workers=workers, command=worker_command(blender),

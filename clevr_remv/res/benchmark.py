@@ -11,6 +11,8 @@ Everything lands in one output folder: ``config.json``, ``checkpoints/{last,best
 checkpoint per epoch; ``resume=True`` continues from ``last.pt``), ``training.json`` and
 ``training_curve.png``, ``predictions.jsonl`` and the reports of :mod:`clevr_remv.res.evaluate`.
 Each epoch reseeds torch with ``seed + epoch``, so a resumed run matches an uninterrupted one.
+On a generalized dataset the tested model answers "no target" with an empty mask below a
+predicted-area threshold chosen on val (``no_target.json``, :mod:`clevr_remv.res.no_target`).
 """
 import contextlib
 import json
@@ -23,6 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.dataset.expressions import is_generalized
 from clevr_remv.dataset.outdir import check_output_dir, write_manifest
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.dataset.splits import split_scene_ids
@@ -37,6 +40,7 @@ from clevr_remv.res.models.registry import get_model, recipe_overrides
 from clevr_remv.res.models.training import (StepBatchSampler, collate, load_checkpoint, make_optimizer,
                                             make_poly_schedule, predict, save_checkpoint, train_epoch,
                                             training_rounds)
+from clevr_remv.res.no_target import choose_area_threshold, empty_below
 from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
@@ -194,13 +198,14 @@ def _write_lines(path, lines) -> None:
             stream.write(line + "\n")
 
 
-def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> dict:
+def _test(model, tokenizer, store, settings, out, best_state, tested_state, no_target=None) -> dict:
     """Predict the test split of ``store`` at the chosen views with ``tested_state``'s weights (the
-    best checkpoint, or its fine-tuned copy); write predictions and reports."""
+    best checkpoint, or its fine-tuned copy); write predictions and reports. ``no_target``: the
+    area rule that empties small masks (:mod:`clevr_remv.res.no_target`), on generalized data."""
     model.load_state_dict(tested_state["model"])
     views = evaluation_views(store, settings["views"])
     dataset = ClevrRemvDataset(store.root, split="test", views=views)
-    records = (json.dumps(prediction_record(scene, expression_id, view, prediction))
+    records = (json.dumps(prediction_record(scene, expression_id, view, empty_below(prediction, no_target)))
                for scene, expression_id, view, prediction, _ in
                predict(model, _loader(dataset, settings, False), tokenizer, settings["device"],
                        settings["input_size"], description="test", refine=_refiner(settings)))
@@ -215,6 +220,8 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
                             "protocol": settings["protocol"], "test_data": str(store.root),
                             "finetune_epochs": tested_state.get("finetune_epochs", 0), "seed": settings["seed"]}
     results["benchmark"]["densecrf"] = bool(settings.get("densecrf"))
+    if no_target is not None:
+        results["benchmark"]["no_target"] = no_target
     results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
@@ -227,6 +234,25 @@ def _refiner(settings):
     from clevr_remv.res.models.densecrf import refine
 
     return refine
+
+
+def _no_target_rule(model, tokenizer, store, settings, tested_state, out):
+    """On a generalized dataset: the predicted-area threshold below which a mask answers "no
+    target", chosen on the val centre views with ``tested_state``'s weights and written to
+    no_target.json; None on single-referent data."""
+    if not is_generalized(store.info()):
+        return None
+    model.load_state_dict(tested_state["model"])
+    loader = _loader(ClevrRemvDataset(store.root, split="val", views="center"), settings, False)
+    samples = ((int(prediction.sum()), *intersection_and_union(prediction, target), int(target.sum()))
+               for *_, prediction, target in predict(model, loader, tokenizer, settings["device"],
+                                                     settings["input_size"], description="val no-target area",
+                                                     refine=_refiner(settings)))
+    rule = choose_area_threshold(samples)
+    write_json_atomic(out / "no_target.json", rule)
+    tqdm.write(f"no target below {rule['pixels']} predicted pixels: val centre gIoU {rule['val_gIoU_argmax']:.2f} "
+               f"-> {rule['val_gIoU']:.2f}")
+    return rule
 
 
 def trivial_floors(store, split, views, seed) -> dict:
@@ -414,4 +440,5 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         tested = best
         if protocol == "finetune-test":
             tested = _finetune(model, tokenizer, config, settings, test_store, out, best)
-        return _test(model, tokenizer, test_store, settings, out, best, tested)
+        no_target = _no_target_rule(model, tokenizer, store, settings, tested, out)
+        return _test(model, tokenizer, test_store, settings, out, best, tested, no_target)

@@ -3,7 +3,7 @@
 import click
 
 from clevr_remv.geometry import VIEW_SETS
-from clevr_remv.metrics import ROBUSTNESS_IOUS
+from clevr_remv.metrics import GENERALIZED_KEYS, ROBUSTNESS_IOUS
 from clevr_remv.res.evaluate import describe_keys, evaluate, format_cell
 from clevr_remv.res.models.registry import MODELS, SIZES
 from clevr_remv.res.trivial import PREDICTORS
@@ -97,6 +97,8 @@ def benchmark(model_name, data_dir, epochs, batch_size, lr, device, views, out, 
                f"(best epoch {results['benchmark']['best_epoch']})")
     if results["MVR"] is not None:
         click.echo(robustness_line(results, "oIoU"))
+    if "expressions" in results:
+        click.echo(generalized_line(results))
     click.echo(f"reports written to {out}")
 
 
@@ -106,6 +108,12 @@ def robustness_line(results: dict, iou: str) -> str:
         text = format_cell(value)
         return text if text == "n/a" else f"{text} %"
     return f"MVR {percent(results['MVR'])}  MRD {percent(results['MRD'])}  ({iou})"
+
+
+def generalized_line(results: dict) -> str:
+    """The console line of the generalized figures over all samples (an empty mask = "no target")."""
+    overall = results["overall"]
+    return "generalized, all samples: " + "  ".join(f"{key} {format_cell(overall[key])}" for key in GENERALIZED_KEYS)
 
 
 @click.command("evaluate")
@@ -140,6 +148,8 @@ def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, 
                f"oIoU {format_cell(results['overall']['oIoU'])}")
     if results["MVR"] is not None:
         click.echo(robustness_line(results, mvr_iou))
+    if "expressions" in results:
+        click.echo(generalized_line(results))
     if results["missing_predictions"]:
         click.echo(f"{results['missing_predictions']} samples had no prediction (scored as empty)")
     if results["unused_predictions"]:

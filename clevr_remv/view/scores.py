@@ -2,6 +2,7 @@
 viewer shows exactly the numbers `clevr-remv evaluate` reports."""
 import numpy as np
 
+from clevr_remv.dataset.expressions import target_mask
 from clevr_remv.metrics import intersection_and_union, summarize
 from clevr_remv.res.evaluate import open_predictions
 
@@ -24,7 +25,7 @@ class ViewerPredictions:
         """
         views, intersections, unions = [], [], []
         for u, v in map(tuple, expression["views"]):
-            target = read_index(u, v) == expression["referent"]
+            target = target_mask(read_index(u, v), expression)
             prediction = self.mask(scene, expression["id"], (u, v), target.shape)
             intersection, union = intersection_and_union(
                 np.zeros(target.shape, bool) if prediction is None else prediction, target)

@@ -6,6 +6,7 @@ import threading
 import webbrowser
 from pathlib import Path
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -87,12 +88,15 @@ def _png(content: bytes) -> Response:
     return Response(content, media_type="image/png")
 
 
-def _int_param(request, name: str) -> int:
-    value = request.query_params.get(name, "")
-    try:
-        return int(value)
-    except ValueError:
-        raise ClevrRemvError(f"?{name}={value}: not an integer; pass the number of an object") from None
+def _int_params(request, name: str) -> list:
+    """Every ``?name=`` value as an integer (none: an empty list)."""
+    numbers = []
+    for value in request.query_params.getlist(name):
+        try:
+            numbers.append(int(value))
+        except ValueError:
+            raise ClevrRemvError(f"?{name}={value}: not an integer; pass the number of an object") from None
+    return numbers
 
 
 def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
@@ -118,11 +122,14 @@ def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
         return JSONResponse(detail | {"predictions": predictions is not None})
 
     def outline(request):
+        """The outline of every ``?object=`` (several for a multi-target expression, none for a
+        no-target one: an empty layer)."""
         scene, u, v = view_of(request)
-        number = _int_param(request, "object")
-        if not 1 <= number <= catalog.object_count(scene):
-            raise NotInDataset(f"scene {scene} has no object {number}")
-        return _png(layers.outline_png(catalog.read_index(scene, u, v) == number))
+        numbers = _int_params(request, "object")
+        for number in numbers:
+            if not 1 <= number <= catalog.object_count(scene):
+                raise NotInDataset(f"scene {scene} has no object {number}")
+        return _png(layers.outline_png(np.isin(catalog.read_index(scene, u, v), numbers)))
 
     def instances(request):
         scene, u, v = view_of(request)

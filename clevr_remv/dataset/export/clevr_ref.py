@@ -8,11 +8,13 @@
 
 Each exported image is one (scene, view), numbered 0..N-1 within its split as in CLEVR.
 Masks are CLEVR-Ref+ run-length strings in ``scene["obj_mask"]`` keyed by the 1-based object
-index; the referent is the ``_output`` (0-based object list) of the program's last node.
+index; the referents are the ``_output`` (0-based object list) of the program's last node (none or
+several for a generalized dataset's no-target and multi-target expressions).
 """
 import numpy as np
 
 from clevr_remv.dataset.export.common import iter_views, place_image, write_json
+from clevr_remv.dataset.expressions import referents_of
 from clevr_remv.dataset.store import DatasetStore
 
 
@@ -87,7 +89,7 @@ def _refexp_entry(view, expression: dict, split: str, scene_entry: dict, refexp_
         side_inputs = list(node.get("side_inputs", []))
         program.append({"type": node["type"], "function": node["type"], "inputs": list(node["inputs"]),
                         "side_inputs": side_inputs, "value_inputs": side_inputs})
-    program[-1]["_output"] = [expression["referent"] - 1]
+    program[-1]["_output"] = [k - 1 for k in referents_of(expression)]
     return {
         "split": split, "image_index": scene_entry["image_index"],
         "image_filename": scene_entry["image_filename"], "refexp_index": refexp_index,

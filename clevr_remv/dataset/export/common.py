@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from clevr_remv.dataset.expressions import referents_of
 from clevr_remv.dataset.rle import mask_to_rle, visible_box
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
@@ -58,7 +59,8 @@ def categories(store: DatasetStore) -> list:
 
 @dataclasses.dataclass
 class ExportView:
-    """One (scene, view) to export, with the expressions whose referent shows in it."""
+    """One (scene, view) to export, with the expressions valid in it whose referents all show in it
+    (a no-target expression: valid in it)."""
 
     scene_index: int
     scene: dict
@@ -86,8 +88,9 @@ def iter_views(store: DatasetStore, scene_ids: list, views: list, desc: str, pro
         positions = {(view["u"], view["v"]): i for i, view in enumerate(scene["views"])}
         for u, v in views:
             index_mask = _read_index(store, index, u, v)
+            visible = set(np.unique(index_mask).tolist())
             valid = [e for e in expressions
-                     if [u, v] in e["views"] and (index_mask == e["referent"]).any()]
+                     if [u, v] in e["views"] and all(k in visible for k in referents_of(e))]
             yield ExportView(index, scene, u, v, positions[(u, v)], index_mask,
                              store.rgb_path(index, u, v), valid)
 

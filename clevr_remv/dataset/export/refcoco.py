@@ -7,12 +7,15 @@
     <out>/<image folder>/<file_name>    where REFER looks for images of dataset <name>
 
 Segmentations are exact masks stored as a one-element list of COCO RLEs: REFER's ``getMask``
-decodes a list of RLEs with pycocotools and sums them.
+decodes a list of RLEs with pycocotools and sums them. A REFER ref names one object, so the
+no-target and multi-target expressions of a generalized dataset are left out (and counted as
+``skipped_sentences``); ``--format grefcoco`` exports them.
 """
 import pickle
 import re
 
 from clevr_remv.dataset.export.common import categories, export_image, iter_views, object_annotations, write_json
+from clevr_remv.dataset.expressions import referents_of
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.dataset.vocab import tokenize
 from clevr_remv.errors import ClevrRemvError
@@ -40,7 +43,7 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
     category_ids = {category["name"]: category["id"] for category in category_list}
     views_per_scene = store.grid ** 2
     images, annotations, refs = [], [], []
-    sentences = 0
+    sentences, skipped = 0, 0
     for split, scene_ids in split_scenes.items():
         for view in iter_views(store, scene_ids, views, desc=f"export refcoco {split}", progress=progress):
             images.append(export_image(view, image_dir, views_per_scene, link))
@@ -48,8 +51,10 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
             view_annotations = object_annotations(view, image, category_ids, rle_in_list=True)
             annotations += view_annotations
             by_object = {annotation["object"]: annotation for annotation in view_annotations}
-            for referent in sorted({e["referent"] for e in view.expressions}):
-                group = [e for e in view.expressions if e["referent"] == referent]
+            single = [e for e in view.expressions if len(referents_of(e)) == 1]
+            skipped += len(view.expressions) - len(single)
+            for referent in sorted({e["referent"] for e in single}):
+                group = [e for e in single if e["referent"] == referent]
                 ref_sentences = [_sentence(e, sentences + i) for i, e in enumerate(group)]
                 sentences += len(ref_sentences)
                 refs.append({
@@ -63,7 +68,8 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
                {"images": images, "annotations": annotations, "categories": category_list})
     with open(data_dir / f"refs({split_by}).p", "wb") as stream:
         pickle.dump(refs, stream, protocol=2)
-    return {"images": len(images), "annotations": len(annotations), "refs": len(refs), "sentences": sentences}
+    counts = {"images": len(images), "annotations": len(annotations), "refs": len(refs), "sentences": sentences}
+    return {**counts, "skipped_sentences": skipped} if skipped else counts
 
 
 def _sentence(expression: dict, sent_id: int) -> dict:

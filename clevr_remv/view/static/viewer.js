@@ -43,6 +43,8 @@ function load(url) {
 
 const viewName = (u, v) => `u${u}_v${v}`;
 const isValid = (u, v) => !state.expression || state.expression.views.some(([a, b]) => a === u && b === v);
+// The 1-based objects an expression names: generalized datasets list them (none: no target).
+const referentsOf = (expression) => expression.referents ?? [expression.referent];
 const showPredictions = () => state.scene.predictions && state.expression && state.predictionMode !== "off";
 
 function baseUrl(u, v) {
@@ -67,8 +69,8 @@ function layers(u, v) {
     else beside.push(main[0], prediction);
   }
   if (state.expression) {
-    main.push({url: `/api/scenes/${scene.index}/views/${u}/${v}/outline.png?object=${state.expression.referent}`,
-               role: "outline"});
+    const objects = referentsOf(state.expression).map((k) => `object=${k}`).join("&");
+    main.push({url: `/api/scenes/${scene.index}/views/${u}/${v}/outline.png?${objects}`, role: "outline"});
   }
   return {main, beside};
 }
@@ -120,6 +122,9 @@ async function draw() {
   $("beside").hidden = stacks.beside.length === 0;
   if (stacks.beside.length) messages.push(...paint($("view-beside"), stacks.beside, beside, true));
   if (!valid) messages.unshift("the expression is not valid in this view (its referent is too hidden)");
+  else if (state.expression && referentsOf(state.expression).length === 0) {
+    messages.unshift("no target: no object fits this expression");
+  }
   $("view").dataset.view = viewName(u, v);
   $("view-label").textContent = `view ${viewName(u, v)}` + (u === state.scene.center[0] && v === state.scene.center[1] ? " (centre)" : "");
   const message = $("message");
@@ -242,10 +247,12 @@ function showExpressionDetail() {
   detail.replaceChildren();
   const expression = state.expression;
   if (!expression) return;
-  const referent = state.scene.objects[expression.referent - 1];
+  const referents = referentsOf(expression);
+  const named = referents.map((k) => `${k} (${describe(state.scene.objects[k - 1])})`).join(", ");
+  const target = referents.length === 0 ? "no target" : `referent${referents.length > 1 ? "s" : ""} ${named}`;
   const family = document.createElement("div");
-  family.textContent = `family ${expression.family.template} #${expression.family.index} · referent ` +
-    `${expression.referent} (${describe(referent)}) · valid in ${expression.views.length} of ${state.scene.views.length} views`;
+  family.textContent = `family ${expression.family.template} #${expression.family.index} · ${target} · ` +
+    `valid in ${expression.views.length} of ${state.scene.views.length} views`;
   const program = document.createElement("ol");
   program.start = 0;
   for (const step of expression.program) {
