@@ -9,7 +9,8 @@ Then what the paper-size dataset becomes at the default shard size, from per-sce
 
     nice -n 5 clevr-remv generate --out /tmp/packbench --scenes 12 --grid 9 --width 160 --height 112 \\
         --samples 2 --min-pixels 25 && clevr-remv split --data /tmp/packbench
-    python benchmarks/bench_pack.py --data /tmp/packbench
+    python benchmarks/bench_pack.py --data /tmp/packbench --repeats 5 --epochs 20
+    python benchmarks/bench_pack.py --data /tmp/packbench --paper-only --paper-shard-size 64MB
 """
 import argparse
 import filecmp
@@ -46,6 +47,13 @@ def timed(function, *args):
     start = time.perf_counter()
     result = function(*args)
     return time.perf_counter() - start, result
+
+
+def timed_cpu(function, *args):
+    """(wall seconds, this process's CPU seconds, result)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def read_epochs(dataset, workers: int, epochs: int, batch_size: int) -> int:
@@ -96,10 +104,19 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best is kept")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the packed and unpacked copies")
+    parser.add_argument("--paper-shard-size", default=DEFAULT_SHARD_SIZE, help="shard size of the paper-size table")
+    parser.add_argument("--paper-only", action="store_true", help="print the paper-size table alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # the stream's few-shards warning: this dataset is small on purpose
     store = DatasetStore(args.data)
+    if not args.paper_only:
+        measure(args, store)
+    print_paper_size(store, args.paper_shard_size)
+
+
+def measure(args, store: DatasetStore) -> None:
+    """Files, bytes, pack and unpack speed, and reading throughput on ``args.data``."""
 
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         scratch = Path(scratch)
@@ -122,8 +139,10 @@ def main():
         print(f"| packed (all + center subsets) | {packed_files} | {packed_bytes / 1e6:.2f} MB | "
               f"{packed_disk / 1e6:.2f} MB |")
         for name, total in shard_bytes.items():
-            shards = len(manifest["subsets"][name]["shards"])
-            print(f"| shards of `{name}` | {2 * shards} (tar + index) | {total / 1e6:.2f} MB | |")
+            shards = manifest["subsets"][name]["shards"]
+            disk = sum((scratch / "packed" / entry["name"]).stat().st_blocks * 512
+                       for shard in shards for entry in (shard, shard["index"]))
+            print(f"| `{name}` subset | {2 * len(shards)} (tar + index) | {total / 1e6:.2f} MB | {disk / 1e6:.2f} MB |")
         print(f"\npack --views all: {pack_all_s:.2f} s, {source_bytes / 1e6 / pack_all_s:.1f} MB/s of dataset "
               "files; "
               f"pack --views center: {pack_center_s:.2f} s; unpack: {unpack_s:.2f} s, "
@@ -142,22 +161,30 @@ def main():
         print(f"\n{len(centre)} centre items in split {args.split}; bytes read per item: {per_item / 1e3:.1f} kB "
               f"(folder, or shards by offset); a sequential pass reads {split_center / len(centre) / 1e3:.1f} kB "
               f"per item over the center shards and {split_all / len(centre) / 1e3:.1f} kB over the all-view shards")
-        best = {}
+        best, cpu = {}, {}
         for _ in range(args.repeats):
             for name, make in sources.items():
                 for workers in (0, 1, 2):
-                    seconds, count = timed(read_epochs, make(), workers, args.epochs, args.batch_size)
+                    seconds, used, count = timed_cpu(read_epochs, make(), workers, args.epochs, args.batch_size)
                     best[name, workers] = max(best.get((name, workers), 0.0), count / seconds)
-        print(f"\nsamples/s, best of {args.repeats} rounds of {args.epochs} epochs (ratio to the folder form)\n")
-        print("| reader | 0 workers | 1 worker | 2 workers |\n|---|---|---|---|")
+                    if workers == 0:  # CPU time per item: robust to other jobs on the machine
+                        cpu[name] = min(cpu.get(name, float("inf")), used / count)
+        print(f"\nsamples/s, best of {args.repeats} rounds of {args.epochs} epochs (ratio to the folder form); "
+              "CPU ms per item of the single process (0 workers)\n")
+        print("| reader | 0 workers | 1 worker | 2 workers | CPU ms/item |\n|---|---|---|---|---|")
         for name in sources:
             cells = [f"{best[name, w]:.0f} ({best[name, w] / best['folder', w]:.2f})" for w in (0, 1, 2)]
+            cells.append(f"{cpu[name] * 1e3:.3f} ({cpu[name] / cpu['folder']:.2f})")
             print(f"| {name} | {' | '.join(cells)} |")
 
-    size = parse_size(DEFAULT_SHARD_SIZE)
+
+
+def print_paper_size(store: DatasetStore, shard_size: str) -> None:
+    """The table of :func:`paper_size` at ``shard_size`` (e.g. "512MB")."""
+    size = parse_size(shard_size)
     view = " + ".join(f"{PAPER_VIEW_KB[kind]} kB {kind}" for kind in ("rgb", "index") + store.passes)
     print(f"\npaper size: 10,000 scenes of 480x320 ({', '.join(f'{k} {v}' for k, v in PAPER_SCENES.items())}) "
-          f"at --shard-size {DEFAULT_SHARD_SIZE}; per view {view}, JSON per scene as measured here\n")
+          f"at --shard-size {shard_size}; per view {view}, JSON per scene as measured here\n")
     print("| subset | views | MB per scene | scenes per shard | shards train / val / test | total |")
     print("|---|---|---|---|---|---|")
     for name, views, scene, per_shard, shards, total in paper_size(store, size):

@@ -73,11 +73,14 @@ def _header(manifest: dict, default: str) -> list:
 
 def _body(manifest: dict, default: str) -> str:
     config = manifest["dataset"]["config"]
+    subset = manifest["subsets"][default]
+    split = complete_splits(subset)[0] if complete_splits(subset) else "train"
+    last = max(len(shards_of(subset, split)) - 1, 0)
     grid, center = config["grid"], (config["grid"] + 1) // 2
     depth = "depth" in config.get("passes", ())
     rows = "\n".join(
         f"| `{name}` | {len(subset['views'])} | "
-        + ", ".join(f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scenes in "
+        + ", ".join(f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scene(s) in "
                     f"{len(shards_of(subset, split))} shard(s)" for split in complete_splits(subset)) + " |"
         for name, subset in manifest["subsets"].items())
     depth_text = (f"`uU_vV.depth.png`: 16-bit grey z-depth along the camera's optical axis, in counts of "
@@ -113,13 +116,13 @@ byte for byte: `NNNNNN.scene.json` (objects, cameras, per-view visibility), `NNN
 
 ```python
 import webdataset as wds                     # pip install webdataset
-ds = wds.WebDataset("{default}/train-{{000000..000000}}.tar").decode("pil")   # brace range of the shard names
+ds = wds.WebDataset("{default}/{split}-{{000000..{last:06d}}}.tar", shardshuffle=False).decode("pil")
 
 import datasets                              # pip install datasets
-ds = datasets.load_dataset("path/to/this/folder", "{default}", split="train")
+ds = datasets.load_dataset("path/to/this/folder", "{default}", split="{split}")
 
 from clevr_remv.dataset.pytorch import ClevrRemvDataset   # pip install clevr-remv[torch]
-ds = ClevrRemvDataset("path/to/this/folder", split="train", views="center")
+ds = ClevrRemvDataset("path/to/this/folder", split="{split}", views="center")   # same items as the folder
 ```
 
 `manifest.json` lists every shard with its split, sample count, bytes and SHA-256 (and the
