@@ -20,6 +20,8 @@ from clevr_remv.dataset.packed.layout import parse_size, parse_views
 from clevr_remv.dataset.packed.manifest import read_manifest
 from clevr_remv.dataset.packed.pack import pack_dataset
 from clevr_remv.dataset.packed.unpack import unpack_dataset
+from clevr_remv.dataset.pytorch import ClevrRemvDataset
+from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import validate
@@ -99,6 +101,19 @@ def test_dataset_card_declares_configs_data_files_features_and_licence(packed):
     examples = {split["name"]: split["num_examples"] for split in info["all"]["splits"]}
     assert examples == {"train": 3, "val": 2, "test": 1}
     assert "0 = background, k = object k" in text and "@phdthesis" in text
+
+
+def test_an_empty_split_packs_to_no_shard_and_the_card_leaves_it_out(tiny_dataset_copy, tmp_path):
+    (tiny_dataset_copy / "splits.json").unlink()
+    write_splits(tiny_dataset_copy, "0.5,0.5,0", seed=0)
+    out = tmp_path / "packed"
+    _, reports = pack_dataset(tiny_dataset_copy, out, views="center")
+    assert [(report.split, report.samples, report.written) for report in reports] == [
+        ("train", 3, 1), ("val", 3, 1), ("test", 0, 0)]
+    header = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
+    assert [entry["split"] for entry in header["configs"][0]["data_files"]] == ["train", "val"]
+    assert validate_packed(out) == []
+    assert len(ClevrRemvDataset(out, split="test")) == len(ClevrRemvDataset(tiny_dataset_copy, split="test")) == 0
 
 
 def test_unpack_gives_back_every_file_byte_for_byte(tiny_dataset, packed, tmp_path):
@@ -280,9 +295,11 @@ def test_a_changed_dataset_or_shard_size_is_refused_on_resume(tiny_dataset_copy,
     assert tree(copy) == before
 
 
-def test_commands_that_need_the_folder_form_say_how_to_get_it(packed):
+def test_commands_that_need_the_folder_form_say_how_to_get_it(packed, tmp_path):
     for command in (["stats", "--data", str(packed)],
-                    ["show", "--data", str(packed), "--scene", "0", "--out", "x.png"]):
+                    ["show", "--data", str(packed), "--scene", "0", "--out", str(tmp_path / "x.png")],
+                    ["evaluate", "--data", str(packed), "--predictor", "empty", "--out", str(tmp_path / "eval")],
+                    ["benchmark", "--model", "baseline", "--data", str(packed), "--out", str(tmp_path / "run")]):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2
         assert "a packed dataset" in result.output and f"clevr-remv unpack --data {packed} --out DIR" in result.output

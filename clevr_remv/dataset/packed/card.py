@@ -34,6 +34,12 @@ CITATION = """@phdthesis{chen2023multimodal,
 }"""
 
 
+def _card_splits(subset: dict) -> list:
+    """The subset's splits a reader can load: packed to the end and holding a shard (an empty
+    split has no data files, which Hugging Face refuses)."""
+    return [split for split in complete_splits(subset) if shards_of(subset, split)]
+
+
 def _size_category(samples: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
         if samples < limit:
@@ -46,8 +52,7 @@ def _yaml(value) -> str:
     return json.dumps(value)
 
 
-def _header(manifest: dict, default: str) -> list:
-    subsets = manifest["subsets"]
+def _header(subsets: dict, default: str) -> list:
     samples = sum(shard["samples"] for subset in subsets.values() for shard in subset["shards"])
     lines = ["---", f"license: {LICENSE}", "pretty_name: CLEVR-REMV", "language:", "- en",
              "task_categories:", "- image-segmentation", "tags:", "- referring-expression-segmentation",
@@ -56,7 +61,7 @@ def _header(manifest: dict, default: str) -> list:
     for name, subset in subsets.items():
         lines += [f"- config_name: {_yaml(name)}"] + (["  default: true"] if name == default else [])
         lines += ["  data_files:"]
-        for split in complete_splits(subset):
+        for split in _card_splits(subset):
             lines += [f"  - split: {split}", f"    path: {_yaml(f'{name}/{split}-*.tar')}"]
     lines += ["dataset_info:"]
     for name, subset in subsets.items():
@@ -64,25 +69,24 @@ def _header(manifest: dict, default: str) -> list:
         for field in subset["fields"]:
             lines += [f"  - name: {_yaml(field)}", f"    dtype: {'json' if field in JSON_FIELDS else 'image'}"]
         lines += ["  - name: __key__", "    dtype: string", "  - name: __url__", "    dtype: string", "  splits:"]
-        for split in complete_splits(subset):
+        for split in _card_splits(subset):
             shards = shards_of(subset, split)
             lines += [f"  - name: {split}", f"    num_bytes: {sum(shard['bytes'] for shard in shards)}",
                       f"    num_examples: {sum(shard['samples'] for shard in shards)}"]
     return lines + ["---"]
 
 
-def _body(manifest: dict, default: str) -> str:
+def _body(manifest: dict, subsets: dict, default: str) -> str:
     config = manifest["dataset"]["config"]
-    subset = manifest["subsets"][default]
-    split = complete_splits(subset)[0] if complete_splits(subset) else "train"
-    last = max(len(shards_of(subset, split)) - 1, 0)
+    split = _card_splits(subsets[default])[0] if default else "train"
+    last = len(shards_of(subsets[default], split)) - 1 if default else 0
     grid, center = config["grid"], (config["grid"] + 1) // 2
     depth = "depth" in config.get("passes", ())
     rows = "\n".join(
         f"| `{name}` | {len(subset['views'])} | "
         + ", ".join(f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scene(s) in "
-                    f"{len(shards_of(subset, split))} shard(s)" for split in complete_splits(subset)) + " |"
-        for name, subset in manifest["subsets"].items())
+                    f"{len(shards_of(subset, split))} shard(s)" for split in _card_splits(subset)) + " |"
+        for name, subset in subsets.items())
     depth_text = (f"`uU_vV.depth.png`: 16-bit grey z-depth along the camera's optical axis, in counts of "
                   f"`depth_scale` = {manifest['dataset'].get('depth_scale')} world units (in `meta/dataset.json`); "
                   "**0 means no value** (sky, or farther than 65535 counts)." if depth else
@@ -141,7 +145,9 @@ gives back the dataset folder byte for byte.
 
 
 def write_card(root, manifest: dict) -> None:
-    """Write ``root``/README.md from ``manifest`` (atomic)."""
-    subsets = manifest["subsets"]
+    """Write ``root``/README.md from ``manifest`` (atomic): a config per subset with a loadable
+    split, the one with the fewest views the default."""
+    subsets = {name: subset for name, subset in manifest["subsets"].items() if _card_splits(subset)}
     default = min(subsets, key=lambda name: (len(subsets[name]["views"]), name)) if subsets else ""
-    write_text_atomic(root / CARD_NAME, "\n".join(_header(manifest, default)) + "\n" + _body(manifest, default))
+    text = "\n".join(_header(subsets, default)) + "\n" + _body(manifest, subsets, default)
+    write_text_atomic(root / CARD_NAME, text)
