@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from clevr_remv.dataset.expressions import referents_of, target_mask
+from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.metrics import Breakdown, ScoreAccumulator, generalized_summary, robustness
@@ -179,3 +180,30 @@ def test_single_referent_results_keep_their_keys(tiny_dataset, tmp_path):
     results = evaluate(tiny_dataset, predictor="largest", split="test", views="corners", out=tmp_path / "out",
                        progress=False)
     assert "gIoU" not in results["overall"] and "by_target_count" not in results and "expressions" not in results
+
+
+# -- the baseline on a generalized split ---------------------------------------------------------------
+def test_benchmark_answers_no_target_below_the_val_threshold(tiny_generalized_dataset, tmp_path, one_torch_thread):
+    from clevr_remv.dataset.rle import rle_to_mask
+    from clevr_remv.res.benchmark import run_benchmark
+
+    out = tmp_path / "bench"
+    results = run_benchmark(tiny_generalized_dataset, "baseline", out, epochs=1, batch_size=4, workers=0)
+    rule = results["benchmark"]["no_target"]
+    assert rule == json.loads((out / "no_target.json").read_text())
+    assert rule["val_samples"] == len(ClevrRemvDataset(tiny_generalized_dataset, split="val", views="center"))
+    assert rule["val_gIoU"] >= rule["val_gIoU_argmax"]
+    for line in (out / "predictions.jsonl").read_text().splitlines():
+        pixels = int(rle_to_mask(json.loads(line)["mask"]).sum())
+        assert pixels == 0 or pixels >= rule["pixels"]
+    for key in ("gIoU", "cIoU", "N-acc", "T-acc"):
+        assert key in results["overall"] and key in results["trivial_predictors"]["empty"]["overall"]
+    assert results["trivial_predictors"]["empty"]["overall"]["N-acc"] == 100.0
+    assert "| all gIoU |" in (out / "results.md").read_text()
+
+
+def test_no_threshold_on_single_referent_data(tiny_dataset, tmp_path):
+    from clevr_remv.res.benchmark import _no_target_rule
+
+    assert _no_target_rule(None, None, DatasetStore(tiny_dataset), {}, None, tmp_path) is None
+    assert not (tmp_path / "no_target.json").exists()

@@ -246,3 +246,28 @@ def test_refexps_command_refuses_a_bad_mix(tiny_dataset_copy, mix, message):
                                        "--target-mix", mix])
     assert result.exit_code == 2 and message in result.output
     assert DatasetStore(tiny_dataset_copy).refexps_path(0).read_bytes() == before
+
+
+def test_generate_writes_what_refexps_rewrites(tmp_path):
+    """`generate --expressions generalized` and `refexps --expressions generalized` on the rendered
+    scenes give the same files (the docs' real run relies on it)."""
+    import sys
+    from pathlib import Path
+
+    from clevr_remv.generate.config import GenerateConfig
+    from clevr_remv.generate.pipeline import generate
+
+    stand_in = [sys.executable, str(Path(__file__).with_name("stand_in_worker.py"))]
+    config = GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=4, properties=PROPERTIES)
+    root = tmp_path / "generated"
+    generate(root, 2, config, command=stand_in, progress=False,
+             refexps=refexp_settings(0, expressions="generalized", target_mix=(0.25, 0.5, 0.25)))
+    store = DatasetStore(root)
+    written = {index: store.refexps_path(index).read_bytes() for index in store.scene_ids()}
+    assert any(not e["referents"] for index in written for e in json.loads(written[index])["expressions"])
+    copy = shutil.copytree(root, tmp_path / "copy")
+    result = CliRunner().invoke(main, ["refexps", "--data", str(copy), "--expressions", "generalized",
+                                       "--target-mix", "0.25,0.5,0.25"])
+    assert result.exit_code == 0, result.output
+    assert {index: DatasetStore(copy).refexps_path(index).read_bytes() for index in written} == written
+    assert DatasetStore(copy).info()["refexps"] == store.info()["refexps"]
