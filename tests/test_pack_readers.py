@@ -51,6 +51,16 @@ def test_packed_folder_gives_the_same_items_as_the_dataset_folder(tiny_dataset, 
     same_items([folder[i] for i in range(len(folder))], [shards[i] for i in range(len(shards))])
 
 
+def test_generalized_expressions_give_the_same_items_from_shards(tiny_generalized_dataset, tmp_path):
+    out = tmp_path / "packed"
+    pack_dataset(tiny_generalized_dataset, out, views="corners")
+    folder = ClevrRemvDataset(tiny_generalized_dataset, split="train", views="corners")
+    shards = ClevrRemvDataset(out, split="train", views="corners")
+    items = [shards[i] for i in range(len(shards))]
+    assert {len(item["objects"]) for item in items} >= {0, 1}
+    same_items([folder[i] for i in range(len(folder))], items)
+
+
 def test_depth_is_read_from_shards_too(tiny_depth_dataset, tmp_path):
     data = shutil.copytree(tiny_depth_dataset, tmp_path / "depth")
     write_splits(data, "0.5,0.5,0", seed=0)

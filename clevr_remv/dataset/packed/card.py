@@ -107,13 +107,15 @@ Written by `clevr-remv pack` ({manifest['packer']}) as tar shards in the WebData
 
 One sample is one scene, key `NNNNNN` (the scene index). Its members are the dataset's own files,
 byte for byte: `NNNNNN.scene.json` (objects, cameras, per-view visibility), `NNNNNN.refexps.json`
-(expressions: `text`, `referent`, `views`, `program`), and per packed view (u, v)
+(expressions: `text`, `referent`, `views`, `program`; `referents` in generalized datasets), and per
+packed view (u, v)
 `NNNNNN.uU_vV.rgb.png` and `NNNNNN.uU_vV.index.png`{' and `NNNNNN.uU_vV.depth.png`' if depth else ''}.
 
 - Views: u is the column (1 = leftmost camera), v the row (1 = top); the centre view is u{center}_v{center}.
 - `uU_vV.index.png`: 8-bit grey object index, **0 = background, k = object k** (1-based, in
-  `scene.json`'s `objects` order). The mask of an expression in a view is `index == referent`.
-- An expression is valid in the views its `views` list names (the referent is visible there).
+  `scene.json`'s `objects` order). The mask of an expression in a view is `index == referent`;
+  in a generalized dataset it is the union over `referents` (empty for an expression naming none).
+- An expression is valid in the views its `views` list names.
 - {depth_text}
 
 ## Loading
