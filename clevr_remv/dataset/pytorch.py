@@ -82,7 +82,8 @@ class ClevrRemvDataset(Dataset):
         return np.repeat(np.asarray(self._scene, np.int64), np.diff(self._starts))
 
     def describe(self, index: int) -> dict:
-        """Sample ``index`` without its pixels: text, scene, expression_id, object and view."""
+        """Sample ``index`` without its pixels: text, scene, expression_id, object and view (and
+        objects, in a generalized dataset)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"sample {index} out of range for {len(self)} samples")
         index %= len(self)
