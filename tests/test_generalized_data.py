@@ -263,3 +263,15 @@ def test_viewer_outlines_several_objects_and_none(tiny_generalized_dataset):
     assert not empty[..., 3].any()
     detail = client.get("/api/scenes/0").json()
     assert all("referents" in e for e in detail["expressions"])
+
+
+def test_retrieval_captions_leave_out_no_target_expressions(tiny_generalized_dataset):
+    from clevr_remv.retrieval.remv import load_remv_split
+
+    split = load_remv_split(tiny_generalized_dataset, "train", image_size=32)
+    store = DatasetStore(tiny_generalized_dataset)
+    texts = [e["text"] for scene in split_scene_ids(store, "train") for e in store.load_refexps(scene)["expressions"]]
+    absent = [text for scene, e in expressions_of(store, "none") if scene in split_scene_ids(store, "train")
+              for text in [e["text"]]]
+    assert absent and not set(absent) & set(split.captions)
+    assert len(split.captions) == len(texts) - len(absent)

@@ -87,7 +87,7 @@ def multi_target_expressions(template_set: TemplateSet, facts, truth, count: int
         if program_key(program) in seen_programs:
             return True
         answer = engine.answer_set(program, facts)
-        return answer in used_groups or truth.set_views(program, answer) is None
+        return answer is None or answer in used_groups or truth.set_views(program, answer) is None
 
     while len(chosen) < count and open_families:
         family = least_used(open_families, uses, rng)

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from clevr_remv.dataset.expressions import referents_of
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.retrieval.split import RetrievalSplit
@@ -46,6 +47,8 @@ def load_remv_split(root, role: str, image_size: int = 128) -> RetrievalSplit:
     for row, scene in enumerate(tqdm(scenes, desc=f"read {role} centre views", unit="scene")):
         images.append(_resized(store.read_rgb(scene, u, v), image_size))
         for expression in store.load_refexps(scene)["expressions"]:
+            if not referents_of(expression):
+                continue  # a generalized dataset's no-target expression does not describe the image
             captions.append(expression["text"])
             caption_image.append(row)
     if not captions:
