@@ -198,10 +198,12 @@ def _write_lines(path, lines) -> None:
             stream.write(line + "\n")
 
 
-def _test(model, tokenizer, store, settings, out, best_state, tested_state, no_target=None) -> dict:
+def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> dict:
     """Predict the test split of ``store`` at the chosen views with ``tested_state``'s weights (the
-    best checkpoint, or its fine-tuned copy); write predictions and reports. ``no_target``: the
-    area rule that empties small masks (:mod:`clevr_remv.res.no_target`), on generalized data."""
+    best checkpoint, or its fine-tuned copy); write predictions and reports. On generalized data
+    ``tested_state["no_target"]`` is the area rule that empties small masks
+    (:mod:`clevr_remv.res.no_target`)."""
+    no_target = tested_state.get("no_target")
     model.load_state_dict(tested_state["model"])
     views = evaluation_views(store, settings["views"])
     dataset = ClevrRemvDataset(store.root, split="test", views=views)
@@ -440,5 +442,5 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         tested = best
         if protocol == "finetune-test":
             tested = _finetune(model, tokenizer, config, settings, test_store, out, best)
-        no_target = _no_target_rule(model, tokenizer, store, settings, tested, out)
-        return _test(model, tokenizer, test_store, settings, out, best, tested, no_target)
+        tested = {**tested, "no_target": _no_target_rule(model, tokenizer, store, settings, tested, out)}
+        return _test(model, tokenizer, test_store, settings, out, best, tested)
