@@ -207,3 +207,25 @@ def test_no_threshold_on_single_referent_data(tiny_dataset, tmp_path):
 
     assert _no_target_rule(None, None, DatasetStore(tiny_dataset), {}, None, tmp_path) is None
     assert not (tmp_path / "no_target.json").exists()
+
+
+def test_an_all_no_target_split_end_to_end(tiny_generalized_dataset, tmp_path):
+    import shutil
+
+    root = shutil.copytree(tiny_generalized_dataset, tmp_path / "dataset")
+    store = DatasetStore(root)
+    kept = 0
+    for scene in split_scene_ids(store, "train"):
+        document = store.load_refexps(scene)
+        document["expressions"] = [e for e in document["expressions"] if not e["referents"]]
+        kept += len(document["expressions"])
+        store.refexps_path(scene).write_text(json.dumps(document))
+    assert kept
+    empty = evaluate(root, predictor="empty", split="train", views="all", out=tmp_path / "empty", progress=False)
+    assert (empty["overall"]["gIoU"], empty["overall"]["N-acc"], empty["overall"]["cIoU"]) == (100.0, 100.0, 0.0)
+    assert empty["overall"]["T-acc"] is None and set(empty["by_target_count"]) == {"0"}
+    largest = evaluate(root, predictor="largest", split="train", views="all", out=tmp_path / "largest",
+                       progress=False)
+    assert (largest["overall"]["gIoU"], largest["overall"]["N-acc"]) == (0.0, 0.0)
+    assert largest["robustness_generalized"]["gIoU"]["MVR"] is None or np.isnan(
+        largest["robustness_generalized"]["gIoU"]["MVR"])
