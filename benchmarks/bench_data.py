@@ -8,6 +8,7 @@ without reading anything, i.e. the cost of shipping float32 images between proce
 
     python benchmarks/bench_data.py --scenes 24 --grid 3 --width 480 --height 320
 """
+
 import argparse
 import os
 import tempfile
@@ -27,8 +28,10 @@ from clevr_remv.generate.synthetic import write_synthetic_dataset
 def decode_only(dataset, indices) -> None:
     for index in indices:
         sample = dataset.describe(index)
-        for path in (dataset.store.rgb_path(sample["scene"], *sample["view"]),
-                     dataset.store.index_path(sample["scene"], *sample["view"])):
+        for path in (
+            dataset.store.rgb_path(sample["scene"], *sample["view"]),
+            dataset.store.index_path(sample["scene"], *sample["view"]),
+        ):
             with Image.open(path) as image:
                 np.asarray(image)
 
@@ -47,8 +50,9 @@ class BlankSamples(Dataset):
     """Samples shaped like ``template`` but never decoded: what worker processes cost alone."""
 
     def __init__(self, template: dict, count: int):
-        self.shapes = {key: (value.shape, value.dtype) for key, value in template.items()
-                       if isinstance(value, torch.Tensor)}
+        self.shapes = {
+            key: (value.shape, value.dtype) for key, value in template.items() if isinstance(value, torch.Tensor)
+        }
         self.count = count
 
     def __len__(self) -> int:
@@ -83,21 +87,32 @@ def main():
         root = args.data
         if root is None:
             root = Path(scratch) / "dataset"
-            print(f"writing {args.scenes} synthetic scenes, {args.grid}x{args.grid} views "
-                  f"of {args.width}x{args.height} ...")
-            write_synthetic_dataset(root, scenes=args.scenes, grid=args.grid, width=args.width,
-                                    height=args.height, seed=0)
+            print(
+                f"writing {args.scenes} synthetic scenes, {args.grid}x{args.grid} views "
+                f"of {args.width}x{args.height} ..."
+            )
+            write_synthetic_dataset(
+                root, scenes=args.scenes, grid=args.grid, width=args.width, height=args.height, seed=0
+            )
             write_splits(root, "1,0,0", seed=0)
         dataset = ClevrRemvDataset(root, split=args.split, views="all")
         indices = list(range(min(args.samples, len(dataset))))
         decode_only(dataset, indices)  # warm the page cache for every method alike
 
-        runs = [("PIL decode only (rgb + index PNG)", decode_only, (dataset, indices)),
-                ("ClevrRemvDataset, single process", dataset_loop, (dataset, indices)),
-                (f"DataLoader, {args.workers} workers, batch {args.batch_size}", loader_loop,
-                 (dataset, indices, args.workers, args.batch_size)),
-                ("  same, blank tensors (transfer only)", loader_loop,
-                 (BlankSamples(dataset[0], len(indices)), indices, args.workers, args.batch_size))]
+        runs = [
+            ("PIL decode only (rgb + index PNG)", decode_only, (dataset, indices)),
+            ("ClevrRemvDataset, single process", dataset_loop, (dataset, indices)),
+            (
+                f"DataLoader, {args.workers} workers, batch {args.batch_size}",
+                loader_loop,
+                (dataset, indices, args.workers, args.batch_size),
+            ),
+            (
+                "  same, blank tensors (transfer only)",
+                loader_loop,
+                (BlankSamples(dataset[0], len(indices)), indices, args.workers, args.batch_size),
+            ),
+        ]
         best = {name: float("inf") for name, _, _ in runs}
         for _ in range(args.repeats):  # interleaved, so a change in machine load hits every method
             for name, function, call_args in runs:
@@ -106,8 +121,10 @@ def main():
 
     baseline = rows[0][1]
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\n{len(indices)} samples of {args.width}x{args.height}, best of {args.repeats}; "
-          f"{os.cpu_count()} CPUs, load average {load}")
+    print(
+        f"\n{len(indices)} samples of {args.width}x{args.height}, best of {args.repeats}; "
+        f"{os.cpu_count()} CPUs, load average {load}"
+    )
     print(f"{'method':<38}{'seconds':>9}{'samples/s':>11}{'time / decode-only':>20}")
     for name, seconds in rows:
         print(f"{name:<38}{seconds:>9.3f}{len(indices) / seconds:>11.1f}{seconds / baseline:>20.2f}")

@@ -8,6 +8,7 @@ depth, and the mean bytes per view of the rgb, index and depth PNGs.
 
     python benchmarks/bench_depth.py [--scenes 1] [--grid 3] [--width 480] [--height 320] [--repeats 2]
 """
+
 import argparse
 import statistics
 import tempfile
@@ -49,22 +50,34 @@ def main():
     for round_index in range(args.repeats):
         order = list(SETTINGS) if round_index % 2 == 0 else list(SETTINGS)[::-1]
         for name in order:
-            config = GenerateConfig(grid=args.grid, width=args.width, height=args.height, passes=SETTINGS[name],
-                                    properties=load_properties())
+            config = GenerateConfig(
+                grid=args.grid,
+                width=args.width,
+                height=args.height,
+                passes=SETTINGS[name],
+                properties=load_properties(),
+            )
             results[name].append(run_once(config, args.scenes))
     base_render = statistics.mean(r[0] for r in results["rgb + index"])
     base_wall = statistics.mean(r[1] for r in results["rgb + index"])
-    print(f"\n{args.scenes} scene(s), {args.grid}x{args.grid} views of {args.width}x{args.height}, "
-          f"{args.repeats} interleaved rounds (means)")
-    print("| passes | render s/view (each round) | wall s/view | render ratio | wall ratio | KB/view rgb | index | depth |")
+    print(
+        f"\n{args.scenes} scene(s), {args.grid}x{args.grid} views of {args.width}x{args.height}, "
+        f"{args.repeats} interleaved rounds (means)"
+    )
+    print(
+        "| passes | render s/view (each round) | wall s/view | render ratio | wall ratio "
+        "| KB/view rgb | index | depth |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         render, wall = statistics.mean(r[0] for r in runs), statistics.mean(r[1] for r in runs)
         sizes = runs[0][2]
         depth = f"{sizes['depth'] / 1024:.1f}" if "depth" in sizes else "-"
         rounds = ", ".join(f"{r[0]:.2f}" for r in runs)
-        print(f"| {name} | {render:.3f} ({rounds}) | {wall:.3f} | {render / base_render:.3f} | {wall / base_wall:.3f} "
-              f"| {sizes['rgb'] / 1024:.1f} | {sizes['index'] / 1024:.1f} | {depth} |")
+        print(
+            f"| {name} | {render:.3f} ({rounds}) | {wall:.3f} | {render / base_render:.3f} | {wall / base_wall:.3f} "
+            f"| {sizes['rgb'] / 1024:.1f} | {sizes['index'] / 1024:.1f} | {depth} |"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ gives the mean scores over the scenes and the mean seconds per scene relative to
 
     python benchmarks/bench_depth_sweep.py --data /tmp/depthbench --split all
 """
+
 import argparse
 import itertools
 import time
@@ -43,14 +44,20 @@ def main():
             seconds.append(time.perf_counter() - start)
             scores.append(score(estimate, truth, mask))
         rows.append((count, window, {key: np.mean([s[key] for s in scores]) for key in METRICS}, np.mean(seconds)))
-    default = next(s for c, w, _, s in rows if (c, w) == (SWEEP_HYPOTHESES, SWEEP_WINDOW)) if any(
-        (c, w) == (SWEEP_HYPOTHESES, SWEEP_WINDOW) for c, w, _, _ in rows) else rows[0][3]
+    default = (
+        next(s for c, w, _, s in rows if (c, w) == (SWEEP_HYPOTHESES, SWEEP_WINDOW))
+        if any((c, w) == (SWEEP_HYPOTHESES, SWEEP_WINDOW) for c, w, _, _ in rows)
+        else rows[0][3]
+    )
     print(f"{len(scenes)} scenes, {width}x{height}, {store.grid}x{store.grid} views")
     print("| hypotheses | window | " + " | ".join(METRICS) + " | s/scene | time vs default |")
     print("|---" * (len(METRICS) + 4) + "|")
     for count, window, means, seconds in rows:
-        print(f"| {count} | {2 * window + 1}x{2 * window + 1} | " + " | ".join(f"{means[k]:.2f}" for k in METRICS)
-              + f" | {seconds:.2f} | {seconds / default:.2f}x |")
+        print(
+            f"| {count} | {2 * window + 1}x{2 * window + 1} | "
+            + " | ".join(f"{means[k]:.2f}" for k in METRICS)
+            + f" | {seconds:.2f} | {seconds / default:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

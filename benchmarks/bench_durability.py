@@ -15,6 +15,7 @@ and --scene-seconds is that benchmark's wall time for one default scene on the 2
 The files are random bytes (incompressible, like the PNGs' compressed data), written into a
 temporary folder under --dir: choose a folder on the disk the dataset will live on (not a tmpfs).
 """
+
 import argparse
 import os
 import statistics
@@ -59,8 +60,9 @@ def main():
     parser.add_argument("--rgb-kb", type=float, default=120.0)
     parser.add_argument("--index-kb", type=float, default=8.9)
     parser.add_argument("--dir", type=Path, default=Path("."))
-    parser.add_argument("--scene-seconds", type=float, default=140.9,
-                        help="one default scene's wall time (benchmarks/bench_scene.py)")
+    parser.add_argument(
+        "--scene-seconds", type=float, default=140.9, help="one default scene's wall time (benchmarks/bench_scene.py)"
+    )
     args = parser.parse_args()
     rgb, index_png = os.urandom(int(args.rgb_kb * 1024)), os.urandom(int(args.index_kb * 1024))
     real_fsync = os.fsync
@@ -77,11 +79,12 @@ def main():
                     os.fsync = real_fsync
         kind = filesystem(Path(tmp))
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
-    megabytes = args.views * (len(rgb) + len(index_png)) / 2 ** 20
-    print(f"\n{args.scenes} scenes per setting, {args.views} views, {megabytes:.1f} MB per scene, "
-          f"filesystem {kind}")
-    print("\n| fsync | s per scene (median) | on / off | cost per scene (s) | share of a "
-          f"{args.scene_seconds:g} s scene |")
+    megabytes = args.views * (len(rgb) + len(index_png)) / 2**20
+    print(f"\n{args.scenes} scenes per setting, {args.views} views, {megabytes:.1f} MB per scene, filesystem {kind}")
+    print(
+        "\n| fsync | s per scene (median) | on / off | cost per scene (s) | share of a "
+        f"{args.scene_seconds:g} s scene |"
+    )
     print("|---|---|---|---|---|")
     print(f"| off | {off:.3f} | 1.000 | | |")
     print(f"| on | {on:.3f} | {on / off:.3f} | {on - off:.3f} | {100 * (on - off) / args.scene_seconds:.2f} % |")

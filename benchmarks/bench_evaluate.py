@@ -6,6 +6,7 @@ one run, after one untimed warm-up; the ratio compares the two. Writing predicti
 
     python benchmarks/bench_evaluate.py --scenes 30 --grid 3
 """
+
 import argparse
 import json
 import tempfile
@@ -52,18 +53,28 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        store = write_synthetic_dataset(tmp / "data", scenes=args.scenes, grid=args.grid,
-                                        width=args.width, height=args.height)
-        write_json_atomic(store.splits_path, {"format_version": 1, "seed": 0, "ratios": [0.0, 0.0, 1.0],
-                                              "splits": {"train": [], "val": [],
-                                                         "test": store.scene_ids()}}, "splits")
+        store = write_synthetic_dataset(
+            tmp / "data", scenes=args.scenes, grid=args.grid, width=args.width, height=args.height
+        )
+        write_json_atomic(
+            store.splits_path,
+            {
+                "format_version": 1,
+                "seed": 0,
+                "ratios": [0.0, 0.0, 1.0],
+                "splits": {"train": [], "val": [], "test": store.scene_ids()},
+            },
+            "splits",
+        )
         samples = write_predictions(store, tmp / "p.jsonl", tmp / "masks")
         timed(tmp / "data", tmp / "p.jsonl", tmp / "warm-up")  # imports, caches: not measured
         jsonl_seconds, jsonl_results = timed(tmp / "data", tmp / "p.jsonl", tmp / "out-jsonl")
         png_seconds, png_results = timed(tmp / "data", tmp / "masks", tmp / "out-png")
     assert jsonl_results["overall"] == png_results["overall"]
-    print(f"{samples} samples ({args.scenes} scenes, {args.grid}x{args.grid} views, "
-          f"{args.width}x{args.height}), reports included")
+    print(
+        f"{samples} samples ({args.scenes} scenes, {args.grid}x{args.grid} views, "
+        f"{args.width}x{args.height}), reports included"
+    )
     print("| predictions | seconds | seconds per 10,000 samples | samples/s |")
     print("|---|---|---|---|")
     for name, seconds in (("JSON Lines (RLE)", jsonl_seconds), ("PNG folder", png_seconds)):

@@ -9,6 +9,7 @@ mean training loss over the first and the last 20 steps, IoU on 64 held-out imag
 
     python benchmarks/bench_lavt_gate.py --steps 150 --seeds 0,1,2 --threads 1
 """
+
 import argparse
 
 import torch
@@ -17,8 +18,14 @@ from clevr_remv.metrics import intersection_and_union
 from clevr_remv.res.models import lavt
 from clevr_remv.res.models.training import make_optimizer, make_poly_schedule, segmentation_loss
 
-SMALL = {"embed_dim": 32, "depths": [1, 1, 2, 1], "heads": [1, 2, 4, 8], "window": 4, "decoder_dim": 64,
-         "drop_path": 0.0}
+SMALL = {
+    "embed_dim": 32,
+    "depths": [1, 1, 2, 1],
+    "heads": [1, 2, 4, 8],
+    "window": 4,
+    "decoder_dim": 64,
+    "drop_path": 0.0,
+}
 SIZE = 64
 
 
@@ -33,12 +40,12 @@ def squares(count: int, generator) -> tuple:
             if abs(corners[0][0] - corners[1][0]) >= 16 or abs(corners[0][1] - corners[1][1]) >= 16:
                 break
         for channel, (y, x) in zip((0, 2), corners, strict=True):
-            images[i, :, y:y + 16, x:x + 16] = 0.0
-            images[i, channel, y:y + 16, x:x + 16] = 1.0
+            images[i, :, y : y + 16, x : x + 16] = 0.0
+            images[i, channel, y : y + 16, x : x + 16] = 1.0
         named = int(torch.randint(0, 2, (1,), generator=generator))
         texts.append(("the red square", "the blue square")[named])
         y, x = corners[named]
-        masks[i, y:y + 16, x:x + 16] = True
+        masks[i, y : y + 16, x : x + 16] = True
     return images, masks, texts
 
 
@@ -86,8 +93,13 @@ def run(gate_init: str, seed: int, args) -> dict:
     iou = 100 * sum(i for i, _ in totals) / max(1, sum(u for _, u in totals))
     after = gate_ratio(model, held_out[0][:8], held_tokens[0][:8], held_tokens[1][:8])
     window = min(20, args.steps)
-    return {"first": sum(losses[:window]) / window, "last": sum(losses[-window:]) / window, "iou": iou,
-            "gate_before": before, "gate_after": after}
+    return {
+        "first": sum(losses[:window]) / window,
+        "last": sum(losses[-window:]) / window,
+        "iou": iou,
+        "gate_before": before,
+        "gate_after": after,
+    }
 
 
 def main():
@@ -100,8 +112,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.steps} steps of batch {args.batch_size}, lr {args.lr}, {SIZE}x{SIZE} images, MiniLM text encoder")
-    print("| gate_init | seed | loss, first 20 steps | loss, last 20 steps | held-out oIoU | "
-          "gate/F before | gate/F after |")
+    print(
+        "| gate_init | seed | loss, first 20 steps | loss, last 20 steps | held-out oIoU | "
+        "gate/F before | gate/F after |"
+    )
     print("|---|---|---|---|---|---|---|")
     means = {}
     for gate_init in lavt.GATE_INITS:
@@ -109,12 +123,17 @@ def main():
         for seed in (int(s) for s in args.seeds.split(",")):
             row = run(gate_init, seed, args)
             rows.append(row)
-            print(f"| {gate_init} | {seed} | {row['first']:.4f} | {row['last']:.4f} | {row['iou']:.1f} | "
-                  f"{row['gate_before']:.4f} | {row['gate_after']:.4f} |", flush=True)
+            print(
+                f"| {gate_init} | {seed} | {row['first']:.4f} | {row['last']:.4f} | {row['iou']:.1f} | "
+                f"{row['gate_before']:.4f} | {row['gate_after']:.4f} |",
+                flush=True,
+            )
         means[gate_init] = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
     for gate_init, mean in means.items():
-        print(f"| {gate_init} | mean | {mean['first']:.4f} | {mean['last']:.4f} | {mean['iou']:.1f} | "
-              f"{mean['gate_before']:.4f} | {mean['gate_after']:.4f} |")
+        print(
+            f"| {gate_init} | mean | {mean['first']:.4f} | {mean['last']:.4f} | {mean['iou']:.1f} | "
+            f"{mean['gate_before']:.4f} | {mean['gate_after']:.4f} |"
+        )
 
 
 if __name__ == "__main__":

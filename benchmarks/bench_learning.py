@@ -17,6 +17,7 @@ wrong picks share the referent's colour more often than chance (does it read the
         --recipes product-context,concat-context,dice-aug-1e-3 --epochs 15 \
         --threads 2 --workers 0 --plot docs/evaluating/baseline_learning.png
 """
+
 import argparse
 import json
 import subprocess
@@ -35,23 +36,32 @@ from clevr_remv.res.models.baseline import CONTEXT_DILATIONS
 from clevr_remv.res.trivial import PREDICTORS
 
 # Recipe -> (fusion, context head, peak learning rate, weight of the Dice term, flip-and-shift augmentation).
-RECIPES = {"product-context": ("product", True, 1e-3, 1.0, True), "concat-context": ("concat", True, 1e-3, 1.0, True),
-           "dice-aug-1e-3": ("concat", False, 1e-3, 1.0, True), "dice-1e-3": ("concat", False, 1e-3, 1.0, False),
-           "dice-3e-3": ("concat", False, 3e-3, 1.0, False), "ce-1e-3": ("concat", False, 1e-3, 0.0, False)}
+RECIPES = {
+    "product-context": ("product", True, 1e-3, 1.0, True),
+    "concat-context": ("concat", True, 1e-3, 1.0, True),
+    "dice-aug-1e-3": ("concat", False, 1e-3, 1.0, True),
+    "dice-1e-3": ("concat", False, 1e-3, 1.0, False),
+    "dice-3e-3": ("concat", False, 3e-3, 1.0, False),
+    "ce-1e-3": ("concat", False, 1e-3, 0.0, False),
+}
 RENDER = ["--grid", "3", "--width", "160", "--height", "112", "--samples", "2", "--min-pixels", "25"]
 
 
 def render(data: Path, scenes: int) -> None:
     """Generate (or finish) the cached dataset and split it."""
-    subprocess.run([sys.executable, "-m", "clevr_remv", "generate", "--out", str(data), "--scenes", str(scenes),
-                    *RENDER], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "clevr_remv", "generate", "--out", str(data), "--scenes", str(scenes), *RENDER],
+        check=True,
+    )
     write_splits(data, "0.7,0.15,0.15", seed=0)
 
 
 def floors(data: Path, out: Path) -> dict:
     """Predictor -> val centre results of each trivial predictor."""
-    return {name: evaluate(data, split="val", views="center", out=out / name, progress=False,
-                           predictor=name)["center"] for name in PREDICTORS}
+    return {
+        name: evaluate(data, split="val", views="center", out=out / name, progress=False, predictor=name)["center"]
+        for name in PREDICTORS
+    }
 
 
 def referent_picks(data: Path, predictions: Path) -> dict:
@@ -78,8 +88,10 @@ def referent_picks(data: Path, predictions: Path) -> dict:
 def label(recipe: str) -> str:
     fusion, context, lr, dice_weight, augment = RECIPES[recipe]
     loss = "CE + Dice" if dice_weight else "CE"
-    return (f"baseline, {fusion}, {'context' if context else 'pointwise'} head, {loss}"
-            f"{', flip+shift' if augment else ''}, lr {lr:.0e}").replace("e-0", "e-")
+    return (
+        f"baseline, {fusion}, {'context' if context else 'pointwise'} head, {loss}"
+        f"{', flip+shift' if augment else ''}, lr {lr:.0e}"
+    ).replace("e-0", "e-")
 
 
 def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
@@ -89,15 +101,33 @@ def train(data: Path, out: Path, recipe: str, epochs: int, args) -> dict:
     clock = out / "bench_seconds.json"
     spent = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
     fusion, context, lr, dice_weight, augment = RECIPES[recipe]
-    overrides = {"fusion": fusion, "context_dilations": list(CONTEXT_DILATIONS) if context else [],
-                 "dice_weight": dice_weight, "augment": augment}
-    results = run_benchmark(data, "baseline", out, epochs=epochs, batch_size=args.batch_size, lr=lr,
-                            workers=args.workers, seed=args.seed, resume=True, config_overrides=overrides)
+    overrides = {
+        "fusion": fusion,
+        "context_dilations": list(CONTEXT_DILATIONS) if context else [],
+        "dice_weight": dice_weight,
+        "augment": augment,
+    }
+    results = run_benchmark(
+        data,
+        "baseline",
+        out,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=lr,
+        workers=args.workers,
+        seed=args.seed,
+        resume=True,
+        config_overrides=overrides,
+    )
     history = json.loads((out / "training.json").read_text())["history"]
     spent += time.perf_counter() - start
     clock.write_text(json.dumps({"seconds": spent}))
-    return {"results": results, "history": history, "seconds": spent,
-            "picks": referent_picks(data, out / "predictions.jsonl")}
+    return {
+        "results": results,
+        "history": history,
+        "seconds": spent,
+        "picks": referent_picks(data, out / "predictions.jsonl"),
+    }
 
 
 def plot(runs: dict, floor: dict, path: Path) -> None:
@@ -109,14 +139,24 @@ def plot(runs: dict, floor: dict, path: Path) -> None:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for recipe, run in runs.items():
-        axes.plot([e["epoch"] for e in run["history"]], [e["val_oIoU"] for e in run["history"]], marker="o",
-                  label=label(recipe))
-    for (name, summary), style in zip(floor.items(), (":", "--", "-.", (0, (5, 1)))):
+        axes.plot(
+            [e["epoch"] for e in run["history"]],
+            [e["val_oIoU"] for e in run["history"]],
+            marker="o",
+            label=label(recipe),
+        )
+    for (name, summary), style in zip(floor.items(), (":", "--", "-.", (0, (5, 1))), strict=True):
         axes.axhline(summary["oIoU"], color="gray", linestyle=style, linewidth=1, label=f"{name} predictor")
-    highest = max([summary["oIoU"] for summary in floor.values()]
-                  + [entry["val_oIoU"] for run in runs.values() for entry in run["history"]])
-    axes.set(xlabel="epoch", ylabel="val centre oIoU (%)", ylim=(0, min(100, highest + 25)),
-             title="baseline on real renders (160x112) vs trivial predictors")
+    highest = max(
+        [summary["oIoU"] for summary in floor.values()]
+        + [entry["val_oIoU"] for run in runs.values() for entry in run["history"]]
+    )
+    axes.set(
+        xlabel="epoch",
+        ylabel="val centre oIoU (%)",
+        ylim=(0, min(100, highest + 25)),
+        title="baseline on real renders (160x112) vs trivial predictors",
+    )
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize=7, loc="upper left", ncol=2)
     figure.tight_layout()
@@ -133,7 +173,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--recipes", default="product-context,concat-context,dice-aug-1e-3", help=f"comma-separated, of {', '.join(RECIPES)}")
+    parser.add_argument(
+        "--recipes",
+        default="product-context,concat-context,dice-aug-1e-3",
+        help=f"comma-separated, of {', '.join(RECIPES)}",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the curves (default: in --cache)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -143,23 +187,34 @@ def main() -> None:
     recipes = args.recipes.split(",")
     epochs = [int(e) for e in args.epochs.split(",")]
     epochs = dict(zip(recipes, epochs * len(recipes) if len(epochs) == 1 else epochs, strict=True))
-    runs = {recipe: train(data, args.cache / "runs" / f"{recipe}-e{epochs[recipe]}-s{args.seed}", recipe,
-                          epochs[recipe], args) for recipe in recipes}
+    runs = {
+        recipe: train(
+            data, args.cache / "runs" / f"{recipe}-e{epochs[recipe]}-s{args.seed}", recipe, epochs[recipe], args
+        )
+        for recipe in recipes
+    }
     plot(runs, floor, args.plot or args.cache / "baseline_learning.png")
     print(f"\n{args.scenes} scenes, epochs {epochs}, batch {args.batch_size}, {args.threads} threads\n")
-    print("| predictions | val centre oIoU (best epoch) | val centre mIoU | test centre oIoU | test centre mIoU "
-          "| test centre + corners oIoU | referent picked (%) | wrong picks of its colour (%) | wall (min) |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| predictions | val centre oIoU (best epoch) | val centre mIoU | test centre oIoU | test centre mIoU "
+        "| test centre + corners oIoU | referent picked (%) | wrong picks of its colour (%) | wall (min) |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
     for recipe, run in runs.items():
         best = max(run["history"], key=lambda entry: entry["val_oIoU"])
         test = run["results"]
-        print(f"| {label(recipe)} | {best['val_oIoU']:.2f} ({best['epoch']}) | {best['val_mIoU']:.2f} "
-              f"| {test['center']['oIoU']:.2f} | {test['center']['mIoU']:.2f} | {test['overall']['oIoU']:.2f} "
-              f"| {run['picks']['picked']:.1f} | {run['picks']['same_colour']:.1f} | {run['seconds'] / 60:.1f} |")
+        print(
+            f"| {label(recipe)} | {best['val_oIoU']:.2f} ({best['epoch']}) | {best['val_mIoU']:.2f} "
+            f"| {test['center']['oIoU']:.2f} | {test['center']['mIoU']:.2f} | {test['overall']['oIoU']:.2f} "
+            f"| {run['picks']['picked']:.1f} | {run['picks']['same_colour']:.1f} | {run['seconds'] / 60:.1f} |"
+        )
     tests = next(iter(runs.values()))["results"]["trivial_predictors"]
     for name, summary in floor.items():
-        print(f"| {name} | {summary['oIoU']:.2f} | {summary['mIoU']:.2f} | {tests[name]['center']['oIoU']:.2f} "
-              f"| {tests[name]['center']['mIoU']:.2f} | {tests[name]['overall']['oIoU']:.2f} | | | |")
+        print(
+            f"| {name} | {summary['oIoU']:.2f} | {summary['mIoU']:.2f} | {tests[name]['center']['oIoU']:.2f} "
+            f"| {tests[name]['center']['mIoU']:.2f} | {tests[name]['overall']['oIoU']:.2f} | | | |"
+        )
+
 
 if __name__ == "__main__":
     main()

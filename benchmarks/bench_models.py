@@ -9,6 +9,7 @@ The last column is the speed ratio to the first row. LAVT uses the offline MiniL
     python benchmarks/bench_models.py --device cuda --models lavt --sizes base \
         --input-size 480x320 --batch-size 8 --steps 20        # one GPU training-step run
 """
+
 import argparse
 import time
 
@@ -17,8 +18,12 @@ import torch
 from clevr_remv.res.models.registry import get_model
 from clevr_remv.res.models.training import make_optimizer, segmentation_loss
 
-TEXTS = ["The large red cube.", "The small metal sphere left of the gray cylinder.",
-         "Any other things that are the same shape as the blue object.", "The purple rubber thing."]
+TEXTS = [
+    "The large red cube.",
+    "The small metal sphere left of the gray cylinder.",
+    "Any other things that are the same shape as the blue object.",
+    "The purple rubber thing.",
+]
 
 
 def synchronize(device: str) -> None:
@@ -31,15 +36,16 @@ def measure(name: str, size: str, args) -> dict:
     config = module.prepare_config(module.default_config(size), TEXTS)
     torch.manual_seed(0)
     model = module.build_model(config).to(args.device)
-    tokens, token_mask = module.build_tokenizer(config)((TEXTS * args.batch_size)[:args.batch_size])
+    tokens, token_mask = module.build_tokenizer(config)((TEXTS * args.batch_size)[: args.batch_size])
     tokens, token_mask = tokens.to(args.device), token_mask.to(args.device)
     images = torch.rand(args.batch_size, 3, args.height, args.width, device=args.device)
     masks = torch.rand(args.batch_size, args.height, args.width, device=args.device) > 0.8
     optimizer = make_optimizer(model, module.DEFAULT_LR)
 
     def train_step():
-        loss = segmentation_loss(model(images, tokens, token_mask), masks, config["class_weights"],
-                                 config.get("dice_weight", 0.0))
+        loss = segmentation_loss(
+            model(images, tokens, token_mask), masks, config["class_weights"], config.get("dice_weight", 0.0)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -77,8 +83,10 @@ def main():
     args.width, args.height = (int(part) for part in args.input_size.split("x"))
     torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} thread(s)"
-    print(f"{device_name}; input {args.width}x{args.height}, batch {args.batch_size}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up")
+    print(
+        f"{device_name}; input {args.width}x{args.height}, batch {args.batch_size}, "
+        f"{args.steps} timed steps after {args.warmup} warm-up"
+    )
     print("| model | size | params (M) | train samples/s | inference samples/s | train ratio | inference ratio |")
     print("|---|---|---|---|---|---|---|")
     first = None
@@ -86,9 +94,11 @@ def main():
         for size in args.sizes.split(","):
             row = measure(name, size, args)
             first = first or row
-            print(f"| {name} | {size} | {row['parameters_m']:.1f} | {row['train']:.2f} | {row['inference']:.2f} | "
-                  f"{row['train'] / first['train']:.3f} | {row['inference'] / first['inference']:.3f} |",
-                  flush=True)
+            print(
+                f"| {name} | {size} | {row['parameters_m']:.1f} | {row['train']:.2f} | {row['inference']:.2f} | "
+                f"{row['train'] / first['train']:.3f} | {row['inference'] / first['inference']:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ the same command again after an interruption and finished stages are skipped):
     nice -n 5 python benchmarks/bench_multiview.py --cache ~/.cache/clevr-remv/multiview \\
         --rigs 35:0.1,25:0.1 --results docs/results/multiview --figures docs/multiview
 """
+
 import argparse
 import json
 import shutil
@@ -56,8 +57,22 @@ def command(args: list, log: Path) -> None:
 
 def render(rig_dir: Path, lens: float, baseline: float, args, log: Path) -> tuple:
     """(train dataset, test dataset) of one rig, generated and split (resumes unfinished renders)."""
-    common = ["--width", args.width, "--height", args.height, "--samples", args.samples,
-              "--min-pixels", args.min_pixels, "--lens", lens, "--baseline", baseline, "--seed", args.seed]
+    common = [
+        "--width",
+        args.width,
+        "--height",
+        args.height,
+        "--samples",
+        args.samples,
+        "--min-pixels",
+        args.min_pixels,
+        "--lens",
+        lens,
+        "--baseline",
+        baseline,
+        "--seed",
+        args.seed,
+    ]
     train, test = rig_dir / "train", rig_dir / "test"
     scenes = args.train_scenes + args.val_scenes
     command(["generate", "--out", train, "--scenes", scenes, "--grid", 1, *common], log)
@@ -83,8 +98,23 @@ def run_models(train: Path, test: Path, runs: Path, args, log: Path) -> dict:
     """(seed, protocol) -> run folder of the baseline, trained once per seed and tested both ways."""
     folders = {}
     for seed in args.seeds:
-        common = ["--model", "baseline", "--data", train, "--test-data", test, "--views", "all", "--epochs",
-                  args.epochs, "--seed", seed, "--workers", 0, "--resume"]
+        common = [
+            "--model",
+            "baseline",
+            "--data",
+            train,
+            "--test-data",
+            test,
+            "--views",
+            "all",
+            "--epochs",
+            args.epochs,
+            "--seed",
+            seed,
+            "--workers",
+            0,
+            "--resume",
+        ]
         heldout = runs / f"baseline-seed{seed}-heldout"
         if not (heldout / "results.json").is_file():
             command(["benchmark", *common, "--out", heldout], log)
@@ -93,8 +123,19 @@ def run_models(train: Path, test: Path, runs: Path, args, log: Path) -> dict:
             (finetune / "checkpoints").mkdir(parents=True, exist_ok=True)
             for name in ("best.pt", "last.pt"):
                 shutil.copy2(heldout / "checkpoints" / name, finetune / "checkpoints" / name)
-            command(["benchmark", *common, "--protocol", "finetune-test", "--finetune-epochs",
-                     args.finetune_epochs, "--out", finetune], log)
+            command(
+                [
+                    "benchmark",
+                    *common,
+                    "--protocol",
+                    "finetune-test",
+                    "--finetune-epochs",
+                    args.finetune_epochs,
+                    "--out",
+                    finetune,
+                ],
+                log,
+            )
         folders[seed, "heldout"], folders[seed, "finetune-test"] = heldout, finetune
     return folders
 
@@ -110,9 +151,16 @@ def by_distance(results: dict, center) -> dict:
     groups = defaultdict(list)
     for summary in results["per_view"].values():
         groups[round(camera_distance((summary["u"], summary["v"]), center))].append(summary["oIoU"])
-    return {distance: {"views": len(values), "mean": float(np.mean(values)), "sd": float(np.std(values)),
-                       "min": float(np.min(values)), "max": float(np.max(values))}
-            for distance, values in sorted(groups.items())}
+    return {
+        distance: {
+            "views": len(values),
+            "mean": float(np.mean(values)),
+            "sd": float(np.std(values)),
+            "min": float(np.min(values)),
+            "max": float(np.max(values)),
+        }
+        for distance, values in sorted(groups.items())
+    }
 
 
 def explain(test: Path, predictions: Path) -> dict:
@@ -136,8 +184,11 @@ def explain(test: Path, predictions: Path) -> dict:
                 edge = bool(truth[0].any() or truth[-1].any() or truth[:, 0].any() or truth[:, -1].any())
                 changed = (entries[views[view]]["occlusion"] >= OCCLUSION_THRESHOLD) != centre_partial
                 ring = round(camera_distance(view, center))
-                for group in (f"edge={edge}", f"occlusion_changed={changed}",
-                              "plain" if not (edge or changed) else "edge_or_changed"):
+                for group in (
+                    f"edge={edge}",
+                    f"occlusion_changed={changed}",
+                    "plain" if not (edge or changed) else "edge_or_changed",
+                ):
                     for where in (ring, "all"):
                         intersections, unions = sums[group, where]
                         intersections.append(int(np.logical_and(truth, prediction).sum()))
@@ -179,12 +230,21 @@ def per_view_truth_effect(test: Path) -> dict:
             if expression["family"]["template"] != "visibility.json":
                 continue
             old_visibility += 1
-            old_false += any(referent_of(expression["program"], SceneFacts.from_scene(document, positions[tuple(v)]))
-                             != expression["referent"] - 1 for v in expression["views"])
-        new_visibility += sum(e["family"]["template"] == "visibility.json"
-                              for e in store.load_refexps(scene, check=False)["expressions"])
-    return {"objects": objects, "objects_changing_state": changing, "old_visibility_expressions": old_visibility,
-            "old_false_in_some_view": old_false, "new_visibility_expressions": new_visibility}
+            old_false += any(
+                referent_of(expression["program"], SceneFacts.from_scene(document, positions[tuple(v)]))
+                != expression["referent"] - 1
+                for v in expression["views"]
+            )
+        new_visibility += sum(
+            e["family"]["template"] == "visibility.json" for e in store.load_refexps(scene, check=False)["expressions"]
+        )
+    return {
+        "objects": objects,
+        "objects_changing_state": changing,
+        "old_visibility_expressions": old_visibility,
+        "old_false_in_some_view": old_false,
+        "new_visibility_expressions": new_visibility,
+    }
 
 
 def summarise(folder: Path, center) -> dict:
@@ -192,10 +252,17 @@ def summarise(folder: Path, center) -> dict:
     results = json.loads((folder / "results.json").read_text())
     corners = {f"I{u}{v}": results["per_view"][view_name(u, v)]["oIoU"] for u, v in CORNERS}
     values = list(corners.values())
-    return {"center": results["center"], "corners": corners, "corner_average": float(np.mean(values)),
-            "corner_sd": float(np.std(values, ddof=1)), "MVR": results["MVR"], "MRD": results["MRD"],
-            "overall": results["overall"], "by_distance": by_distance(results, center),
-            "samples": results["samples"]}
+    return {
+        "center": results["center"],
+        "corners": corners,
+        "corner_average": float(np.mean(values)),
+        "corner_sd": float(np.std(values, ddof=1)),
+        "MVR": results["MVR"],
+        "MRD": results["MRD"],
+        "overall": results["overall"],
+        "by_distance": by_distance(results, center),
+        "samples": results["samples"],
+    }
 
 
 def cell(value) -> str:
@@ -204,50 +271,89 @@ def cell(value) -> str:
 
 def report(rig: str, summaries: dict) -> str:
     """Markdown: Table 7.1 centre row, Table 7.3, Table 7.4 and IoU against camera distance."""
-    lines = [f"### Rig {rig}", "", "Centre view (Table 7.1's row):", "",
-             "| predictions | P@0.5 | P@0.6 | P@0.7 | P@0.8 | P@0.9 | mIoU | oIoU |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### Rig {rig}",
+        "",
+        "Centre view (Table 7.1's row):",
+        "",
+        "| predictions | P@0.5 | P@0.6 | P@0.7 | P@0.8 | P@0.9 | mIoU | oIoU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(cell(s["center"][k]) for k in
-                                                 ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU")) + " |")
-    lines += ["", "Four corners, oIoU (Table 7.3; I_uv = view (u, v): I11 = u1_v1 top-left, I19 = u1_v9 bottom-left, "
-              "I91 = u9_v1 top-right, I99 = u9_v9 bottom-right), and robustness (Table 7.4; lower is better):", "",
-              "| predictions | centre | I11 | I19 | I91 | I99 | average | SD | all 81 views | MVR (%) | MRD (%) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cell(s["center"][k]) for k in ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU"))
+            + " |"
+        )
+    lines += [
+        "",
+        "Four corners, oIoU (Table 7.3; I_uv = view (u, v): I11 = u1_v1 top-left, I19 = u1_v9 bottom-left, "
+        "I91 = u9_v1 top-right, I99 = u9_v9 bottom-right), and robustness (Table 7.4; lower is better):",
+        "",
+        "| predictions | centre | I11 | I19 | I91 | I99 | average | SD | all 81 views | MVR (%) | MRD (%) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in summaries.items():
-        lines.append(f"| {name} | {cell(s['center']['oIoU'])} | "
-                     + " | ".join(cell(s["corners"][k]) for k in ("I11", "I19", "I91", "I99"))
-                     + f" | {cell(s['corner_average'])} | {cell(s['corner_sd'])} | {cell(s['overall']['oIoU'])} "
-                       f"| {cell(s['MVR'])} | {cell(s['MRD'])} |")
+        lines.append(
+            f"| {name} | {cell(s['center']['oIoU'])} | "
+            + " | ".join(cell(s["corners"][k]) for k in ("I11", "I19", "I91", "I99"))
+            + f" | {cell(s['corner_average'])} | {cell(s['corner_sd'])} | {cell(s['overall']['oIoU'])} "
+            f"| {cell(s['MVR'])} | {cell(s['MRD'])} |"
+        )
     distances = list(next(iter(summaries.values()))["by_distance"])
-    lines += ["", "oIoU against the camera's distance from the centre (camera steps, rounded; mean over the "
-              "views of each ring, min-max in brackets):", "",
-              "| predictions | " + " | ".join(f"{d:g}" for d in distances) + " |", "|---|" + "---|" * len(distances)]
+    lines += [
+        "",
+        "oIoU against the camera's distance from the centre (camera steps, rounded; mean over the "
+        "views of each ring, min-max in brackets):",
+        "",
+        "| predictions | " + " | ".join(f"{d:g}" for d in distances) + " |",
+        "|---|" + "---|" * len(distances),
+    ]
     for name, s in summaries.items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"{s['by_distance'][d]['mean']:.1f} ({s['by_distance'][d]['min']:.1f}-{s['by_distance'][d]['max']:.1f})"
-            for d in distances) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{s['by_distance'][d]['mean']:.1f} ({s['by_distance'][d]['min']:.1f}-{s['by_distance'][d]['max']:.1f})"
+                for d in distances
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def explanation_report(explained: dict, truth: dict) -> str:
     """Markdown: oIoU per camera-distance ring for samples whose referent touches the frame edge,
     whose visibility state differs from the centre's, and the rest; and the per-view truth counts."""
-    lines = ["Where the drop comes from: oIoU (samples) per distance ring of samples whose referent touches the "
-             "frame edge in that view, whose visibility state differs from the centre view's, and the others:", ""]
+    lines = [
+        "Where the drop comes from: oIoU (samples) per distance ring of samples whose referent touches the "
+        "frame edge in that view, whose visibility state differs from the centre view's, and the others:",
+        "",
+    ]
     for name, table in explained.items():
         rings = sorted((key for key in table.get("plain", {}) if key != "all"), key=int)
         lines += [f"*{name}*", "", "| samples | " + " | ".join(rings) + " | all |", "|---|" + "---|" * (len(rings) + 1)]
-        for group, label in (("plain", "neither"), ("edge=True", "touching the edge"),
-                             ("occlusion_changed=True", "visibility state changed")):
+        for group, label in (
+            ("plain", "neither"),
+            ("edge=True", "touching the edge"),
+            ("occlusion_changed=True", "visibility state changed"),
+        ):
             row = table.get(group, {})
-            lines.append(f"| {label} | " + " | ".join(
-                f"{row[k]['oIoU']:.1f} ({row[k]['samples']})" if k in row else "-" for k in rings + ["all"]) + " |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(
+                    f"{row[k]['oIoU']:.1f} ({row[k]['samples']})" if k in row else "-" for k in rings + ["all"]
+                )
+                + " |"
+            )
         lines.append("")
-    lines += [f"Per-view truth on these test scenes: {truth['objects_changing_state']} of {truth['objects']} objects "
-              "change visibility state (partially / fully visible) between some view and the centre; the old rule "
-              f"(centre-view occlusion for every view) would have made {truth['old_visibility_expressions']} "
-              f"visibility expressions, {truth['old_false_in_some_view']} of them false in some view they listed; "
-              f"the per-view rule made {truth['new_visibility_expressions']}, all true in every listed view.", ""]
+    lines += [
+        f"Per-view truth on these test scenes: {truth['objects_changing_state']} of {truth['objects']} objects "
+        "change visibility state (partially / fully visible) between some view and the centre; the old rule "
+        f"(centre-view occlusion for every view) would have made {truth['old_visibility_expressions']} "
+        f"visibility expressions, {truth['old_false_in_some_view']} of them false in some view they listed; "
+        f"the per-view rule made {truth['new_visibility_expressions']}, all true in every listed view.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -262,11 +368,19 @@ def draw_curves(rig: str, summaries: dict, path: Path) -> None:
     for name, s in summaries.items():
         distances = list(s["by_distance"])
         means = [s["by_distance"][d]["mean"] for d in distances]
-        line, = axes.plot(distances, means, marker="o", markersize=3, label=name)
-        axes.fill_between(distances, [s["by_distance"][d]["min"] for d in distances],
-                          [s["by_distance"][d]["max"] for d in distances], color=line.get_color(), alpha=0.15)
-    axes.set(xlabel="camera distance from the centre (steps)", ylabel="oIoU (%)",
-             title=f"oIoU against camera distance, rig {rig}")
+        (line,) = axes.plot(distances, means, marker="o", markersize=3, label=name)
+        axes.fill_between(
+            distances,
+            [s["by_distance"][d]["min"] for d in distances],
+            [s["by_distance"][d]["max"] for d in distances],
+            color=line.get_color(),
+            alpha=0.15,
+        )
+    axes.set(
+        xlabel="camera distance from the centre (steps)",
+        ylabel="oIoU (%)",
+        title=f"oIoU against camera distance, rig {rig}",
+    )
     axes.legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -288,8 +402,11 @@ def main():
     parser.add_argument("--seeds", default="0,1", help="training seeds")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--stages", default="render,floors,models,report",
-                        help="what to run now (e.g. render alone, to render while the machine is busy)")
+    parser.add_argument(
+        "--stages",
+        default="render,floors,models,report",
+        help="what to run now (e.g. render alone, to render while the machine is busy)",
+    )
     parser.add_argument("--results", type=Path, default=Path("docs/results/multiview"))
     parser.add_argument("--figures", type=Path, default=Path("docs/multiview"))
     args = parser.parse_args()
@@ -312,21 +429,36 @@ def main():
         if "report" not in stages:
             continue
         center = DatasetStore(test).center
-        folders = {f"baseline seed {seed}, {protocol}": runs / f"baseline-seed{seed}-{protocol}"
-                   for seed in args.seeds for protocol in PROTOCOLS}
+        folders = {
+            f"baseline seed {seed}, {protocol}": runs / f"baseline-seed{seed}-{protocol}"
+            for seed in args.seeds
+            for protocol in PROTOCOLS
+        }
         folders.update({f"`{name}`": runs / f"floor-{name}" for name in PREDICTORS})
         folders = {name: folder for name, folder in folders.items() if (folder / "results.json").is_file()}
         summaries = {name: summarise(folder, center) for name, folder in folders.items()}
         out = args.results / label
         out.mkdir(parents=True, exist_ok=True)
-        for name, folder in folders.items():
+        for folder in folders.values():
             shutil.copy2(folder / "results.json", out / f"{folder.name}.json")
-        explained = {name: explain(test, folder / "predictions.jsonl") for name, folder in folders.items()
-                     if (folder / "predictions.jsonl").is_file()}
+        explained = {
+            name: explain(test, folder / "predictions.jsonl")
+            for name, folder in folders.items()
+            if (folder / "predictions.jsonl").is_file()
+        }
         truth = per_view_truth_effect(test)
-        (out / "summary.json").write_text(json.dumps({"rig": {"lens": lens, "baseline": baseline},
-                                                      "runs": summaries, "edge_and_occlusion": explained,
-                                                      "per_view_truth": truth}, indent=1, default=str))
+        (out / "summary.json").write_text(
+            json.dumps(
+                {
+                    "rig": {"lens": lens, "baseline": baseline},
+                    "runs": summaries,
+                    "edge_and_occlusion": explained,
+                    "per_view_truth": truth,
+                },
+                indent=1,
+                default=str,
+            )
+        )
         markdown.append(report(label, summaries))
         markdown.append(explanation_report(explained, truth))
         draw_curves(label, summaries, args.figures / f"{label}-distance.png")

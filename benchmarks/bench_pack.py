@@ -12,6 +12,7 @@ Then what the paper-size dataset becomes at the default shard size, from per-sce
     python benchmarks/bench_pack.py --data /tmp/packbench --repeats 5 --epochs 20
     python benchmarks/bench_pack.py --data /tmp/packbench --paper-only --paper-shard-size 64MB
 """
+
 import argparse
 import filecmp
 import os
@@ -59,8 +60,14 @@ def timed_cpu(function, *args):
 def read_epochs(dataset, workers: int, epochs: int, batch_size: int) -> int:
     """Items read in ``epochs`` passes through a DataLoader (after one warm-up pass)."""
     shuffle = not isinstance(dataset, ClevrRemvStream)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=shuffle,
-                        persistent_workers=workers > 0, collate_fn=list)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=shuffle,
+        persistent_workers=workers > 0,
+        collate_fn=list,
+    )
     for _ in loader:  # warm-up: worker start, file handles, page cache
         pass
     count = 0
@@ -73,8 +80,10 @@ def read_epochs(dataset, workers: int, epochs: int, batch_size: int) -> int:
 
 def bytes_per_item(store: DatasetStore, dataset) -> float:
     """Mean bytes of the rgb and index PNGs one centre item reads."""
-    sizes = [sum(path(d["scene"], *d["view"]).stat().st_size for path in (store.rgb_path, store.index_path))
-             for d in map(dataset.describe, range(len(dataset)))]
+    sizes = [
+        sum(path(d["scene"], *d["view"]).stat().st_size for path in (store.rgb_path, store.index_path))
+        for d in map(dataset.describe, range(len(dataset)))
+    ]
     return sum(sizes) / len(sizes)
 
 
@@ -82,12 +91,13 @@ def paper_size(store: DatasetStore, shard_size: int) -> list:
     """Rows (subset, views, scene bytes, shards per split, total shards, GB) for 10,000 scenes of
     480x320 at ``shard_size``: JSON bytes per scene measured here, view bytes from the README."""
     scenes = store.scene_ids()
-    json_members = sum(member_bytes(path(s).stat().st_size) for s in scenes
-                       for path in (store.scene_json_path, store.refexps_path)) / len(scenes)
+    json_members = sum(
+        member_bytes(path(s).stat().st_size) for s in scenes for path in (store.scene_json_path, store.refexps_path)
+    ) / len(scenes)
     kinds = ("rgb", "index") + store.passes
     view = sum(member_bytes(int(PAPER_VIEW_KB[kind] * 1000)) for kind in kinds)
     rows = []
-    for name, views in (("center", 1), ("corners", 4), ("all", store.grid ** 2)):
+    for name, views in (("center", 1), ("corners", 4), ("all", store.grid**2)):
         scene = json_members + views * view
         per_shard = max(1, int((shard_size - 2 * 10240) // scene))
         shards = {split: -(-count // per_shard) for split, count in PAPER_SCENES.items()}
@@ -131,22 +141,31 @@ def measure(args, store: DatasetStore) -> None:
         assert not (cmp.left_only or cmp.right_only), "unpack lost or added files"
         source_bytes = folder_bytes
 
-        print(f"dataset {args.data}: {len(store.scene_ids())} scenes, {store.grid}x{store.grid} views, "
-              f"{store.info()['config']['width']}x{store.info()['config']['height']}; "
-              f"{os.cpu_count()} CPUs, load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
+        print(
+            f"dataset {args.data}: {len(store.scene_ids())} scenes, {store.grid}x{store.grid} views, "
+            f"{store.info()['config']['width']}x{store.info()['config']['height']}; "
+            f"{os.cpu_count()} CPUs, load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
+        )
         print("| form | files | bytes | bytes on disk |\n|---|---|---|---|")
         print(f"| folder | {folder_files} | {folder_bytes / 1e6:.2f} MB | {folder_disk / 1e6:.2f} MB |")
-        print(f"| packed (all + center subsets) | {packed_files} | {packed_bytes / 1e6:.2f} MB | "
-              f"{packed_disk / 1e6:.2f} MB |")
+        print(
+            f"| packed (all + center subsets) | {packed_files} | {packed_bytes / 1e6:.2f} MB | "
+            f"{packed_disk / 1e6:.2f} MB |"
+        )
         for name, total in shard_bytes.items():
             shards = manifest["subsets"][name]["shards"]
-            disk = sum((scratch / "packed" / entry["name"]).stat().st_blocks * 512
-                       for shard in shards for entry in (shard, shard["index"]))
+            disk = sum(
+                (scratch / "packed" / entry["name"]).stat().st_blocks * 512
+                for shard in shards
+                for entry in (shard, shard["index"])
+            )
             print(f"| `{name}` subset | {2 * len(shards)} (tar + index) | {total / 1e6:.2f} MB | {disk / 1e6:.2f} MB |")
-        print(f"\npack --views all: {pack_all_s:.2f} s, {source_bytes / 1e6 / pack_all_s:.1f} MB/s of dataset "
-              "files; "
-              f"pack --views center: {pack_center_s:.2f} s; unpack: {unpack_s:.2f} s, "
-              f"{shard_bytes['all'] / 1e6 / unpack_s:.1f} MB/s of shards (checksums verified first)")
+        print(
+            f"\npack --views all: {pack_all_s:.2f} s, {source_bytes / 1e6 / pack_all_s:.1f} MB/s of dataset "
+            "files; "
+            f"pack --views center: {pack_center_s:.2f} s; unpack: {unpack_s:.2f} s, "
+            f"{shard_bytes['all'] / 1e6 / unpack_s:.1f} MB/s of shards (checksums verified first)"
+        )
 
         sources = {
             "folder": lambda: ClevrRemvDataset(args.data, split=args.split, views="center"),
@@ -158,9 +177,11 @@ def measure(args, store: DatasetStore) -> None:
         per_item = bytes_per_item(store, centre)
         split_all = sum(s["bytes"] for s in manifest["subsets"]["all"]["shards"] if s["split"] == args.split)
         split_center = sum(s["bytes"] for s in manifest["subsets"]["center"]["shards"] if s["split"] == args.split)
-        print(f"\n{len(centre)} centre items in split {args.split}; bytes read per item: {per_item / 1e3:.1f} kB "
-              f"(folder, or shards by offset); a sequential pass reads {split_center / len(centre) / 1e3:.1f} kB "
-              f"per item over the center shards and {split_all / len(centre) / 1e3:.1f} kB over the all-view shards")
+        print(
+            f"\n{len(centre)} centre items in split {args.split}; bytes read per item: {per_item / 1e3:.1f} kB "
+            f"(folder, or shards by offset); a sequential pass reads {split_center / len(centre) / 1e3:.1f} kB "
+            f"per item over the center shards and {split_all / len(centre) / 1e3:.1f} kB over the all-view shards"
+        )
         best, cpu = {}, {}
         for _ in range(args.repeats):
             for name, make in sources.items():
@@ -169,8 +190,10 @@ def measure(args, store: DatasetStore) -> None:
                     best[name, workers] = max(best.get((name, workers), 0.0), count / seconds)
                     if workers == 0:  # CPU time per item: robust to other jobs on the machine
                         cpu[name] = min(cpu.get(name, float("inf")), used / count)
-        print(f"\nsamples/s, best of {args.repeats} rounds of {args.epochs} epochs (ratio to the folder form); "
-              "CPU ms per item of the single process (0 workers)\n")
+        print(
+            f"\nsamples/s, best of {args.repeats} rounds of {args.epochs} epochs (ratio to the folder form); "
+            "CPU ms per item of the single process (0 workers)\n"
+        )
         print("| reader | 0 workers | 1 worker | 2 workers | CPU ms/item |\n|---|---|---|---|---|")
         for name in sources:
             cells = [f"{best[name, w]:.0f} ({best[name, w] / best['folder', w]:.2f})" for w in (0, 1, 2)]
@@ -178,18 +201,21 @@ def measure(args, store: DatasetStore) -> None:
             print(f"| {name} | {' | '.join(cells)} |")
 
 
-
 def print_paper_size(store: DatasetStore, shard_size: str) -> None:
     """The table of :func:`paper_size` at ``shard_size`` (e.g. "512MB")."""
     size = parse_size(shard_size)
     view = " + ".join(f"{PAPER_VIEW_KB[kind]} kB {kind}" for kind in ("rgb", "index") + store.passes)
-    print(f"\npaper size: 10,000 scenes of 480x320 ({', '.join(f'{k} {v}' for k, v in PAPER_SCENES.items())}) "
-          f"at --shard-size {shard_size}; per view {view}, JSON per scene as measured here\n")
+    print(
+        f"\npaper size: 10,000 scenes of 480x320 ({', '.join(f'{k} {v}' for k, v in PAPER_SCENES.items())}) "
+        f"at --shard-size {shard_size}; per view {view}, JSON per scene as measured here\n"
+    )
     print("| subset | views | MB per scene | scenes per shard | shards train / val / test | total |")
     print("|---|---|---|---|---|---|")
     for name, views, scene, per_shard, shards, total in paper_size(store, size):
-        print(f"| {name} | {views} | {scene / 1e6:.3f} | {per_shard} | {shards['train']} / {shards['val']} / "
-              f"{shards['test']} | {total / 1e9:.1f} GB |")
+        print(
+            f"| {name} | {views} | {scene / 1e6:.3f} | {per_shard} | {shards['train']} / {shards['val']} / "
+            f"{shards['test']} | {total / 1e9:.1f} GB |"
+        )
 
 
 def _from_subset(root, split, subset):

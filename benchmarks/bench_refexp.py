@@ -7,6 +7,7 @@ pairs per scene and the family mix next to the paper's figures.
 
     python benchmarks/bench_refexp.py --scenes 200
 """
+
 import collections
 import statistics
 import time
@@ -20,8 +21,8 @@ from clevr_remv.generate.scene import add_visibility, scene_spec
 from clevr_remv.generate.synthetic import rasterize_view
 from clevr_remv.refexp import SceneFacts, generate_refexps, referent_of
 
-PAPER_WORDS = 8.02             # mean expression length over train / val / test
-PAPER_PAIRS = 55966 / 7000     # train pairs per scene
+PAPER_WORDS = 8.02  # mean expression length over train / val / test
+PAPER_PAIRS = 55966 / 7000  # train pairs per scene
 
 
 def stand_in_scene(config: GenerateConfig, index: int, properties: dict) -> dict:
@@ -62,29 +63,38 @@ def main(scenes, grid, width, height, per_scene, seed):
     properties = load_properties()
     # generate's per-object pixel minimum (200 at 480x320), scaled to the measured frame size.
     min_pixels = default_min_pixels(width, height)
-    config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, min_pixels=min_pixels,
-                            properties=properties)
+    config = GenerateConfig(
+        seed=seed, grid=grid, width=width, height=height, min_pixels=min_pixels, properties=properties
+    )
     layouts = [stand_in_scene(config, index, properties) for index in tqdm(range(scenes), desc="layouts")]
     results, all_documents = {}, {}
     for name, keep_partial in (("every view (paper)", False), ("--keep-partial", True)):
         start = time.perf_counter()
-        documents = [generate_refexps(scene, properties=properties, seed=seed, per_scene=per_scene,
-                                      keep_partial=keep_partial) for scene in layouts]
+        documents = [
+            generate_refexps(scene, properties=properties, seed=seed, per_scene=per_scene, keep_partial=keep_partial)
+            for scene in layouts
+        ]
         results[name] = summarise(documents, time.perf_counter() - start)
         all_documents[name] = documents
-    for scene, document in zip(layouts, all_documents["every view (paper)"]):
+    for scene, document in zip(layouts, all_documents["every view (paper)"], strict=True):
         facts = SceneFacts.from_scene(scene)
         assert all(referent_of(e["program"], facts) == e["referent"] - 1 for e in document["expressions"])
     objects = [len(scene["objects"]) for scene in layouts]
     hidden = sum(any(v["pixels"] == 0 for v in obj["views"]) for scene in layouts for obj in scene["objects"])
     paper, partial = results["every view (paper)"], results["--keep-partial"]
-    print(f"\n{scenes} layouts, grid {grid}, {width}x{height}, mean objects {statistics.mean(objects):.2f}, "
-          f"objects hidden in some view: {hidden / sum(objects):.2%}")
+    print(
+        f"\n{scenes} layouts, grid {grid}, {width}x{height}, mean objects {statistics.mean(objects):.2f}, "
+        f"objects hidden in some view: {hidden / sum(objects):.2%}"
+    )
     print(f"{'metric':<22}{'ours':>10}{'paper':>10}{'ratio':>8}{'keep-partial':>14}")
-    print(f"{'mean words':<22}{paper['mean_words']:>10.2f}{PAPER_WORDS:>10.2f}"
-          f"{paper['mean_words'] / PAPER_WORDS:>8.3f}{partial['mean_words']:>14.2f}")
-    print(f"{'pairs per scene':<22}{paper['pairs_per_scene']:>10.2f}{PAPER_PAIRS:>10.2f}"
-          f"{paper['pairs_per_scene'] / PAPER_PAIRS:>8.3f}{partial['pairs_per_scene']:>14.2f}")
+    print(
+        f"{'mean words':<22}{paper['mean_words']:>10.2f}{PAPER_WORDS:>10.2f}"
+        f"{paper['mean_words'] / PAPER_WORDS:>8.3f}{partial['mean_words']:>14.2f}"
+    )
+    print(
+        f"{'pairs per scene':<22}{paper['pairs_per_scene']:>10.2f}{PAPER_PAIRS:>10.2f}"
+        f"{paper['pairs_per_scene'] / PAPER_PAIRS:>8.3f}{partial['pairs_per_scene']:>14.2f}"
+    )
     print(f"{'scenes with < 7 pairs':<22}{paper['scenes_below_7']:>10.1%}{'':>18}{partial['scenes_below_7']:>14.1%}")
     print(f"{'ms per scene':<22}{paper['ms_per_scene']:>10.1f}{'':>18}{partial['ms_per_scene']:>14.1f}")
     print("family mix (every view):")

@@ -7,6 +7,7 @@
 
     python benchmarks/bench_retrieval.py --iters 10 --images 5000
 """
+
 import argparse
 import time
 
@@ -20,8 +21,10 @@ from clevr_remv.retrieval.model import PairwiseEmbedding
 LOSSES = {
     "sh": sh_loss,
     "mh": mh_loss,
-    **{f"imc-{d}": (lambda img, txt, ids, d=d: imc_loss(img, txt, distance=d, ids=ids))
-       for d in ("cos", "msd", "l1", "l2")},
+    **{
+        f"imc-{d}": (lambda img, txt, ids, d=d: imc_loss(img, txt, distance=d, ids=ids))
+        for d in ("cos", "msd", "l1", "l2")
+    },
 }
 
 
@@ -30,8 +33,13 @@ def training_rates(args) -> dict:
     milliseconds of the loss alone (forward + backward on fixed embeddings). Losses take turns
     step by step and the median step counts, so load from other processes hits them alike."""
     rng = torch.Generator().manual_seed(0)
-    spec = {"image": "features", "feature_dim": args.feature_dim, "vocab_size": args.vocab_size,
-            "word_dim": args.word_dim, "embed_dim": args.embed_dim}
+    spec = {
+        "image": "features",
+        "feature_dim": args.feature_dim,
+        "vocab_size": args.vocab_size,
+        "word_dim": args.word_dim,
+        "embed_dim": args.embed_dim,
+    }
     features = torch.randn(args.batch_size, args.feature_dim, generator=rng)
     lengths = torch.randint(8, 17, (args.batch_size,), generator=rng)
     tokens = torch.randint(2, args.vocab_size, (args.batch_size, int(lengths.max())), generator=rng)
@@ -118,8 +126,10 @@ def main():
     torch.set_num_threads(args.threads)
 
     rates = training_rates(args)
-    print(f"training on CPU ({args.threads} thread(s)), batch {args.batch_size}, {args.feature_dim}-d features, "
-          f"d = {args.embed_dim}, words {args.word_dim}, vocabulary {args.vocab_size}")
+    print(
+        f"training on CPU ({args.threads} thread(s)), batch {args.batch_size}, {args.feature_dim}-d features, "
+        f"d = {args.embed_dim}, words {args.word_dim}, vocabulary {args.vocab_size}"
+    )
     print("| loss | train it/s | vs MH | loss fwd+bwd ms |\n|---|---:|---:|---:|")
     for name, (rate, loss_ms) in rates.items():
         print(f"| {name} | {rate:.2f} | {rate / rates['mh'][0]:.2f} | {loss_ms:.2f} |")
@@ -132,8 +142,10 @@ def main():
         print(f"| {name} | {seconds:.2f} |")
     if "per-query argsort ranks" in times:
         ratio = times["per-query argsort ranks"] / times["vectorised ranks + metrics"]
-        print(f"vectorised ranks are {ratio:.1f}x faster than the per-query argsort loop "
-              f"({differing} of {args.images * (1 + args.captions_per_image)} queries ranked lower here: tied scores)")
+        print(
+            f"vectorised ranks are {ratio:.1f}x faster than the per-query argsort loop "
+            f"({differing} of {args.images * (1 + args.captions_per_image)} queries ranked lower here: tied scores)"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ In one run, on the same real (Blender) scenes:
 
     python benchmarks/bench_scale.py [--scenes 4] [--grid 3] [--width 240] [--height 160]
 """
+
 import argparse
 import os
 import tempfile
@@ -58,17 +59,21 @@ def main():
         rows.append((f"ray, {cores} actors x 1 CPU", split, split / local))
         full_wall, summary = timed(f"{tmp}/full", 1, full)
     ray.shutdown()
-    views = args.scenes * args.grid ** 2
-    print(f"\n{args.scenes} scenes x {args.grid ** 2} views at {args.width}x{args.height}, {cores} cores; "
-          f"Ray start-up (not in the walls): {ray_start:.1f} s\n")
+    views = args.scenes * args.grid**2
+    print(
+        f"\n{args.scenes} scenes x {args.grid**2} views at {args.width}x{args.height}, {cores} cores; "
+        f"Ray start-up (not in the walls): {ray_start:.1f} s\n"
+    )
     print("| executor | wall (s) | s per view | wall / local |")
     print("|---|---|---|---|")
     for name, wall, ratio in rows:
         print(f"| {name} | {wall:.1f} | {wall / views:.3f} | {ratio:.3f} |")
     print(f"\nthroughput, {cores} actors x 1 CPU against 1 actor x {cores} CPUs: {rows[1][1] / rows[2][1]:.2f}x")
     per_view = full_wall / summary["views"]
-    print(f"\nat 480x320: {per_view:.2f} s per view on {cores} cores (one scene of {summary['views']} views, "
-          f"{summary['render_seconds'] / summary['views']:.2f} s of it path tracing)\n")
+    print(
+        f"\nat 480x320: {per_view:.2f} s per view on {cores} cores (one scene of {summary['views']} views, "
+        f"{summary['render_seconds'] / summary['views']:.2f} s of it path tracing)\n"
+    )
     print(f"| the paper's {PAPER_VIEWS:,} views | wall time |")
     print("|---|---|")
     print(f"| this machine ({cores} cores) | {PAPER_VIEWS * per_view / 86400:.1f} days |")

@@ -6,6 +6,7 @@ pipeline's overhead, goal <= 1.10), and the mean bytes per view (rgb + index PNG
 
     python benchmarks/bench_scene.py [--scenes 1] [--grid 9] [--samples K]
 """
+
 import argparse
 import tempfile
 import time
@@ -30,13 +31,21 @@ def main():
         wall = time.perf_counter() - started
         render = summary["render_seconds"]
         store = DatasetStore(tmp)
-        sizes = [store.rgb_path(i, u, v).stat().st_size + store.index_path(i, u, v).stat().st_size
-                 for i in store.scene_ids() for u, v in store.views()]
+        sizes = [
+            store.rgb_path(i, u, v).stat().st_size + store.index_path(i, u, v).stat().st_size
+            for i in store.scene_ids()
+            for u, v in store.views()
+        ]
     views = len(sizes)
-    print("\n| scenes | views | wall (s) | summed render (s) | overhead (wall / render) | s per scene | KB per view (rgb + index) |")
+    print(
+        "\n| scenes | views | wall (s) | summed render (s) | overhead (wall / render) | s per scene "
+        "| KB per view (rgb + index) |"
+    )
     print("|---|---|---|---|---|---|---|")
-    print(f"| {args.scenes} | {views} | {wall:.1f} | {render:.1f} | {wall / render:.3f} | {wall / args.scenes:.1f} "
-          f"| {sum(sizes) / views / 1024:.1f} |")
+    print(
+        f"| {args.scenes} | {views} | {wall:.1f} | {render:.1f} | {wall / render:.3f} | {wall / args.scenes:.1f} "
+        f"| {sum(sizes) / views / 1024:.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Floors, measured in the same run on the same files:
 
     python benchmarks/bench_tooling.py --scenes 12 --grid 3 --width 480 --height 320
 """
+
 import argparse
 import shutil
 import tempfile
@@ -62,25 +63,31 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        store = write_synthetic_dataset(work / "data", scenes=args.scenes, grid=args.grid,
-                                        width=args.width, height=args.height, seed=0)
+        store = write_synthetic_dataset(
+            work / "data", scenes=args.scenes, grid=args.grid, width=args.width, height=args.height, seed=0
+        )
         write_splits(store.root, seed=0)
-        views = args.scenes * args.grid ** 2
+        views = args.scenes * args.grid**2
         decode = _timed(lambda: _decode_all(store))
         copy = _timed(lambda: _copy_all(store, work / "copy"))
         rows = [
             ("decode floor (PIL, rgb + index)", decode, decode),
             ("validate --quick", _timed(lambda: validate_dataset(store.root, quick=True)), decode),
             ("validate (full)", _timed(lambda: validate_dataset(store.root)), decode),
-            (f"validate (full, {args.workers} workers)",
-             _timed(lambda: validate_dataset(store.root, workers=args.workers)), decode),
+            (
+                f"validate (full, {args.workers} workers)",
+                _timed(lambda: validate_dataset(store.root, workers=args.workers)),
+                decode,
+            ),
             ("copy floor (rgb files)", copy, copy),
             ("export refcoco", _timed(lambda: _export(store, work, "refcoco", export_refcoco)), copy),
             ("export clevr-ref+", _timed(lambda: _export(store, work, "clevr_ref", export_clevr_ref)), copy),
             ("export coco", _timed(lambda: _export(store, work, "coco", export_coco)), copy),
         ]
-    print(f"{args.scenes} scenes x {args.grid}x{args.grid} views = {views} views of "
-          f"{args.width}x{args.height}; export rows use --views all")
+    print(
+        f"{args.scenes} scenes x {args.grid}x{args.grid} views = {views} views of "
+        f"{args.width}x{args.height}; export rows use --views all"
+    )
     print(f"{'task':<34} {'seconds':>8} {'s / 1,000 views':>16} {'x floor':>8}")
     for name, seconds, floor in rows:
         print(f"{name:<34} {seconds:>8.2f} {seconds / views * 1000:>16.2f} {seconds / floor:>8.2f}")

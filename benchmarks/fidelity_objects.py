@@ -8,6 +8,7 @@ one colour per shape, so only the material changes between the rows.
 One view at 360x240, 8 samples with the denoiser (seconds on a CPU once Blender has started);
 the scene's lights and camera are those of scene 0 of seed 0 (jitter included).
 """
+
 import argparse
 import tempfile
 import time
@@ -32,15 +33,23 @@ ROW_SPACING = 3.2  # between the rubber and the metal row
 def objects_spec(width: int, height: int, samples: int) -> dict:
     """Scene 0's camera and lights with six large objects in a 3 x 2 grid facing the camera."""
     properties = load_properties()
-    spec = scene_spec(GenerateConfig(grid=1, width=width, height=height, samples=samples,
-                                     properties=properties), 0)
+    spec = scene_spec(GenerateConfig(grid=1, width=width, height=height, samples=samples, properties=properties), 0)
     right, behind = np.array(spec["directions"]["right"]), np.array(spec["directions"]["behind"])
     spec["objects"] = []
     for row, material in enumerate(MATERIALS):
         for column, (shape, color) in enumerate(SHAPES):
             x, y, _ = (column - 1) * SPACING * right + (row - 0.5) * ROW_SPACING * behind
-            spec["objects"].append({"shape": shape, "size": "large", "material": material, "color": color,
-                                    "3d_coords": [float(x), float(y), 0.7], "rotation": 30.0, "radius": 0.7})
+            spec["objects"].append(
+                {
+                    "shape": shape,
+                    "size": "large",
+                    "material": material,
+                    "color": color,
+                    "3d_coords": [float(x), float(y), 0.7],
+                    "rotation": 30.0,
+                    "radius": 0.7,
+                }
+            )
     spec["relationships"] = {}
     return spec, properties
 
@@ -59,8 +68,10 @@ def main():
         start = time.perf_counter()
         try:
             events = []
-            worker.request({"op": "render", "spec": spec, "properties": properties, "out": folder, "passes": []},
-                           on_event=events.append)
+            worker.request(
+                {"op": "render", "spec": spec, "properties": properties, "out": folder, "passes": []},
+                on_event=events.append,
+            )
         finally:
             worker.close()
         seconds = time.perf_counter() - start
@@ -74,13 +85,22 @@ def main():
     for obj in spec["objects"]:  # the front row labelled below, the back row above
         front = obj["material"] == MATERIALS[0]
         x, y, _ = project([[*obj["3d_coords"][:2], 0.0 if front else 2 * obj["radius"]]], view)[0]
-        axes.text(x, y + (4 if front else -4), f"{obj['material']} {obj['shape']}", ha="center",
-                  va="top" if front else "bottom", fontsize=8, color="white",
-                  bbox={"facecolor": "black", "alpha": 0.55, "pad": 1.5, "linewidth": 0})
+        axes.text(
+            x,
+            y + (4 if front else -4),
+            f"{obj['material']} {obj['shape']}",
+            ha="center",
+            va="top" if front else "bottom",
+            fontsize=8,
+            color="white",
+            bbox={"facecolor": "black", "alpha": 0.55, "pad": 1.5, "linewidth": 0},
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=80)
-    print(f"wrote {args.out}: {args.width}x{args.height}, {args.samples} samples + denoiser; view rendered in "
-          f"{render_seconds:.1f} s, {seconds:.1f} s with Blender's start-up")
+    print(
+        f"wrote {args.out}: {args.width}x{args.height}, {args.samples} samples + denoiser; view rendered in "
+        f"{render_seconds:.1f} s, {seconds:.1f} s with Blender's start-up"
+    )
 
 
 if __name__ == "__main__":

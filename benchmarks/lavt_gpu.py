@@ -19,6 +19,7 @@ With ``--scenes`` the dataset is rendered on the GPU first (`generate --device g
 short check of throughput and the loss curve (training_curve.png, training.json). Every command
 is printed before it runs; a failure stops the script with that command's exit code.
 """
+
 import argparse
 import json
 import subprocess
@@ -45,14 +46,17 @@ def describe_text_encoder(folder) -> dict:
     path = Path(folder).resolve()
     config_path = path / "config.json"
     if not config_path.is_file():
-        sys.exit(f"--text-encoder {folder}: no config.json there; pass the folder of a Hugging Face "
-                 "BERT-family model (config.json, weights, tokenizer files)")
+        sys.exit(
+            f"--text-encoder {folder}: no config.json there; pass the folder of a Hugging Face "
+            "BERT-family model (config.json, weights, tokenizer files)"
+        )
     config = json.loads(config_path.read_text())
     shape = {key: config.get(key) for key in BERT_BASE}
     is_bert_base = shape == BERT_BASE
     name = config.get("_name_or_path") or path.name
-    label = (f"{name} ({shape['model_type']}, {shape['num_hidden_layers']} layers, {shape['hidden_size']} wide): "
-             + ("BERT-base, as in the paper" if is_bert_base else "not BERT-base, which the paper used"))
+    label = f"{name} ({shape['model_type']}, {shape['num_hidden_layers']} layers, {shape['hidden_size']} wide): " + (
+        "BERT-base, as in the paper" if is_bert_base else "not BERT-base, which the paper used"
+    )
     return {"path": str(path), "name": name, **shape, "bert_base": is_bert_base, "label": label}
 
 
@@ -61,21 +65,29 @@ def describe_vision_weights(path) -> dict:
     path = Path(path).resolve()
     if not path.is_file():
         sys.exit(f"--vision-weights {path}: no such file; pass an ImageNet Swin-B checkpoint (.pth/.safetensors)")
-    return {"path": str(path), "bytes": path.stat().st_size,
-            "label": f"{path.name} ({path.stat().st_size / 2**20:.0f} MiB)"}
+    return {
+        "path": str(path),
+        "bytes": path.stat().st_size,
+        "label": f"{path.name} ({path.stat().st_size / 2**20:.0f} MiB)",
+    }
 
 
 def setup_markdown(setup: dict) -> str:
     """The "What this run used" section."""
     text, vision = setup["text_encoder"], setup["vision_weights"]
-    lines = [SETUP_HEADING, "",
-             f"- text encoder: {text['label']}; {text['path']}",
-             f"- vision weights: {vision['label']}; {vision['path']}"]
+    lines = [
+        SETUP_HEADING,
+        "",
+        f"- text encoder: {text['label']}; {text['path']}",
+        f"- vision weights: {vision['label']}; {vision['path']}",
+    ]
     loads = (("text encoder", setup.get("text_encoder_load")), ("vision weights", setup.get("vision_load")))
     for part, report in loads:
         if report:
-            lines.append(f"- {part} load: {report['loaded']} tensors loaded, {len(report['missing'])} missing, "
-                         f"{len(report['unexpected'])} unexpected")
+            lines.append(
+                f"- {part} load: {report['loaded']} tensors loaded, {len(report['missing'])} missing, "
+                f"{len(report['unexpected'])} unexpected"
+            )
     lines.append("- settings: " + ", ".join(f"{key} {value}" for key, value in setup["settings"].items()))
     return "\n".join(lines) + "\n"
 
@@ -99,8 +111,9 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="dataset folder (rendered there with --scenes)")
     parser.add_argument("--scenes", type=int, default=None, help="render this many scenes first (GPU)")
     parser.add_argument("--vision-weights", required=True, help="ImageNet Swin-B checkpoint (.pth/.safetensors)")
-    parser.add_argument("--text-encoder", default=None,
-                        help="local BERT-base folder (the paper's encoder); default: the offline MiniLM")
+    parser.add_argument(
+        "--text-encoder", default=None, help="local BERT-base folder (the paper's encoder); default: the offline MiniLM"
+    )
     parser.add_argument("--epochs", default=PAPER["--epochs"], help="40 in the paper; 1 for a short check")
     parser.add_argument("--workers", default="8", help="DataLoader workers")
     parser.add_argument("--out", default="benchmark-lavt-base")
@@ -112,22 +125,40 @@ def main() -> None:
     else:
         text_encoder = describe_text_encoder(args.text_encoder)
     settings = {**PAPER, "--epochs": str(args.epochs)}
-    setup = {"text_encoder": text_encoder, "vision_weights": describe_vision_weights(args.vision_weights),
-             "settings": {key.lstrip("-"): value for key, value in settings.items()}}
+    setup = {
+        "text_encoder": text_encoder,
+        "vision_weights": describe_vision_weights(args.vision_weights),
+        "settings": {key.lstrip("-"): value for key, value in settings.items()},
+    }
     print(setup_markdown(setup), flush=True)
     if args.scenes is not None:
         run(["generate", "--out", args.data, "--scenes", str(args.scenes), "--device", "gpu"])
     run(["split", "--data", args.data])
-    command = ["benchmark", "--model", "lavt", "--device", "cuda", "--data", args.data, "--out", args.out,
-               "--vision-weights", args.vision_weights, "--workers", args.workers,
-               *[item for pair in settings.items() for item in pair]]
+    command = [
+        "benchmark",
+        "--model",
+        "lavt",
+        "--device",
+        "cuda",
+        "--data",
+        args.data,
+        "--out",
+        args.out,
+        "--vision-weights",
+        args.vision_weights,
+        "--workers",
+        args.workers,
+        *[item for pair in settings.items() for item in pair],
+    ]
     if args.text_encoder:
         command += ["--text-encoder", args.text_encoder]
     start = time.perf_counter()
     run(command + ["--resume"])
     write_setup(Path(args.out), setup)
-    print(f"benchmark: {(time.perf_counter() - start) / 60:.1f} min; reports in {args.out} "
-          f"(what the run used: {Path(args.out) / 'setup.md'})")
+    print(
+        f"benchmark: {(time.perf_counter() - start) / 60:.1f} min; reports in {args.out} "
+        f"(what the run used: {Path(args.out) / 'setup.md'})"
+    )
 
 
 if __name__ == "__main__":

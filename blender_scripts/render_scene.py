@@ -30,6 +30,7 @@ temporary files go with it (the driver points TMPDIR at a scratch folder of its 
 
 Only the standard library, numpy and bpy are used, so a Blender binary can run it.
 """
+
 import json
 import math
 import os
@@ -90,8 +91,10 @@ def fresh(path):
 def require_file(path, view):
     """``path``, or an error naming ``view`` when its render did not write it."""
     if not os.path.isfile(path):
-        raise RuntimeError(f"view {view}: Blender wrote no {os.path.basename(path)} (is the disk of "
-                           f"{os.path.dirname(path)} full?); nothing of an earlier view is used instead")
+        raise RuntimeError(
+            f"view {view}: Blender wrote no {os.path.basename(path)} (is the disk of "
+            f"{os.path.dirname(path)} full?); nothing of an earlier view is used instead"
+        )
     return path
 
 
@@ -106,6 +109,7 @@ def srgb_to_linear(value):
 
 
 # ---------------------------------------------------------------- scene building
+
 
 def make_mesh(kind):
     """Unit-size primitive: half-extent 1, resting on z = -1 .. 1 around its centre."""
@@ -254,8 +258,17 @@ def build_scene(spec, properties, device, pass_dir, depth=False):
             meshes[kind] = make_mesh(kind)
         rgb = [srgb_to_linear(c) for c in properties["colors"][obj["color"]]]
         metal = properties["materials"][obj["material"]] == "metal"
-        add_object(scene, f"object{k}", meshes[kind], make_material(f"m{k}", rgb, metal),
-                   obj["3d_coords"], obj["rotation"], obj["radius"], k, bevel=kind != "sphere")
+        add_object(
+            scene,
+            f"object{k}",
+            meshes[kind],
+            make_material(f"m{k}", rgb, metal),
+            obj["3d_coords"],
+            obj["rotation"],
+            obj["radius"],
+            k,
+            bevel=kind != "sphere",
+        )
 
     for light in spec["lights"]:
         data = bpy.data.lights.new(light["name"], "AREA")
@@ -308,12 +321,12 @@ def read_rgb(scene, path):
     dithering, saved as an uncompressed BMP at ``path`` (no PNG encoding on this thread)."""
     bpy.data.images["Render Result"].save_render(fresh(path), scene=scene)
     data = np.fromfile(path, np.uint8)
-    offset, = struct.unpack_from("<I", data, 10)
+    (offset,) = struct.unpack_from("<I", data, 10)
     width, height = struct.unpack_from("<ii", data, 18)
     channels = struct.unpack_from("<H", data, 28)[0] // 8
     stride = (width * channels + 3) // 4 * 4  # BMP rows are padded to 4 bytes
-    rows = data[offset:offset + stride * abs(height)].reshape(abs(height), stride)
-    bgr = rows[:, :width * channels].reshape(abs(height), width, channels)[:, :, 2::-1]
+    rows = data[offset : offset + stride * abs(height)].reshape(abs(height), stride)
+    bgr = rows[:, : width * channels].reshape(abs(height), width, channels)[:, :, 2::-1]
     return np.ascontiguousarray(bgr[::-1] if height > 0 else bgr)  # height > 0: bottom row first
 
 
@@ -330,8 +343,12 @@ def encode_png(rgb):
     filtered[:, 1:] -= rgb[:, :-1]  # uint8 arithmetic wraps modulo 256, as the filter wants
     rows = np.concatenate([np.ones((height, 1), np.uint8), filtered.reshape(height, -1)], axis=1)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, not interlaced
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 class PhaseClock:
@@ -380,11 +397,20 @@ def write_view(out, name, rgb, index, depth):
 
 # ---------------------------------------------------------------- jobs
 
+
 def probe(job, device, workdir):
     spec = dict(job["spec"])
-    spec["render"] = {"samples": 1, "denoise": False,
-                      "cycles": {"max_bounces": 0, "diffuse_bounces": 0, "glossy_bounces": 0,
-                                  "transmission_bounces": 0, "transparent_max_bounces": 0}}
+    spec["render"] = {
+        "samples": 1,
+        "denoise": False,
+        "cycles": {
+            "max_bounces": 0,
+            "diffuse_bounces": 0,
+            "glossy_bounces": 0,
+            "transmission_bounces": 0,
+            "transparent_max_bounces": 0,
+        },
+    }
     scene, camera, pass_exr = build_scene(spec, job["properties"], device, workdir)
     view = next(v for v in spec["views"] if v["name"] == job["view"])
     place_camera(camera, view)
@@ -420,8 +446,13 @@ def render(job, device, workdir):
                 writes[-1] = writes[-1].result()  # at most one view waits to be written
             phases["write_wait"] = time.perf_counter() - start
             writes.append(writer.submit(write_view, job["out"], view["name"], rgb, index, z if depth else None))
-            emit(event="view", name=view["name"], seconds=sum(phases.values()), phases=phases,
-                 cpu_seconds=time.process_time() - cpu_start)
+            emit(
+                event="view",
+                name=view["name"],
+                seconds=sum(phases.values()),
+                phases=phases,
+                cpu_seconds=time.process_time() - cpu_start,
+            )
             check_stop()
         start = time.perf_counter()
         writes[-1] = writes[-1].result()

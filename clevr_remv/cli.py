@@ -3,6 +3,7 @@
 Subcommands are imported only when they run, so ``clevr-remv --help`` stays fast and
 commands that do not need torch or bpy never import them.
 """
+
 import difflib
 import importlib
 import warnings

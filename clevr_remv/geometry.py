@@ -1,5 +1,6 @@
 """Camera-grid geometry shared by every layer: view names, the central view, view sets,
 look-at rotations, the projection of world points into a stored view and back, and disparity."""
+
 import numpy as np
 
 from clevr_remv.errors import ClevrRemvError
@@ -21,20 +22,29 @@ def select_views(views, grid: int) -> list:
     """The (u, v) requested by ``views`` ("center", "corners" (the four corner views), "all",
     or a list of (u, v)), checked against the grid, in v-major order without duplicates."""
     if isinstance(views, str):
-        presets = {"center": [grid_center(grid)],
-                   "corners": [(1, 1), (grid, 1), (1, grid), (grid, grid)],
-                   "all": [(u, v) for v in range(1, grid + 1) for u in range(1, grid + 1)]}
+        presets = {
+            "center": [grid_center(grid)],
+            "corners": [(1, 1), (grid, 1), (1, grid), (grid, grid)],
+            "all": [(u, v) for v in range(1, grid + 1) for u in range(1, grid + 1)],
+        }
         if views not in presets:
-            raise ClevrRemvError(f"views (--views): {views!r} is not a view set; use one of "
-                                 f"{', '.join(VIEW_SETS)} or a list of (u, v) pairs")
+            raise ClevrRemvError(
+                f"views (--views): {views!r} is not a view set; use one of "
+                f"{', '.join(VIEW_SETS)} or a list of (u, v) pairs"
+            )
         chosen = presets[views]
     else:
         chosen = []
         for view in views:
-            if (len(view) != 2 or not all(isinstance(c, (int, np.integer)) for c in view)
-                    or not all(1 <= c <= grid for c in view)):
-                raise ClevrRemvError(f"views (--views): {tuple(view)!r} does not exist; u and v are integers "
-                                     f"from 1 to {grid} in this {grid}x{grid} dataset")
+            if (
+                len(view) != 2
+                or not all(isinstance(c, (int, np.integer)) for c in view)
+                or not all(1 <= c <= grid for c in view)
+            ):
+                raise ClevrRemvError(
+                    f"views (--views): {tuple(view)!r} does not exist; u and v are integers "
+                    f"from 1 to {grid} in this {grid}x{grid} dataset"
+                )
             chosen.append((int(view[0]), int(view[1])))
         if not chosen:
             raise ClevrRemvError("views (--views): the list is empty; pass at least one (u, v)")
@@ -70,8 +80,9 @@ def unproject(x, y, depth, view: dict) -> np.ndarray:
     with z-depth ``depth`` along the optical axis in a view: the inverse of :func:`project`."""
     k = view["intrinsics"]
     depth = np.ravel(np.asarray(depth, float))
-    camera = np.stack([(np.ravel(x) - k["cx"]) / k["fx"] * depth,
-                       (k["cy"] - np.ravel(y)) / k["fy"] * depth, -depth], axis=1)
+    camera = np.stack(
+        [(np.ravel(x) - k["cx"]) / k["fx"] * depth, (k["cy"] - np.ravel(y)) / k["fy"] * depth, -depth], axis=1
+    )
     world_to_camera = np.asarray(view["world_to_camera"])
     return (camera - world_to_camera[:3, 3]) @ world_to_camera[:3, :3]
 
@@ -87,7 +98,7 @@ def disparity(depth, scene: dict, view) -> np.ndarray:
     of it (the 4D Light Field Benchmark's convention).
     """
     rig = scene["rig"]
-    (u, v), = select_views([tuple(view)], rig["grid"])
+    ((u, v),) = select_views([tuple(view)], rig["grid"])
     focal = scene["views"][(v - 1) * rig["grid"] + (u - 1)]["intrinsics"]["fx"]
     depth = np.asarray(depth, float)
     inverse = np.divide(1.0, depth, out=np.full(depth.shape, np.nan), where=depth > 0)

@@ -21,6 +21,7 @@ answer "no target"), from per-sample I, U and the target's pixel count T (0 = no
 - N-acc = % of no-target samples predicted empty; T-acc = % of target samples predicted non-empty
   (None when the split has no sample of that kind).
 """
+
 import math
 from collections import defaultdict
 
@@ -59,8 +60,9 @@ def summarize(intersections, unions) -> dict:
     count = int(unions.size)
     # One division per sample, so an IoU of exactly t compares equal to the literal t.
     ious = np.divide(intersections, unions, out=np.zeros(count), where=unions > 0)
-    summary = {key: _percent(np.count_nonzero(ious >= t), count)
-               for key, t in zip(PRECISION_KEYS, THRESHOLDS)}
+    summary = {
+        key: _percent(np.count_nonzero(ious >= t), count) for key, t in zip(PRECISION_KEYS, THRESHOLDS, strict=False)
+    }
     summary["mIoU"] = 100.0 * float(ious.mean()) if count else 0.0
     summary["oIoU"] = _percent(int(intersections.sum()), int(unions.sum()))
     summary["samples"] = count
@@ -86,11 +88,14 @@ def generalized_summary(intersections, unions, target_pixels) -> dict:
     ious = np.divide(intersections, unions, out=np.zeros(unions.size), where=unions > 0)
     ious[no_target] = predicted_empty[no_target]
     count, absent = int(unions.size), int(no_target.sum())
-    return {"gIoU": 100.0 * float(ious.mean()) if count else 0.0,
-            "cIoU": _percent(int(intersections.sum()), int(unions.sum())),
-            "N-acc": 100.0 * float(predicted_empty[no_target].mean()) if absent else None,
-            "T-acc": 100.0 * float((~predicted_empty[~no_target]).mean()) if count > absent else None,
-            "no_target_samples": absent, "target_samples": count - absent}
+    return {
+        "gIoU": 100.0 * float(ious.mean()) if count else 0.0,
+        "cIoU": _percent(int(intersections.sum()), int(unions.sum())),
+        "N-acc": 100.0 * float(predicted_empty[no_target].mean()) if absent else None,
+        "T-acc": 100.0 * float((~predicted_empty[~no_target]).mean()) if count > absent else None,
+        "no_target_samples": absent,
+        "target_samples": count - absent,
+    }
 
 
 class ScoreAccumulator:
@@ -151,8 +156,10 @@ class Breakdown:
 
     def summaries(self) -> dict:
         """{grouping: {label: summary}}, labels in sorted order."""
-        return {name: {label: _summary(*columns[label]) for label in sorted(columns)}
-                for name, columns in self._groups.items()}
+        return {
+            name: {label: _summary(*columns[label]) for label in sorted(columns)}
+            for name, columns in self._groups.items()
+        }
 
 
 def manhattan_distance(view, center) -> int:
@@ -207,5 +214,4 @@ def robustness(per_view, center, iou_key: str = "oIoU") -> dict:
     iou_by_view = {view: summary[iou_key] for view, summary in per_view.items()}
     if tuple(center) not in iou_by_view or len(iou_by_view) < 2:
         return {"MVR": None, "MRD": None, "robustness_iou": iou_key}
-    return {"MVR": mvr(iou_by_view, center), "MRD": mean_relative_drop(iou_by_view, center),
-            "robustness_iou": iou_key}
+    return {"MVR": mvr(iou_by_view, center), "MRD": mean_relative_drop(iou_by_view, center), "robustness_iou": iou_key}

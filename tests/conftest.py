@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic CLEVR-REMV dataset in the real on-disk format, a tiny
 local text encoder, and one torch thread."""
+
 import shutil
 
 import pytest
@@ -19,8 +20,7 @@ def tiny_dataset(tmp_path_factory):
     (train 3 / val 2 / test 1 scenes, seed 0). Shared by the whole session: treat it as
     read-only and use ``tiny_dataset_copy`` to modify files."""
     root = tmp_path_factory.mktemp("tiny") / "dataset"
-    write_synthetic_dataset(root, scenes=TINY_SCENES, grid=TINY_GRID, width=TINY_WIDTH,
-                            height=TINY_HEIGHT, seed=0)
+    write_synthetic_dataset(root, scenes=TINY_SCENES, grid=TINY_GRID, width=TINY_WIDTH, height=TINY_HEIGHT, seed=0)
     write_splits(root, TINY_RATIOS, seed=0)
     return root
 
@@ -34,8 +34,9 @@ def tiny_generalized_dataset(tiny_dataset, tmp_path_factory):
     from clevr_remv.cli import main
 
     root = shutil.copytree(tiny_dataset, tmp_path_factory.mktemp("generalized") / "dataset")
-    result = CliRunner().invoke(main, ["refexps", "--data", str(root), "--expressions", "generalized",
-                                       "--per-scene", "10"])
+    result = CliRunner().invoke(
+        main, ["refexps", "--data", str(root), "--expressions", "generalized", "--per-scene", "10"]
+    )
     assert result.exit_code == 0, result.output
     return root
 
@@ -71,9 +72,14 @@ def tiny_text_encoder(tmp_path_factory):
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(f"{source}/{name}", folder / name)
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=64,
-                                     max_position_embeddings=64)
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
     return folder
@@ -95,8 +101,11 @@ def live_viewer():
 
     def start(data, predictions=None):
         sock = listen("127.0.0.1", 0)
-        app = create_app(Catalog(data), ViewerPredictions(predictions) if predictions else None,
-                         served_hosts("127.0.0.1", sock.getsockname()[1]))
+        app = create_app(
+            Catalog(data),
+            ViewerPredictions(predictions) if predictions else None,
+            served_hosts("127.0.0.1", sock.getsockname()[1]),
+        )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -115,6 +124,14 @@ def tiny_depth_dataset(tmp_path_factory):
     """Root (Path) of a 2-scene, 3x3-view, 48x32 synthetic dataset with the depth pass and the
     convergent rig (no splits.json). Read-only, like ``tiny_dataset``."""
     root = tmp_path_factory.mktemp("tiny_depth") / "dataset"
-    write_synthetic_dataset(root, scenes=2, grid=TINY_GRID, width=TINY_WIDTH, height=TINY_HEIGHT, seed=0,
-                            rig="convergent", passes=("depth",))
+    write_synthetic_dataset(
+        root,
+        scenes=2,
+        grid=TINY_GRID,
+        width=TINY_WIDTH,
+        height=TINY_HEIGHT,
+        seed=0,
+        rig="convergent",
+        passes=("depth",),
+    )
     return root

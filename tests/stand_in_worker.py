@@ -3,6 +3,7 @@ view with the synthetic rasterizer (objects as discs). Tests steer it with envir
 CLEVR_REMV_STANDIN_VIEW_S slows each view (and probe) down, so that a run can be interrupted mid-scene;
 while the file CLEVR_REMV_STANDIN_GATE exists, every view after a scene's first waits; each job
 start is appended to the file CLEVR_REMV_STANDIN_LOG as "<pid> <op> <scene index>"."""
+
 import json
 import os
 import sys

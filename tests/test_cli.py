@@ -1,4 +1,5 @@
 """The top-level ``clevr-remv`` group: command suggestions and how warnings and errors print."""
+
 import warnings
 
 import click
@@ -9,9 +10,14 @@ from clevr_remv import cli
 from clevr_remv.errors import ClevrRemvError
 
 
-@pytest.mark.parametrize("typed, suggestion", [("valdate", "Did you mean 'validate'"),
-                                               ("benchmrk", "Did you mean 'benchmark'"),
-                                               ("retreival", "Did you mean 'retrieval'")])
+@pytest.mark.parametrize(
+    "typed, suggestion",
+    [
+        ("valdate", "Did you mean 'validate'"),
+        ("benchmrk", "Did you mean 'benchmark'"),
+        ("retreival", "Did you mean 'retrieval'"),
+    ],
+)
 def test_a_mistyped_command_gets_a_suggestion(typed, suggestion):
     result = CliRunner().invoke(cli.main, [typed, "--data", "x"])
     assert result.exit_code == 2

@@ -1,4 +1,5 @@
 """ClevrRemvDataset: items against the files, valid views only, ordering, pickling, workers, errors."""
+
 import json
 import pickle
 
@@ -16,8 +17,11 @@ from clevr_remv.errors import ClevrRemvError
 
 def expressions_of(root, split):
     store = DatasetStore(root)
-    return [(scene, expression) for scene in store.load_splits()["splits"][split]
-            for expression in json.loads(store.refexps_path(scene).read_text())["expressions"]]
+    return [
+        (scene, expression)
+        for scene in store.load_splits()["splits"][split]
+        for expression in json.loads(store.refexps_path(scene).read_text())["expressions"]
+    ]
 
 
 def test_center_items_match_the_png_files(tiny_dataset):
@@ -25,7 +29,7 @@ def test_center_items_match_the_png_files(tiny_dataset):
     expected = expressions_of(tiny_dataset, "train")
     assert len(dataset) == len(expected) > 0
     store = DatasetStore(tiny_dataset)
-    for item, (scene, expression) in zip(dataset, expected):
+    for item, (scene, expression) in zip(dataset, expected, strict=True):
         assert item["view"] == (2, 2) and item["scene"] == scene
         assert item["expression_id"] == expression["id"] and item["text"] == expression["text"]
         assert item["object"] == expression["referent"]
@@ -48,15 +52,17 @@ def test_only_views_listed_as_valid_become_samples(tiny_dataset_copy):
     listed = [{tuple(view) for view in expression["views"]} for expression in refexps["expressions"]]
 
     def expected(views):
-        return [(e, view) for e, valid in enumerate(listed)
-                for view in sorted(valid & set(views), key=lambda uv: uv[::-1])]
+        return [
+            (e, view) for e, valid in enumerate(listed) for view in sorted(valid & set(views), key=lambda uv: uv[::-1])
+        ]
 
     corner_views = [(1, 1), (3, 1), (1, 3), (3, 3)]
     all_views = [(u, v) for v in (1, 2, 3) for u in (1, 2, 3)]
     for preset, views in (("all", all_views), ("corners", corner_views), ("center", [(2, 2)])):
         dataset = ClevrRemvDataset(tiny_dataset_copy, split="test", views=preset)
-        assert [(dataset.describe(i)["expression_id"], dataset.describe(i)["view"])
-                for i in range(len(dataset))] == expected(views)
+        assert [
+            (dataset.describe(i)["expression_id"], dataset.describe(i)["view"]) for i in range(len(dataset))
+        ] == expected(views)
     every = ClevrRemvDataset(tiny_dataset_copy, split="test", views="all")
     assert [every[i]["view"] for i in range(3)] == [(1, 1), (2, 2), (2, 1)]
 
@@ -64,8 +70,7 @@ def test_only_views_listed_as_valid_become_samples(tiny_dataset_copy):
 def test_order_is_scene_then_expression_then_v_major_view(tiny_dataset):
     dataset = ClevrRemvDataset(tiny_dataset, split="train", views=[(3, 1), (1, 3), (1, 1), (3, 1)])
     assert dataset.views == [(1, 1), (3, 1), (1, 3)]
-    keys = [(dataset[i]["scene"], dataset[i]["expression_id"], dataset[i]["view"][::-1])
-            for i in range(len(dataset))]
+    keys = [(dataset[i]["scene"], dataset[i]["expression_id"], dataset[i]["view"][::-1]) for i in range(len(dataset))]
     assert keys == sorted(keys) and len(keys) == 3 * len(expressions_of(tiny_dataset, "train"))
     assert dataset[-1]["view"] == (1, 3)
     item = dataset[4]

@@ -1,4 +1,5 @@
 """DenseCRF refinement of test predictions (optional package pydensecrf2) and predict()'s refine hook."""
+
 import importlib.util
 
 import numpy as np
@@ -31,8 +32,14 @@ def test_predict_hands_images_and_probabilities_to_refine():
         seen.append((image.dtype, image.shape, probability.shape, float(probability.sum(0).mean())))
         return np.ones(image.shape[:2], bool)
 
-    batch = {"image": torch.rand(2, 3, 8, 12), "mask": torch.zeros(2, 8, 12, dtype=torch.bool), "text": ["a", "b"],
-             "scene": [0, 0], "expression_id": [0, 1], "view": [(1, 1), (1, 1)]}
+    batch = {
+        "image": torch.rand(2, 3, 8, 12),
+        "mask": torch.zeros(2, 8, 12, dtype=torch.bool),
+        "text": ["a", "b"],
+        "scene": [0, 0],
+        "expression_id": [0, 1],
+        "view": [(1, 1), (1, 1)],
+    }
     tokenizer = lambda texts: (torch.ones(len(texts), 2, dtype=torch.long),) * 2  # noqa: E731
     plain = [p for *_, p, _ in predict(FixedLogits(), [batch], tokenizer, "cpu", progress=False)]
     refined = [p for *_, p, _ in predict(FixedLogits(), [batch], tokenizer, "cpu", progress=False, refine=refine)]
@@ -51,9 +58,9 @@ def test_without_the_package_densecrf_is_refused_before_training(tiny_dataset, t
 @pytest.mark.skipif(not HAVE_CRF, reason="needs pydensecrf2 (pip install pydensecrf2)")
 def test_densecrf_snaps_a_spilled_mask_to_the_object_edges():
     image = np.full((32, 48, 3), 40, np.uint8)
-    image[8:24, 10:30] = (200, 60, 60)                      # the object
+    image[8:24, 10:30] = (200, 60, 60)  # the object
     probability = np.full((2, 32, 48), 0.1, np.float32)
-    probability[1, 5:27, 7:33] = 0.6                        # a 3-pixel spill around it
+    probability[1, 5:27, 7:33] = 0.6  # a 3-pixel spill around it
     probability[1, 8:24, 10:30] = 0.9
     probability[0] = 1 - probability[1]
     mask = densecrf.refine(image, probability)

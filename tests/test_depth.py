@@ -1,5 +1,6 @@
 """The depth pass in the dataset format: encoding, the stored config (resume, refexps, old
 datasets), ClevrRemvDataset(passes=("depth",)) and validate."""
+
 import json
 import shutil
 
@@ -59,8 +60,9 @@ def test_a_dataset_made_before_passes_reads_as_rgb_and_index(tiny_dataset_copy):
     config = GenerateConfig.from_dict(info["config"])
     assert open_dataset(tiny_dataset_copy, config, refexp_settings(0, 8)).passes == ()
     with pytest.raises(ClevrRemvError, match=r"passes: existing \[\], requested \['depth'\]"):
-        open_dataset(tiny_dataset_copy, GenerateConfig.from_dict(dict(info["config"], passes=["depth"])),
-                     refexp_settings(0, 8))
+        open_dataset(
+            tiny_dataset_copy, GenerateConfig.from_dict(dict(info["config"], passes=["depth"])), refexp_settings(0, 8)
+        )
     assert store.dataset_json_path.read_bytes() == before
 
 
@@ -69,8 +71,9 @@ def test_resume_and_refexps_keep_the_depth_pass(depth_copy):
     config = GenerateConfig.from_dict(store.info()["config"])
     assert config.passes == ("depth",)
     with pytest.raises(ClevrRemvError, match=r"passes: existing \['depth'\], requested \[\]"):
-        open_dataset(depth_copy, GenerateConfig.from_dict(dict(store.info()["config"], passes=[])),
-                     refexp_settings(0, 8))
+        open_dataset(
+            depth_copy, GenerateConfig.from_dict(dict(store.info()["config"], passes=[])), refexp_settings(0, 8)
+        )
     result = CliRunner().invoke(main, ["refexps", "--data", str(depth_copy), "--per-scene", "3"])
     assert result.exit_code == 0, result.output
     info = DatasetStore(depth_copy).info()

@@ -1,5 +1,6 @@
 """`clevr-remv evaluate-depth`: the 4D Light Field Benchmark's metrics on hand-made arrays, regions,
 PFM files, the plane sweep on a synthetic light field, and the command with its refusals."""
+
 import json
 import shutil
 
@@ -18,6 +19,7 @@ SCENES = ("clevr_remv_000000", "clevr_remv_000001")
 
 
 # --- metrics ---------------------------------------------------------------------------------
+
 
 def _hand_made():
     """A 6x6 zero truth; inside the 1-pixel border 16 errors: four each of 0, 0.02, 0.05, 0.1;
@@ -71,6 +73,7 @@ def test_the_border_scales_with_the_longer_side():
 
 # --- regions ---------------------------------------------------------------------------------
 
+
 def test_occlusion_edges_need_a_label_change_and_a_disparity_jump():
     index = np.zeros((6, 8), np.uint8)
     truth = np.full((6, 8), 1.0)
@@ -106,6 +109,7 @@ def test_dilate_grows_a_square_and_the_band_scales():
 
 # --- PFM -------------------------------------------------------------------------------------
 
+
 def test_pfm_round_trip_and_big_endian(tmp_path):
     image = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     write_pfm(tmp_path / "a.pfm", image)
@@ -115,11 +119,14 @@ def test_pfm_round_trip_and_big_endian(tmp_path):
     assert np.array_equal(read_pfm(tmp_path / "b.pfm"), image)
 
 
-@pytest.mark.parametrize("raw, words", [
-    (b"P5\n4 3\n255\n" + bytes(12), "not a PFM"),
-    (b"PF\n4 3\n-1\n" + bytes(4 * 36), "three-channel"),
-    (b"Pf\n4 3\n-1\n" + bytes(40), "48 bytes"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b"P5\n4 3\n255\n" + bytes(12), "not a PFM"),
+        (b"PF\n4 3\n-1\n" + bytes(4 * 36), "three-channel"),
+        (b"Pf\n4 3\n-1\n" + bytes(40), "48 bytes"),
+    ],
+)
 def test_broken_pfm_files_are_named(tmp_path, raw, words):
     (tmp_path / "x.pfm").write_bytes(raw)
     with pytest.raises(ClevrRemvError, match=words) as error:
@@ -128,6 +135,7 @@ def test_broken_pfm_files_are_named(tmp_path, raw, words):
 
 
 # --- the plane sweep -------------------------------------------------------------------------
+
 
 def _texture(x, y):
     """A smooth, richly textured RGB function of continuous coordinates."""
@@ -145,7 +153,7 @@ def _light_field(offset, slope, grid=5, shape=(32, 40)):
     """Views of a textured plane whose centre-view disparity is offset + slope * y: the centre
     pixel (x, y) appears at (x + (uc - u) d, y + (vc - v) d) in view (u, v), inverted here exactly."""
     centre = (grid + 1) // 2
-    rows, columns = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     views = {}
     for v in range(1, grid + 1):
         for u in range(1, grid + 1):
@@ -166,6 +174,7 @@ def test_the_sweep_recovers_a_constant_and_a_slanted_plane(offset, slope, tolera
 
 # --- the command -----------------------------------------------------------------------------
 
+
 def _run(data, out, *flags):
     return CliRunner().invoke(main, ["evaluate-depth", "--data", str(data), "--out", str(out), *flags])
 
@@ -174,8 +183,9 @@ def _run(data, out, *flags):
 def exported_truth(tiny_depth_dataset, tmp_path_factory):
     """A flat folder of the hci-lf export's own gt_disp_lowres.pfm files, one per scene."""
     root = tmp_path_factory.mktemp("depth_bench")
-    result = CliRunner().invoke(main, ["export", "--data", str(tiny_depth_dataset), "--out", str(root / "hci"),
-                                       "--format", "hci-lf"])
+    result = CliRunner().invoke(
+        main, ["export", "--data", str(tiny_depth_dataset), "--out", str(root / "hci"), "--format", "hci-lf"]
+    )
     assert result.exit_code == 0, result.output
     folder = root / "truth"
     folder.mkdir()
@@ -244,12 +254,18 @@ def _refused(result, *words):
 def test_missing_and_extra_scenes_are_refused(tiny_depth_dataset, exported_truth, tmp_path):
     predictions = _copy(exported_truth, tmp_path)
     (predictions / f"{SCENES[1]}.pfm").unlink()
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             f"{SCENES[1]}.pfm", "no disparity map")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        f"{SCENES[1]}.pfm",
+        "no disparity map",
+    )
     shutil.copy(predictions / f"{SCENES[0]}.pfm", predictions / f"{SCENES[1]}.pfm")
     shutil.copy(predictions / f"{SCENES[0]}.pfm", predictions / "clevr_remv_000099.pfm")
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             "clevr_remv_000099.pfm", "not a scene of split 'all'")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        "clevr_remv_000099.pfm",
+        "not a scene of split 'all'",
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -258,12 +274,20 @@ def test_wrong_size_and_non_finite_maps_are_refused(tiny_depth_dataset, exported
     target = predictions / f"{SCENES[1]}.pfm"
     truth = read_pfm(target)
     write_pfm(target, truth[:, :40])
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             str(target), "40x32", "48x32")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        str(target),
+        "40x32",
+        "48x32",
+    )
     truth[5, 7] = np.nan
     write_pfm(target, truth)
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             str(target), "NaN", "row 5, column 7")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        str(target),
+        "NaN",
+        "row 5, column 7",
+    )
 
 
 def test_depth_and_a_flipped_sign_are_refused(tiny_depth_dataset, exported_truth, tmp_path):
@@ -272,11 +296,18 @@ def test_depth_and_a_flipped_sign_are_refused(tiny_depth_dataset, exported_truth
     truth = read_pfm(target)
     depth = read_pfm(exported_truth.parent / "hci" / "all" / SCENES[0] / "gt_depth_lowres.pfm")
     write_pfm(target, np.where(np.isfinite(depth), depth, depth[np.isfinite(depth)].max()))
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             str(target), "looks like z-depth", "1/Z")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        str(target),
+        "looks like z-depth",
+        "1/Z",
+    )
     write_pfm(target, -truth)
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
-             str(target), "opposite sign")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        str(target),
+        "opposite sign",
+    )
 
 
 def test_a_missing_runtime_is_refused(tiny_depth_dataset, exported_truth, tmp_path):
@@ -284,22 +315,37 @@ def test_a_missing_runtime_is_refused(tiny_depth_dataset, exported_truth, tmp_pa
     shutil.copytree(exported_truth, submission / "disp_maps")
     (submission / "runtimes").mkdir()
     (submission / "runtimes" / f"{SCENES[0]}.txt").write_text("fast")
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(submission), "--split", "all"),
-             f"{SCENES[0]}.txt", "'fast' is not a runtime")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(submission), "--split", "all"),
+        f"{SCENES[0]}.txt",
+        "'fast' is not a runtime",
+    )
 
 
 def test_an_empty_split_is_refused(tiny_depth_dataset, tmp_path):
     data = shutil.copytree(tiny_depth_dataset, tmp_path / "data")
-    (data / "splits.json").write_text(json.dumps({"format_version": 1, "seed": 0, "ratios": [1.0, 0.0, 0.0],
-                                                  "splits": {"train": [0, 1], "val": [], "test": []}}))
+    (data / "splits.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "seed": 0,
+                "ratios": [1.0, 0.0, 0.0],
+                "splits": {"train": [0, 1], "val": [], "test": []},
+            }
+        )
+    )
     _refused(_run(data, tmp_path / "out", "--estimator", "constant"), "--split test", "no scenes")
 
 
 def test_bad_arguments_and_datasets_are_refused(tiny_dataset, tiny_depth_dataset, exported_truth, tmp_path):
     _refused(_run(tiny_dataset, tmp_path / "out", "--estimator", "constant"), "--passes depth")
     _refused(_run(tiny_depth_dataset, tmp_path / "out"), "--predictions / --estimator")
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant", "--predictions",
-                  str(exported_truth)), "exactly one")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant", "--predictions", str(exported_truth)),
+        "exactly one",
+    )
     _refused(_run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant"), "splits.json", "--split all")
-    _refused(_run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant", "--split", "all",
-                  "--border", "16"), "--border 16")
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant", "--split", "all", "--border", "16"),
+        "--border 16",
+    )

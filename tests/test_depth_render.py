@@ -1,5 +1,6 @@
 """Depth from a tiny real render (--passes depth, 3x3 views, 192x128, 1 sample) ties the rig's
 geometry together: warping masks with depth, and disparity against the masks' motion."""
+
 import importlib.util
 
 import numpy as np
@@ -13,8 +14,7 @@ from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
 from clevr_remv.geometry import disparity, project, unproject
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="needs the render extra (bpy)")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the render extra (bpy)")
 
 WIDTH, HEIGHT = 192, 128
 CORNERS = [(1, 1), (3, 1), (1, 3), (3, 3)]
@@ -27,8 +27,18 @@ def renders(tmp_path_factory):
     stores = {}
     for rig in ("parallel", "convergent"):
         root = tmp_path_factory.mktemp(rig)
-        config = GenerateConfig(grid=3, width=WIDTH, height=HEIGHT, samples=1, denoise=False, baseline=0.15,
-                                rig=rig, min_pixels=20, passes=("depth",), properties=load_properties())
+        config = GenerateConfig(
+            grid=3,
+            width=WIDTH,
+            height=HEIGHT,
+            samples=1,
+            denoise=False,
+            baseline=0.15,
+            rig=rig,
+            min_pixels=20,
+            passes=("depth",),
+            properties=load_properties(),
+        )
         generate(root, 1, config, command=worker_command(), progress=False)
         stores[rig] = DatasetStore(root)
     return stores
@@ -75,8 +85,7 @@ def test_mask_centroids_move_by_the_disparity(renders, rig):
     checked = 0
     for k, obj in enumerate(scene["objects"], start=1):
         masks = {uv: store.read_index(0, *uv) == k for uv in [(2, 2)] + NEIGHBOURS}
-        if obj["views"][4]["occlusion"] > 0 or any(_touches_border(mask) or mask.sum() < 20
-                                                    for mask in masks.values()):
+        if obj["views"][4]["occlusion"] > 0 or any(_touches_border(mask) or mask.sum() < 20 for mask in masks.values()):
             continue
         x, y = _centroid(masks[2, 2])
         d = float(disparity(centre_depth[int(y), int(x)], scene, (2, 2)))

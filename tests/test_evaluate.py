@@ -1,4 +1,5 @@
 """evaluate: fabricated predictions in both formats, reports, bad input."""
+
 import json
 
 import numpy as np
@@ -30,7 +31,6 @@ def dataset_samples(root, split="test", views=None):
     return samples
 
 
-
 def write_jsonl(path, records):
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return path
@@ -46,14 +46,17 @@ def write_png_masks(folder, samples):
 
 def fabricated(root, corner_empty=True):
     """Predictions equal to the ground truth, except an empty mask at the (1, 1) corner."""
-    return [(scene, expression, view, np.zeros_like(mask) if corner_empty and view == CORNER else mask)
-            for scene, expression, view, mask in dataset_samples(root)]
+    return [
+        (scene, expression, view, np.zeros_like(mask) if corner_empty and view == CORNER else mask)
+        for scene, expression, view, mask in dataset_samples(root)
+    ]
 
 
 def test_perfect_predictions_score_100(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset, False)]
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
-                       out=tmp_path / "out", progress=False)
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all", out=tmp_path / "out", progress=False
+    )
     assert results["missing_predictions"] == 0
     assert results["unused_predictions"] == 0
     assert results["samples"] == len(records)
@@ -66,8 +69,9 @@ def test_perfect_predictions_score_100(tiny_dataset, tmp_path):
 
 def test_failed_corner_shows_the_mvr_flaw_and_the_mrd(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners",
-                       out=tmp_path / "out", progress=False)
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners", out=tmp_path / "out", progress=False
+    )
     assert set(results["per_view"]) == {"u2_v2", "u1_v1", "u3_v1", "u1_v3", "u3_v3"}
     corner = results["per_view"]["u1_v1"]
     assert corner["oIoU"] == 0.0 and corner["P@0.5"] == 0.0 and corner["distance"] == 2
@@ -78,7 +82,8 @@ def test_failed_corner_shows_the_mvr_flaw_and_the_mrd(tiny_dataset, tmp_path):
     assert results["robustness_iou"] == "oIoU"
     corner_samples = corner["samples"]
     assert results["overall"]["P@0.5"] == pytest.approx(
-        100.0 * (results["samples"] - corner_samples) / results["samples"])
+        100.0 * (results["samples"] - corner_samples) / results["samples"]
+    )
 
 
 def test_png_folder_and_jsonl_agree(tiny_dataset, tmp_path):
@@ -86,8 +91,9 @@ def test_png_folder_and_jsonl_agree(tiny_dataset, tmp_path):
     folder = write_png_masks(tmp_path / "masks", samples)
     from_png = evaluate(tiny_dataset, folder, views="corners", out=tmp_path / "a", progress=False)
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in samples]
-    from_jsonl = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners",
-                          out=tmp_path / "b", progress=False)
+    from_jsonl = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners", out=tmp_path / "b", progress=False
+    )
     for key in ("overall", "per_view", "MVR", "MRD", "samples"):
         assert from_png[key] == from_jsonl[key]
     assert from_png["unused_predictions"] == from_jsonl["unused_predictions"] > 0  # the non-corner views
@@ -98,11 +104,11 @@ def test_missing_and_unused_predictions_are_reported(tiny_dataset, tmp_path):
     dropped = samples[0]
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in samples[1:]]
     records.append(prediction_record(999, 0, (2, 2), dropped[3]))  # matches no sample
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
-                       out=tmp_path / "out", progress=False)
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all", out=tmp_path / "out", progress=False
+    )
     assert results["missing_predictions"] == 1
-    assert results["missing_examples"] == [{"scene": dropped[0], "expression_id": dropped[1],
-                                            "view": list(dropped[2])}]
+    assert results["missing_examples"] == [{"scene": dropped[0], "expression_id": dropped[1], "view": list(dropped[2])}]
     assert results["unused_predictions"] == 1
     # The missing one scores as an empty mask: IoU 0 for one sample.
     assert results["overall"]["mIoU"] == pytest.approx(100.0 * (len(samples) - 1) / len(samples))
@@ -118,18 +124,24 @@ def test_uncompressed_rle_is_accepted(tiny_dataset, tmp_path):
         runs = np.diff(np.concatenate([[0], changes, [column_major.size]])).tolist()
         if column_major[0]:
             runs = [0] + runs
-        records.append({"scene": scene, "expression_id": expression, "view": list(view),
-                        "mask": {"size": list(mask.shape), "counts": runs}})
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all",
-                       out=tmp_path / "out", progress=False)
+        records.append(
+            {
+                "scene": scene,
+                "expression_id": expression,
+                "view": list(view),
+                "mask": {"size": list(mask.shape), "counts": runs},
+            }
+        )
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all", out=tmp_path / "out", progress=False
+    )
     assert results["overall"]["oIoU"] == pytest.approx(100.0)
 
 
 def test_reports_are_written(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
     out = tmp_path / "out"
-    evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners", out=out,
-             progress=False)
+    evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="corners", out=out, progress=False)
     document = json.loads((out / "results.json").read_text())
     for key in ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU"):
         assert key in document["overall"] and key in document["per_view"]["u1_v1"]
@@ -143,8 +155,7 @@ def test_reports_are_written(tiny_dataset, tmp_path):
 
 
 def test_zero_centre_iou_gives_null_mvr(tiny_dataset, tmp_path):
-    records = [prediction_record(s, e, view, np.zeros_like(mask))
-               for s, e, view, mask in fabricated(tiny_dataset)]
+    records = [prediction_record(s, e, view, np.zeros_like(mask)) for s, e, view, mask in fabricated(tiny_dataset)]
     out = tmp_path / "out"
     results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), out=out, progress=False)
     assert np.isnan(results["MVR"])
@@ -153,27 +164,34 @@ def test_zero_centre_iou_gives_null_mvr(tiny_dataset, tmp_path):
 
 def test_center_only_has_no_robustness_figures(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="center",
-                       out=tmp_path / "out", progress=False)
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="center", out=tmp_path / "out", progress=False
+    )
     assert list(results["per_view"]) == ["u2_v2"]
     assert results["MVR"] is None and results["MRD"] is None
 
 
 def test_mvr_from_miou_on_request(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
-    results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), out=tmp_path / "out",
-                       robustness_iou="mIoU", progress=False)
+    results = evaluate(
+        tiny_dataset,
+        write_jsonl(tmp_path / "p.jsonl", records),
+        out=tmp_path / "out",
+        robustness_iou="mIoU",
+        progress=False,
+    )
     assert results["robustness_iou"] == "mIoU"
 
 
-@pytest.mark.parametrize("line,message", [
-    ("{not json", "not valid JSON"),
-    ('{"scene": 0, "expression_id": 0, "mask": {"size": [32, 48], "counts": ""}}', "view"),
-    ('{"scene": 0, "expression_id": 0, "view": [1, 1, 1], "mask": {"size": [32, 48], "counts": ""}}',
-     "view"),
-    ('{"scene": -1, "expression_id": 0, "view": [1, 1], "mask": {"size": [32, 48], "counts": ""}}',
-     "scene"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"scene": 0, "expression_id": 0, "mask": {"size": [32, 48], "counts": ""}}', "view"),
+        ('{"scene": 0, "expression_id": 0, "view": [1, 1, 1], "mask": {"size": [32, 48], "counts": ""}}', "view"),
+        ('{"scene": -1, "expression_id": 0, "view": [1, 1], "mask": {"size": [32, 48], "counts": ""}}', "scene"),
+    ],
+)
 def test_malformed_jsonl_lines_name_the_line(tiny_dataset, tmp_path, line, message):
     path = tmp_path / "p.jsonl"
     path.write_text("\n" + line + "\n")
@@ -185,12 +203,10 @@ def test_duplicate_and_wrong_size_predictions(tiny_dataset, tmp_path):
     scene, expression, view, mask = fabricated(tiny_dataset)[0]
     record = prediction_record(scene, expression, view, mask)
     with pytest.raises(ClevrRemvError, match="second prediction"):
-        evaluate(tiny_dataset, write_jsonl(tmp_path / "d.jsonl", [record, record]), out=tmp_path / "o",
-                 progress=False)
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "d.jsonl", [record, record]), out=tmp_path / "o", progress=False)
     small = prediction_record(scene, expression, view, np.zeros((16, 24), bool))
     with pytest.raises(ClevrRemvError, match="native resolution"):
-        evaluate(tiny_dataset, write_jsonl(tmp_path / "s.jsonl", [small]), out=tmp_path / "o",
-                 progress=False)
+        evaluate(tiny_dataset, write_jsonl(tmp_path / "s.jsonl", [small]), out=tmp_path / "o", progress=False)
 
 
 def test_bad_arguments(tiny_dataset, tmp_path):
@@ -208,16 +224,27 @@ def test_bad_arguments(tiny_dataset, tmp_path):
 def test_dataset_without_split_file(tiny_dataset_copy, tmp_path):
     (tiny_dataset_copy / "splits.json").unlink()
     with pytest.raises(ClevrRemvError, match="no split file"):
-        evaluate(tiny_dataset_copy, write_jsonl(tmp_path / "p.jsonl", []), out=tmp_path / "o",
-                 progress=False)
+        evaluate(tiny_dataset_copy, write_jsonl(tmp_path / "p.jsonl", []), out=tmp_path / "o", progress=False)
 
 
 def test_cli(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, mask) for s, e, view, mask in fabricated(tiny_dataset)]
     predictions = write_jsonl(tmp_path / "p.jsonl", records)
     runner = CliRunner()
-    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions", str(predictions),
-                                  "--views", "corners", "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(tiny_dataset),
+            "--predictions",
+            str(predictions),
+            "--views",
+            "corners",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "MVR 0.00 %  MRD 25.00 %" in result.output
     assert (tmp_path / "out" / "results.json").is_file()
@@ -245,8 +272,11 @@ def test_predictions_that_match_nothing_are_refused(tiny_dataset, tmp_path, kind
         records = [prediction_record(s, e, view, m) for s, e, view, m in samples if view != (2, 2)]
         predictions = write_jsonl(tmp_path / "p.jsonl", records)
         found = "its \\d+ prediction\\(s\\) are for other samples"
-    with pytest.raises(ClevrRemvError, match=f"--predictions {predictions}: no prediction matches any of the "
-                                             f"\\d+ samples of split 'test' at the center views \\({found}"):
+    with pytest.raises(
+        ClevrRemvError,
+        match=f"--predictions {predictions}: no prediction matches any of the "
+        f"\\d+ samples of split 'test' at the center views \\({found}",
+    ):
         evaluate(tiny_dataset, predictions, views="center", out=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -258,14 +288,27 @@ def test_unmatched_predictions_are_counted_and_shown(tiny_dataset, tmp_path):
     (folder / "README.txt").write_text("not a prediction")
     assert evaluate(tiny_dataset, folder, views="all", out=tmp_path / "a", progress=False)["unused_predictions"] == 1
     records = [prediction_record(s, e, view, m) for s, e, view, m in samples + [extra]]
-    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions",
-                                       str(write_jsonl(tmp_path / "p.jsonl", records)), "--views", "all",
-                                       "--out", str(tmp_path / "b")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(tiny_dataset),
+            "--predictions",
+            str(write_jsonl(tmp_path / "p.jsonl", records)),
+            "--views",
+            "all",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert ("1 prediction(s) matched no sample of split 'test' at the all views, "
-            "e.g. scene 999, expression 0, view u2_v2") in result.output
+    assert (
+        "1 prediction(s) matched no sample of split 'test' at the all views, e.g. scene 999, expression 0, view u2_v2"
+    ) in result.output
     assert json.loads((tmp_path / "b" / "results.json").read_text())["unused_examples"] == [
-        {"scene": 999, "expression_id": 0, "view": [2, 2]}]
+        {"scene": 999, "expression_id": 0, "view": [2, 2]}
+    ]
 
 
 @pytest.mark.parametrize("how", ["truncate", "text"])
@@ -276,15 +319,39 @@ def test_unreadable_images_are_clear_errors(tiny_dataset_copy, tmp_path, how):
     broken = folder / f"{scene:06d}" / str(expression) / f"{view_name(u, v)}.png"
     break_png(broken, how)
     runner = CliRunner()
-    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictions", str(folder),
-                                  "--views", "all", "--out", str(tmp_path / "a")])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(tiny_dataset_copy),
+            "--predictions",
+            str(folder),
+            "--views",
+            "all",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"Error: {broken}: cannot be read as an image (" in result.output
     assert "write masks as 8-bit PNG" in result.output
     index = DatasetStore(tiny_dataset_copy).index_path(scene, u, v)
     break_png(index, how)
-    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictions", str(folder),
-                                  "--views", "all", "--out", str(tmp_path / "b")])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(tiny_dataset_copy),
+            "--predictions",
+            str(folder),
+            "--views",
+            "all",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
     assert result.exit_code == 2 and f"Error: {index}: cannot be read as an image (" in result.output
     assert "rerun `clevr-remv generate`" in result.output
 
@@ -301,8 +368,9 @@ def test_a_file_that_is_not_utf8_is_a_clear_error(tiny_dataset, tmp_path):
 def test_a_png_file_as_predictions_points_at_the_folder_form(tiny_dataset, tmp_path):
     path = tmp_path / "mask.png"
     Image.fromarray(np.zeros((32, 48), np.uint8)).save(path)
-    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset), "--predictions", str(path),
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--data", str(tiny_dataset), "--predictions", str(path), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"--predictions {path}: is a PNG image" in result.output and "folder" in result.output
 
@@ -311,16 +379,21 @@ def test_a_refexps_file_that_is_not_utf8_is_a_clear_error(tiny_dataset_copy, tmp
     store = DatasetStore(tiny_dataset_copy)
     scene = split_scene_ids(store, "test")[0]
     store.refexps_path(scene).write_bytes(b'{"scene": "\xe9t\xe9"}')
-    result = CliRunner().invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictor", "empty",
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictor", "empty", "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"{store.refexps_path(scene)}: not UTF-8 text" in result.output
 
 
 def test_an_rle_claiming_a_huge_size_is_refused_before_decoding(tiny_dataset, tmp_path, monkeypatch):
     scene, expression, view, _ = fabricated(tiny_dataset)[0]
-    huge = {"scene": scene, "expression_id": expression, "view": list(view),
-            "mask": {"size": [60000, 60000], "counts": "0"}}
+    huge = {
+        "scene": scene,
+        "expression_id": expression,
+        "view": list(view),
+        "mask": {"size": [60000, 60000], "counts": "0"},
+    }
     monkeypatch.setattr("clevr_remv.res.evaluate.rle_to_mask", lambda rle: pytest.fail("decoded the RLE"))
     with pytest.raises(ClevrRemvError, match="mask size is 60000x60000 .* views are 48x32"):
         evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", [huge]), out=tmp_path / "out", progress=False)
@@ -329,8 +402,12 @@ def test_an_rle_claiming_a_huge_size_is_refused_before_decoding(tiny_dataset, tm
 @pytest.mark.parametrize("counts", [[0, 48 * 32 + 1], [100, -4, 48 * 32 - 96], [10]])
 def test_uncompressed_counts_must_cover_the_view_exactly(tiny_dataset, tmp_path, counts):
     scene, expression, view, _ = fabricated(tiny_dataset)[0]
-    record = {"scene": scene, "expression_id": expression, "view": list(view),
-              "mask": {"size": [32, 48], "counts": counts}}
+    record = {
+        "scene": scene,
+        "expression_id": expression,
+        "view": list(view),
+        "mask": {"size": [32, 48], "counts": counts},
+    }
     with pytest.raises(ClevrRemvError, match="uncompressed RLE counts add up to"):
         evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", [record]), out=tmp_path / "out", progress=False)
 

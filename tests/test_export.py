@@ -1,4 +1,5 @@
 """`clevr-remv export`: round trips of the REFER, COCO and CLEVR-Ref+ layouts, and safe output."""
+
 import json
 import os
 import pickle
@@ -26,8 +27,13 @@ def _export(data, out, *flags):
 
 def _expected_samples(store, scene_ids, views):
     """(scene, expression id, (u, v)) of every expression in every chosen view where it is valid."""
-    return {(index, e["id"], (u, v)) for index in scene_ids for e in store.load_refexps(index)["expressions"]
-            for u, v in views if [u, v] in e["views"]}
+    return {
+        (index, e["id"], (u, v))
+        for index in scene_ids
+        for e in store.load_refexps(index)["expressions"]
+        for u, v in views
+        if [u, v] in e["views"]
+    }
 
 
 class _Refer:
@@ -94,8 +100,9 @@ def test_refcoco_round_trip_through_refer_logic(tiny_dataset, tmp_path):
 def test_refcoco_one_split_and_name(tiny_dataset, tmp_path):
     store = DatasetStore(tiny_dataset)
     out = tmp_path / "refer"
-    result = _export(tiny_dataset, out, "--format", "refcoco", "--split", "val",
-                     "--name", "refcocog", "--split-by", "umd")
+    result = _export(
+        tiny_dataset, out, "--format", "refcoco", "--split", "val", "--name", "refcocog", "--split-by", "umd"
+    )
     assert result.exit_code == 0, result.output
     with open(out / "refcocog" / "refs(umd).p", "rb") as stream:
         refs = pickle.load(stream)
@@ -158,11 +165,14 @@ def test_clevr_ref_round_trip(tiny_dataset, tmp_path):
     assert samples == _expected_samples(store, store.scene_ids(), CORNERS)
 
 
-@pytest.mark.parametrize("mask", [
-    np.zeros((3, 4), bool),
-    np.ones((3, 4), bool),
-    np.array([[1, 0, 0, 1], [1, 1, 0, 0], [0, 0, 0, 1]], bool),
-])
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.zeros((3, 4), bool),
+        np.ones((3, 4), bool),
+        np.array([[1, 0, 0, 1], [1, 1, 0, 0], [0, 0, 0, 1]], bool),
+    ],
+)
 def test_run_lengths(mask):
     text = encode_run_lengths(mask)
     runs = [int(run) for run in text.split(",")]
@@ -216,10 +226,18 @@ def _inside(dataset):
     """--out values that are the dataset, lie inside it or hold it (also through .. and symlinks)."""
     (dataset.parent / "link-to-scenes").symlink_to(dataset / "scenes")
     (dataset.parent / "link-to-root").symlink_to(dataset)
-    return [dataset, dataset / "scenes", dataset / "scenes" / "000001", dataset / "scenes" / ".." / "scenes",
-            dataset.parent / "elsewhere" / ".." / dataset.name / "scenes", dataset.parent / "link-to-scenes",
-            dataset.parent / "link-to-root" / "scenes" / "000001", dataset.parent / "link-to-root" / "new",
-            dataset.parent, dataset / "new-export"]
+    return [
+        dataset,
+        dataset / "scenes",
+        dataset / "scenes" / "000001",
+        dataset / "scenes" / ".." / "scenes",
+        dataset.parent / "elsewhere" / ".." / dataset.name / "scenes",
+        dataset.parent / "link-to-scenes",
+        dataset.parent / "link-to-root" / "scenes" / "000001",
+        dataset.parent / "link-to-root" / "new",
+        dataset.parent,
+        dataset / "new-export",
+    ]
 
 
 def test_out_inside_onto_or_around_the_dataset_is_refused_and_nothing_is_lost(tiny_dataset_copy):

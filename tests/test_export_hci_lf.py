@@ -1,5 +1,6 @@
 """`clevr-remv export --format hci-lf`: the 4D Light Field Benchmark layout, its parameters.cfg,
 PFM depth and disparity, and refusals."""
+
 import configparser
 import json
 import shutil
@@ -14,11 +15,31 @@ from clevr_remv.generate.synthetic import write_synthetic_dataset
 
 KEYS = {
     "intrinsics": ["image_resolution_x_px", "image_resolution_y_px", "focal_length_mm", "sensor_size_mm", "fstop"],
-    "extrinsics": ["num_cams_x", "num_cams_y", "baseline_mm", "focus_distance_m", "center_cam_x_m",
-                   "center_cam_y_m", "center_cam_z_m", "center_cam_rx_rad", "center_cam_ry_rad",
-                   "center_cam_rz_rad"],
-    "meta": ["disp_min", "disp_max", "frustum_disp_min", "frustum_disp_max", "depth_map_scale", "scene",
-             "category", "date", "version", "authors", "contact"],
+    "extrinsics": [
+        "num_cams_x",
+        "num_cams_y",
+        "baseline_mm",
+        "focus_distance_m",
+        "center_cam_x_m",
+        "center_cam_y_m",
+        "center_cam_z_m",
+        "center_cam_rx_rad",
+        "center_cam_ry_rad",
+        "center_cam_rz_rad",
+    ],
+    "meta": [
+        "disp_min",
+        "disp_max",
+        "frustum_disp_min",
+        "frustum_disp_max",
+        "depth_map_scale",
+        "scene",
+        "category",
+        "date",
+        "version",
+        "authors",
+        "contact",
+    ],
 }
 
 
@@ -58,8 +79,10 @@ def test_every_view_mask_and_expression_file_is_in_place(exported):
     for index in store.scene_ids():
         folder = out / "all" / f"clevr_remv_{index:06d}"
         names = sorted(path.name for path in folder.iterdir())
-        assert names == sorted([f"input_Cam{k:03d}.png" for k in range(9)] + [
-            "gt_depth_lowres.pfm", "gt_disp_lowres.pfm", "masks", "parameters.cfg", "refexps.json"])
+        assert names == sorted(
+            [f"input_Cam{k:03d}.png" for k in range(9)]
+            + ["gt_depth_lowres.pfm", "gt_disp_lowres.pfm", "masks", "parameters.cfg", "refexps.json"]
+        )
         for u, v in store.views():
             k = (v - 1) * 3 + (u - 1)
             assert (folder / f"input_Cam{k:03d}.png").read_bytes() == store.rgb_path(index, u, v).read_bytes()

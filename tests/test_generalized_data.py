@@ -1,6 +1,7 @@
 """Generalized datasets through the data tools: the gRefCOCO export (read back with a reader
 written from gRefCOCO's published format), the REFER and CLEVR-Ref+ exports, ClevrRemvDataset
 items, validate, stats, show and the viewer."""
+
 import io
 import json
 from pathlib import Path
@@ -24,8 +25,12 @@ from clevr_remv.dataset.validate import validate_dataset
 def expressions_of(store, kind):
     """(scene, expression) pairs naming no object ("none"), one ("one") or several ("many")."""
     wanted = {"none": lambda n: n == 0, "one": lambda n: n == 1, "many": lambda n: n >= 2}[kind]
-    return [(scene, e) for scene in store.scene_ids() for e in store.load_refexps(scene)["expressions"]
-            if wanted(len(referents_of(e)))]
+    return [
+        (scene, e)
+        for scene in store.scene_ids()
+        for e in store.load_refexps(scene)["expressions"]
+        if wanted(len(referents_of(e)))
+    ]
 
 
 # -- a gRefCOCO reader written from the published format description ---------------------------------
@@ -79,8 +84,20 @@ class GReferReader:
 @pytest.fixture(scope="module")
 def grefcoco(tiny_generalized_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("grefcoco") / "export"
-    result = CliRunner().invoke(main, ["export", "--data", str(tiny_generalized_dataset), "--format", "grefcoco",
-                                       "--out", str(out), "--views", "corners"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--data",
+            str(tiny_generalized_dataset),
+            "--format",
+            "grefcoco",
+            "--out",
+            str(out),
+            "--views",
+            "corners",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "G_REFER(" in result.output
     return out
@@ -112,19 +129,42 @@ def test_grefcoco_export_reads_back_with_a_grefer_style_reader(grefcoco, tiny_ge
 def test_grefcoco_export_has_every_sample_once(grefcoco, tiny_generalized_dataset):
     store = DatasetStore(tiny_generalized_dataset)
     refer = GReferReader(grefcoco)
-    exported = {(refer.imgs[r["image_id"]]["scene"], s["expression_id"], *refer.imgs[r["image_id"]]["view"])
-                for r in refer.refs for s in r["sentences"]}
+    exported = {
+        (refer.imgs[r["image_id"]]["scene"], s["expression_id"], *refer.imgs[r["image_id"]]["view"])
+        for r in refer.refs
+        for s in r["sentences"]
+    }
     corners = {(1, 1), (3, 1), (1, 3), (3, 3)}
-    expected = {(scene, e["id"], u, v) for split in ("train", "val", "test") for scene in split_scene_ids(store, split)
-                for e in store.load_refexps(scene)["expressions"] for u, v in e["views"] if (u, v) in corners}
+    expected = {
+        (scene, e["id"], u, v)
+        for split in ("train", "val", "test")
+        for scene in split_scene_ids(store, split)
+        for e in store.load_refexps(scene)["expressions"]
+        for u, v in e["views"]
+        if (u, v) in corners
+    }
     assert exported == expected
     assert len({s["sent_id"] for r in refer.refs for s in r["sentences"]}) == len(expected)
 
 
 def test_grefcoco_detectron2_masks_are_plain_rles(tiny_generalized_dataset, tmp_path):
     out = tmp_path / "d2"
-    result = CliRunner().invoke(main, ["export", "--data", str(tiny_generalized_dataset), "--format", "grefcoco",
-                                       "--out", str(out), "--mask-format", "detectron2", "--split", "test"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--data",
+            str(tiny_generalized_dataset),
+            "--format",
+            "grefcoco",
+            "--out",
+            str(out),
+            "--mask-format",
+            "detectron2",
+            "--split",
+            "test",
+        ],
+    )
     assert result.exit_code == 0, result.output
     annotation = json.loads((out / "grefcoco" / "instances.json").read_text())["annotations"][0]
     assert isinstance(annotation["segmentation"], dict)
@@ -132,16 +172,30 @@ def test_grefcoco_detectron2_masks_are_plain_rles(tiny_generalized_dataset, tmp_
 
 
 def test_refcoco_export_leaves_out_what_refer_cannot_hold(tiny_generalized_dataset, tmp_path):
-    result = CliRunner().invoke(main, ["export", "--data", str(tiny_generalized_dataset), "--format", "refcoco",
-                                       "--out", str(tmp_path / "refcoco")])
+    result = CliRunner().invoke(
+        main,
+        ["export", "--data", str(tiny_generalized_dataset), "--format", "refcoco", "--out", str(tmp_path / "refcoco")],
+    )
     assert result.exit_code == 0, result.output
     assert "skipped_sentences" in result.output
 
 
 def test_clevr_ref_export_lists_every_referent(tiny_generalized_dataset, tmp_path):
     out = tmp_path / "clevr"
-    result = CliRunner().invoke(main, ["export", "--data", str(tiny_generalized_dataset), "--format", "clevr-ref+",
-                                       "--out", str(out), "--split", "train"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "--data",
+            str(tiny_generalized_dataset),
+            "--format",
+            "clevr-ref+",
+            "--out",
+            str(out),
+            "--split",
+            "train",
+        ],
+    )
     assert result.exit_code == 0, result.output
     refexps = json.loads((out / "refexps" / "clevr_ref+_train_refexps.json").read_text())["refexps"]
     store = DatasetStore(tiny_generalized_dataset)
@@ -171,13 +225,16 @@ def test_dataset_items_carry_the_union_of_referents(tiny_generalized_dataset):
 
 
 # -- validate ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("corrupt, message", [
-    (lambda e: e.pop("referents"), "has no 'referents'"),
-    (lambda e: e.update(referents=[2, 1]), "not sorted and distinct"),
-    (lambda e: e.update(referent=1, referents=[2]), "referent 1 but referents [2]"),
-    (lambda e: (e.update(referents=[1]), e.pop("referent", None)), "names one object but has no 'referent'"),
-    (lambda e: e.update(referents=[1, 99]), "referents [1, 99] but the scene has"),
-])
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda e: e.pop("referents"), "has no 'referents'"),
+        (lambda e: e.update(referents=[2, 1]), "not sorted and distinct"),
+        (lambda e: e.update(referent=1, referents=[2]), "referent 1 but referents [2]"),
+        (lambda e: (e.update(referents=[1]), e.pop("referent", None)), "names one object but has no 'referent'"),
+        (lambda e: e.update(referents=[1, 99]), "referents [1, 99] but the scene has"),
+    ],
+)
 def test_validate_finds_generalized_mistakes(tiny_generalized_dataset, tmp_path, corrupt, message):
     import shutil
 
@@ -271,7 +328,11 @@ def test_retrieval_captions_leave_out_no_target_expressions(tiny_generalized_dat
     split = load_remv_split(tiny_generalized_dataset, "train", image_size=32)
     store = DatasetStore(tiny_generalized_dataset)
     texts = [e["text"] for scene in split_scene_ids(store, "train") for e in store.load_refexps(scene)["expressions"]]
-    absent = [text for scene, e in expressions_of(store, "none") if scene in split_scene_ids(store, "train")
-              for text in [e["text"]]]
+    absent = [
+        text
+        for scene, e in expressions_of(store, "none")
+        if scene in split_scene_ids(store, "train")
+        for text in [e["text"]]
+    ]
     assert absent and not set(absent) & set(split.captions)
     assert len(split.captions) == len(texts) - len(absent)

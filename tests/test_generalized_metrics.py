@@ -1,5 +1,6 @@
 """Generalized RES metrics (gIoU, cIoU, N-acc, T-acc) on hand-computed cases, `evaluate` and the
 trivial floors on a generalized split, and the baseline's no-target area threshold."""
+
 import json
 
 import numpy as np
@@ -90,10 +91,12 @@ def test_mvr_on_giou():
 # -- the no-target area threshold -----------------------------------------------------------------
 def test_area_threshold_maximises_giou_by_hand():
     # (predicted pixels, I, U, target pixels)
-    samples = [(3, 0, 3, 0),    # no target, 3 stray pixels
-               (5, 0, 5, 0),    # no target, 5 stray pixels
-               (4, 4, 4, 4),    # perfect small target
-               (20, 10, 30, 20)]  # large target, IoU 1/3
+    samples = [
+        (3, 0, 3, 0),  # no target, 3 stray pixels
+        (5, 0, 5, 0),  # no target, 5 stray pixels
+        (4, 4, 4, 4),  # perfect small target
+        (20, 10, 30, 20),
+    ]  # large target, IoU 1/3
     rule = choose_area_threshold(samples)
     # Emptying below 4 wins sample 1 (1.0); below 6 would also win sample 2 but lose the perfect
     # 4-pixel target: 1 + 1 + 0 + 1/3 = 2.33 versus 1 + 0 + 1 + 1/3 = 2.33, a tie: the smaller wins.
@@ -134,8 +137,7 @@ def expected_counts(store, views, split="test"):
 def test_ground_truth_scores_100_everywhere(tiny_generalized_dataset, tmp_path):
     store = DatasetStore(tiny_generalized_dataset)
     path = write_predictions(store, tmp_path / "truth.jsonl", target_mask, split="train")
-    results = evaluate(tiny_generalized_dataset, path, split="train", views="all", out=tmp_path / "out",
-                       progress=False)
+    results = evaluate(tiny_generalized_dataset, path, split="train", views="all", out=tmp_path / "out", progress=False)
     overall = results["overall"]
     assert (overall["gIoU"], overall["N-acc"], overall["T-acc"], overall["cIoU"]) == (100.0, 100.0, 100.0, 100.0)
     assert set(results["by_target_count"]) == {"0", "1", "2+"}
@@ -151,34 +153,50 @@ def test_all_empty_predictions_and_the_empty_floor_agree(tiny_generalized_datase
     views = {(u, v) for u in (1, 2, 3) for v in (1, 2, 3)}
     absent, present = expected_counts(store, views, split="train")
     assert absent and present
-    path = write_predictions(store, tmp_path / "empty.jsonl", lambda index, e: np.zeros(index.shape, bool),
-                             split="train")
-    results = evaluate(tiny_generalized_dataset, path, split="train", views="all", out=tmp_path / "file",
-                       progress=False)
+    path = write_predictions(
+        store, tmp_path / "empty.jsonl", lambda index, e: np.zeros(index.shape, bool), split="train"
+    )
+    results = evaluate(
+        tiny_generalized_dataset, path, split="train", views="all", out=tmp_path / "file", progress=False
+    )
     overall = results["overall"]
     assert (overall["N-acc"], overall["T-acc"], overall["cIoU"]) == (100.0, 0.0, 0.0)
     assert overall["gIoU"] == pytest.approx(100 * absent / (absent + present))
     assert results["by_target_count"]["0"]["gIoU"] == 100.0 and results["by_target_count"]["2+"]["gIoU"] == 0.0
-    floor = evaluate(tiny_generalized_dataset, predictor="empty", split="train", views="all",
-                     out=tmp_path / "floor", progress=False)
+    floor = evaluate(
+        tiny_generalized_dataset, predictor="empty", split="train", views="all", out=tmp_path / "floor", progress=False
+    )
     assert floor["overall"] == overall
     assert floor["robustness_generalized"]["gIoU"]["MVR"] == pytest.approx(0.0)
 
 
 def test_largest_and_attributes_floors_on_a_generalized_split(tiny_generalized_dataset, tmp_path):
-    largest = evaluate(tiny_generalized_dataset, predictor="largest", split="train", views="all",
-                       out=tmp_path / "largest", progress=False)["overall"]
+    largest = evaluate(
+        tiny_generalized_dataset,
+        predictor="largest",
+        split="train",
+        views="all",
+        out=tmp_path / "largest",
+        progress=False,
+    )["overall"]
     assert (largest["N-acc"], largest["T-acc"]) == (0.0, 100.0)
-    attributes = evaluate(tiny_generalized_dataset, predictor="attributes", split="train", views="all",
-                          out=tmp_path / "attributes", progress=False)
+    attributes = evaluate(
+        tiny_generalized_dataset,
+        predictor="attributes",
+        split="train",
+        views="all",
+        out=tmp_path / "attributes",
+        progress=False,
+    )
     # A plural noun predicts every visible object with the words: multi-target samples score.
     assert attributes["by_target_count"]["2+"]["gIoU"] > 0
     assert 0 <= attributes["overall"]["N-acc"] <= 100
 
 
 def test_single_referent_results_keep_their_keys(tiny_dataset, tmp_path):
-    results = evaluate(tiny_dataset, predictor="largest", split="test", views="corners", out=tmp_path / "out",
-                       progress=False)
+    results = evaluate(
+        tiny_dataset, predictor="largest", split="test", views="corners", out=tmp_path / "out", progress=False
+    )
     assert "gIoU" not in results["overall"] and "by_target_count" not in results and "expressions" not in results
 
 
@@ -224,8 +242,8 @@ def test_an_all_no_target_split_end_to_end(tiny_generalized_dataset, tmp_path):
     empty = evaluate(root, predictor="empty", split="train", views="all", out=tmp_path / "empty", progress=False)
     assert (empty["overall"]["gIoU"], empty["overall"]["N-acc"], empty["overall"]["cIoU"]) == (100.0, 100.0, 0.0)
     assert empty["overall"]["T-acc"] is None and set(empty["by_target_count"]) == {"0"}
-    largest = evaluate(root, predictor="largest", split="train", views="all", out=tmp_path / "largest",
-                       progress=False)
+    largest = evaluate(root, predictor="largest", split="train", views="all", out=tmp_path / "largest", progress=False)
     assert (largest["overall"]["gIoU"], largest["overall"]["N-acc"]) == (0.0, 0.0)
     assert largest["robustness_generalized"]["gIoU"]["MVR"] is None or np.isnan(
-        largest["robustness_generalized"]["gIoU"]["MVR"])
+        largest["robustness_generalized"]["gIoU"]["MVR"]
+    )

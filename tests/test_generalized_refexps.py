@@ -1,6 +1,7 @@
 """Generalized expressions (no-target, single- and multi-target): the engine's answer sets, plural
 templates, per-view truth, the target mix, the settings and the `refexps` command; and the proof
 that the paper's single-referent generation did not change."""
+
 import collections
 import hashlib
 import json
@@ -35,8 +36,9 @@ def generalized(scene, **options):
 
 # -- engine: the set a program names ----------------------------------------------------------------
 def test_answer_set_of_singular_plural_and_undefined_programs():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("cube", "red", 2, 0),
-                                              obj("sphere", "blue", -2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("cube", "red", 2, 0), obj("sphere", "blue", -2, 0)])
+    )
     red = [node("scene"), node("filter_color", [0], ["red"])]
     assert answer_set(red, facts) == {0, 1}  # plural: the whole set
     assert answer_set(red + [node("unique", [1])], facts) is None  # "the red thing": ambiguous
@@ -53,11 +55,20 @@ def test_answer_set_of_singular_plural_and_undefined_programs():
 
 
 def test_a_plural_template_must_end_in_a_set(tmp_path):
-    template = {"plural": True, "text": ["The <Z> <C> <M> <S>s."],
-                "nodes": [{"type": "scene", "inputs": []},
-                          {"type": "filter_unique", "inputs": [0], "side_inputs": ["<Z>", "<C>", "<M>", "<S>"]}],
-                "params": [{"type": "Size", "name": "<Z>"}, {"type": "Color", "name": "<C>"},
-                           {"type": "Material", "name": "<M>"}, {"type": "Shape", "name": "<S>"}]}
+    template = {
+        "plural": True,
+        "text": ["The <Z> <C> <M> <S>s."],
+        "nodes": [
+            {"type": "scene", "inputs": []},
+            {"type": "filter_unique", "inputs": [0], "side_inputs": ["<Z>", "<C>", "<M>", "<S>"]},
+        ],
+        "params": [
+            {"type": "Size", "name": "<Z>"},
+            {"type": "Color", "name": "<C>"},
+            {"type": "Material", "name": "<M>"},
+            {"type": "Shape", "name": "<S>"},
+        ],
+    }
     (tmp_path / "bad.json").write_text(json.dumps([template]))
     with pytest.raises(ClevrRemvError, match="field 'plural'.*gives an object"):
         load_template_set(tmp_path)
@@ -67,17 +78,30 @@ def test_shipped_plural_families_are_apart_from_the_single_ones():
     shipped = load_template_set()
     assert not shipped.plural().families
     plural = load_template_set(default_templates_dir() / "generalized")
-    assert set(plural.families) == {"multi_zero_hop.json", "multi_one_hop.json", "multi_same_relate.json",
-                                    "multi_visibility.json"}
+    assert set(plural.families) == {
+        "multi_zero_hop.json",
+        "multi_one_hop.json",
+        "multi_same_relate.json",
+        "multi_visibility.json",
+    }
     assert all(t.plural for templates in plural.families.values() for t in templates)
 
 
 # -- the single-referent default is untouched ----------------------------------------------------
 GOLDEN_SCENES = [
-    [obj("cube", "red", 0, 0), obj("cube", "blue", 2, 1, size="small"), obj("sphere", "red", -2, 2, material="metal"),
-     obj("cylinder", "green", 1, -2), obj("sphere", "gray", -1, -1, occlusion=0.4)],
-    [obj("sphere", "yellow", 0, 0), obj("sphere", "yellow", 2, 0, size="small"), obj("cube", "purple", -2, 1),
-     obj("cylinder", "cyan", 0, 3, material="metal", occlusions=[0.3] * 9)],
+    [
+        obj("cube", "red", 0, 0),
+        obj("cube", "blue", 2, 1, size="small"),
+        obj("sphere", "red", -2, 2, material="metal"),
+        obj("cylinder", "green", 1, -2),
+        obj("sphere", "gray", -1, -1, occlusion=0.4),
+    ],
+    [
+        obj("sphere", "yellow", 0, 0),
+        obj("sphere", "yellow", 2, 0, size="small"),
+        obj("cube", "purple", -2, 1),
+        obj("cylinder", "cyan", 0, 3, material="metal", occlusions=[0.3] * 9),
+    ],
 ]
 # sha256 of the documents below as written by the code before generalized expressions existed
 # (commit 30994c8); a change here means single-referent datasets no longer reproduce.
@@ -96,14 +120,22 @@ def test_default_generation_is_byte_identical_to_before():
 
 
 def test_single_mode_skips_plural_templates_of_a_custom_folder(tmp_path):
-    folder = shutil.copytree(default_templates_dir() / "generalized", tmp_path / "mine",
-                             ignore=shutil.ignore_patterns("*.py"))
+    folder = shutil.copytree(
+        default_templates_dir() / "generalized", tmp_path / "mine", ignore=shutil.ignore_patterns("*.py")
+    )
     shutil.copy(default_templates_dir() / "zero_hop.json", folder)
     scene = make_scene(GOLDEN_SCENES[0])
     single = generate_refexps(scene, properties=PROPERTIES, seed=1, per_scene=6, templates_dir=folder)
     assert {e["family"]["template"] for e in single["expressions"]} == {"zero_hop.json"}
-    mixed = generate_refexps(scene, properties=PROPERTIES, seed=1, per_scene=10, templates_dir=folder,
-                             expressions="generalized", target_mix=(0.0, 0.5, 0.5))
+    mixed = generate_refexps(
+        scene,
+        properties=PROPERTIES,
+        seed=1,
+        per_scene=10,
+        templates_dir=folder,
+        expressions="generalized",
+        target_mix=(0.0, 0.5, 0.5),
+    )
     assert any(e["family"]["template"].startswith("multi_") for e in mixed["expressions"])
 
 
@@ -149,8 +181,10 @@ def test_multi_target_expressions_agree_in_number_and_name_different_groups(scen
         multi = [e for e in expressions if len(e["referents"]) >= 2]
         for expression in multi:
             assert expression["family"]["template"].startswith("multi_")
-            assert any(noun in expression["text"].lower().split(" ")[:7] or f"{noun}." in expression["text"].lower()
-                       for noun in PLURAL_NOUNS), expression["text"]
+            assert any(
+                noun in expression["text"].lower().split(" ")[:7] or f"{noun}." in expression["text"].lower()
+                for noun in PLURAL_NOUNS
+            ), expression["text"]
         assert len({tuple(e["referents"]) for e in multi}) == len(multi)
         single = [e for e in expressions if len(e["referents"]) == 1]
         assert not any(e["family"]["template"].startswith("multi_") for e in single)
@@ -164,8 +198,12 @@ def test_no_target_expressions_only_name_what_the_scene_has(scenes):
             if expression["referents"]:
                 continue
             found += 1
-            values = {side for step in expression["program"] if step["type"].startswith("filter_")
-                      and step["type"][7:] in ("size", "color", "material", "shape") for side in step["side_inputs"]}
+            values = {
+                side
+                for step in expression["program"]
+                if step["type"].startswith("filter_") and step["type"][7:] in ("size", "color", "material", "shape")
+                for side in step["side_inputs"]
+            }
             assert values <= present, (expression["text"], values - present)
     assert found
 
@@ -182,8 +220,9 @@ def test_texts_and_programs_are_distinct_and_reproducible(scenes):
 def test_the_mix_is_followed_on_average(scenes):
     counts = collections.Counter()
     for scene in scenes:
-        for expression in generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=10,
-                                           expressions="generalized", target_mix=(0.3, 0.4, 0.3))["expressions"]:
+        for expression in generate_refexps(
+            scene, properties=PROPERTIES, seed=0, per_scene=10, expressions="generalized", target_mix=(0.3, 0.4, 0.3)
+        )["expressions"]:
             counts[min(len(expression["referents"]), 2)] += 1
     total = sum(counts.values())
     assert total >= 90
@@ -221,8 +260,9 @@ def test_refexps_command_writes_and_records_generalized_expressions(tiny_general
     info = store.info()
     assert info["refexps"]["expressions"] == "generalized"
     assert info["refexps"]["target_mix"] == list(DEFAULT_TARGET_MIX)
-    kinds = collections.Counter(min(len(e["referents"]), 2) for index in store.scene_ids()
-                                for e in store.load_refexps(index)["expressions"])
+    kinds = collections.Counter(
+        min(len(e["referents"]), 2) for index in store.scene_ids() for e in store.load_refexps(index)["expressions"]
+    )
     assert kinds[0] and kinds[1] and kinds[2]
     assert [p for p in validate_dataset(tiny_generalized_dataset) if p.severity == "error"] == []
 
@@ -238,12 +278,14 @@ def test_refexps_command_back_to_single_drops_the_keys(tiny_dataset_copy):
     assert all("referents" not in e for index in store.scene_ids() for e in store.load_refexps(index)["expressions"])
 
 
-@pytest.mark.parametrize("mix, message", [("0.2,0.8", "three shares"), ("a,b,c", "three numbers"),
-                                          ("0.5,0.5,0.5", "add up to 1")])
+@pytest.mark.parametrize(
+    "mix, message", [("0.2,0.8", "three shares"), ("a,b,c", "three numbers"), ("0.5,0.5,0.5", "add up to 1")]
+)
 def test_refexps_command_refuses_a_bad_mix(tiny_dataset_copy, mix, message):
     before = DatasetStore(tiny_dataset_copy).refexps_path(0).read_bytes()
-    result = CliRunner().invoke(main, ["refexps", "--data", str(tiny_dataset_copy), "--expressions", "generalized",
-                                       "--target-mix", mix])
+    result = CliRunner().invoke(
+        main, ["refexps", "--data", str(tiny_dataset_copy), "--expressions", "generalized", "--target-mix", mix]
+    )
     assert result.exit_code == 2 and message in result.output
     assert DatasetStore(tiny_dataset_copy).refexps_path(0).read_bytes() == before
 
@@ -260,14 +302,21 @@ def test_generate_writes_what_refexps_rewrites(tmp_path):
     stand_in = [sys.executable, str(Path(__file__).with_name("stand_in_worker.py"))]
     config = GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=4, properties=PROPERTIES)
     root = tmp_path / "generated"
-    generate(root, 2, config, command=stand_in, progress=False,
-             refexps=refexp_settings(0, expressions="generalized", target_mix=(0.25, 0.5, 0.25)))
+    generate(
+        root,
+        2,
+        config,
+        command=stand_in,
+        progress=False,
+        refexps=refexp_settings(0, expressions="generalized", target_mix=(0.25, 0.5, 0.25)),
+    )
     store = DatasetStore(root)
     written = {index: store.refexps_path(index).read_bytes() for index in store.scene_ids()}
     assert any(not e["referents"] for index in written for e in json.loads(written[index])["expressions"])
     copy = shutil.copytree(root, tmp_path / "copy")
-    result = CliRunner().invoke(main, ["refexps", "--data", str(copy), "--expressions", "generalized",
-                                       "--target-mix", "0.25,0.5,0.25"])
+    result = CliRunner().invoke(
+        main, ["refexps", "--data", str(copy), "--expressions", "generalized", "--target-mix", "0.25,0.5,0.25"]
+    )
     assert result.exit_code == 0, result.output
     assert {index: DatasetStore(copy).refexps_path(index).read_bytes() for index in written} == written
     assert DatasetStore(copy).info()["refexps"] == store.info()["refexps"]

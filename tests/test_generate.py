@@ -1,4 +1,5 @@
 """End-to-end generate runs with tiny renders (3x3 views, 48x32 pixels, 2 samples)."""
+
 import importlib.util
 import os
 import signal
@@ -17,8 +18,7 @@ from clevr_remv.generate.pipeline import generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import worker_command
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="needs the render extra (bpy)")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the render extra (bpy)")
 
 TINY = ["--grid", "3", "--width", "48", "--height", "32", "--samples", "2", "--min-pixels", "4"]
 
@@ -29,8 +29,9 @@ def tiny_config(**changes):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "clevr_remv", "generate", *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "clevr_remv", "generate", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,14 +97,14 @@ def test_scenes_do_not_depend_on_start_or_workers(reference, tmp_path):
         assert other.load_scene(index) == reference.load_scene(index)
         assert other.load_refexps(index) == reference.load_refexps(index)
         for view in reference.load_scene(index)["views"]:
-            assert np.array_equal(other.read_index(index, view["u"], view["v"]),
-                                  reference.read_index(index, view["u"], view["v"]))
+            assert np.array_equal(
+                other.read_index(index, view["u"], view["v"]), reference.read_index(index, view["u"], view["v"])
+            )
 
 
 def test_the_ray_executor_renders_the_same_scene(reference, tmp_path):
     pytest.importorskip("ray")
-    generate(tmp_path, 1, tiny_config(), start=2, command=worker_command(), progress=False, executor="ray",
-             workers=1)
+    generate(tmp_path, 1, tiny_config(), start=2, command=worker_command(), progress=False, executor="ray", workers=1)
     other = DatasetStore(tmp_path)
     assert scene_files(other, 2).keys() == scene_files(reference, 2).keys()
     for name in ("scene.json", "refexps.json"):
@@ -111,9 +112,12 @@ def test_the_ray_executor_renders_the_same_scene(reference, tmp_path):
 
 
 def test_a_killed_run_resumes_to_the_same_files(reference, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "clevr_remv", "generate", "--out", str(tmp_path),
-                                "--scenes", "3", *TINY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clevr_remv", "generate", "--out", str(tmp_path), "--scenes", "3", *TINY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (tmp_path / "scenes" / "000000").exists() and time.time() < deadline:
         time.sleep(0.05)

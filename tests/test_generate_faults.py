@@ -1,5 +1,6 @@
 """Faults around `generate` with a Blender-free stand-in worker: stopping, failing, racing runs,
 clean-up of temporary files. Each test names the fault it guards against."""
+
 import json
 import os
 import signal
@@ -29,13 +30,20 @@ PROPERTIES = load_properties()
 
 
 def config(**changes):
-    return GenerateConfig(**{**dict(grid=3, width=48, height=32, samples=1, min_pixels=4, properties=PROPERTIES),
-                             **changes})
+    return GenerateConfig(
+        **{**dict(grid=3, width=48, height=32, samples=1, min_pixels=4, properties=PROPERTIES), **changes}
+    )
 
 
 def make(root, scenes, **options):
-    return generate(root, scenes, options.pop("config", config()), command=options.pop("command", STAND_IN),
-                    progress=False, **options)
+    return generate(
+        root,
+        scenes,
+        options.pop("config", config()),
+        command=options.pop("command", STAND_IN),
+        progress=False,
+        **options,
+    )
 
 
 def alive(pid: int) -> bool:
@@ -52,9 +60,18 @@ def other_run(tmp_path):
     holders = []
 
     def start(scenes_dir):
-        holder = subprocess.Popen([sys.executable, "-c", "import sys; from clevr_remv.dataset.store import start_run;"
-                                   "lease = start_run(sys.argv[1]); print('ok', flush=True); sys.stdin.readline()",
-                                   str(scenes_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from clevr_remv.dataset.store import start_run;"
+                "lease = start_run(sys.argv[1]); print('ok', flush=True); sys.stdin.readline()",
+                str(scenes_dir),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert holder.stdout.readline().strip() == "ok"
         holders.append(holder)
         return holder
@@ -116,7 +133,8 @@ def test_workers_leave_the_temporary_folder_as_they_found_it_also_after_a_crash(
         "    if not os.path.exists(sys.argv[1]):\n"
         "        open(sys.argv[1], 'w').close()\n"
         "        os._exit(9)\n"  # a crash: no clean-up of its own
-        "    print('@@clevr-remv ' + json.dumps({'event': 'done'}), flush=True)\n")
+        "    print('@@clevr-remv ' + json.dumps({'event': 'done'}), flush=True)\n"
+    )
     worker = SupervisedWorker([sys.executable, str(script), str(tmp_path.parent / f"{tmp_path.name}-crashed")])
     try:
         assert worker.run({"op": "render"}, "scene 0")["event"] == "done"  # after one crash and a restart
@@ -129,10 +147,20 @@ def test_a_killed_drivers_scratch_folder_is_removed_by_the_next_run(tmp_path, mo
     from clevr_remv.generate.render import remove_stale_scratch
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    driver = subprocess.Popen([sys.executable, "-c", "import sys, tempfile; tempfile.tempdir = sys.argv[1];"
-                               "from clevr_remv.generate.render import RenderWorker;"
-                               "RenderWorker(sys.argv[2:]).start(); print('started', flush=True); input()",
-                               str(tmp_path), *STAND_IN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tempfile; tempfile.tempdir = sys.argv[1];"
+            "from clevr_remv.generate.render import RenderWorker;"
+            "RenderWorker(sys.argv[2:]).start(); print('started', flush=True); input()",
+            str(tmp_path),
+            *STAND_IN,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert driver.stdout.readline().strip() == "started"
     assert remove_stale_scratch(3600) == []  # its driver is alive
     driver.kill()
@@ -155,8 +183,24 @@ def test_more_local_workers_than_cores_get_one_thread_each(monkeypatch):
 
 def test_a_failed_first_run_leaves_no_dataset_so_the_corrected_command_runs(tmp_path):
     out = tmp_path / "data"
-    result = CliRunner().invoke(main, ["generate", "--out", str(out), "--scenes", "1", "--grid", "3",
-                                       "--width", "48", "--height", "32", "--blender", "/bin/false"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--out",
+            str(out),
+            "--scenes",
+            "1",
+            "--grid",
+            "3",
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--blender",
+            "/bin/false",
+        ],
+    )
     assert result.exit_code == 2 and "rendering failed 3 times" in result.output
     assert not out.exists()
     assert make(out, 1)["rendered"] == 1  # another config than the failed run's: not refused
@@ -179,8 +223,10 @@ def test_a_worker_that_is_not_a_program_is_a_clear_error(tmp_path):
     out = tmp_path / "data"
     result = CliRunner().invoke(main, ["generate", "--out", str(out), "--scenes", "1", "--blender", str(fake)])
     assert result.exit_code == 2, result.output
-    assert f"cannot start the render worker {fake}: Exec format error; --blender must name a Blender binary" \
+    assert (
+        f"cannot start the render worker {fake}: Exec format error; --blender must name a Blender binary"
         in result.output
+    )
     assert not out.exists()
 
 
@@ -250,8 +296,9 @@ def test_a_scene_whose_copy_lost_the_rename_is_not_counted_as_rendered(tmp_path,
     monkeypatch.setattr(scene_job, "write_annotations", finish_and_lose)
     summary = make(tmp_path / "data", 1)
     assert summary["rendered"] == 0 and summary["skipped"] == 1 and summary["views"] == 0
-    assert (tmp_path / "data" / "scenes" / "000000" / "scene.json").read_bytes() == \
-        (winner / "scenes" / "000000" / "scene.json").read_bytes()
+    assert (tmp_path / "data" / "scenes" / "000000" / "scene.json").read_bytes() == (
+        winner / "scenes" / "000000" / "scene.json"
+    ).read_bytes()
     assert not list((tmp_path / "data" / "scenes").glob(".tmp-*"))
 
 
@@ -263,8 +310,11 @@ def test_a_folder_of_other_files_is_refused_and_left_alone(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("my notes")
     (out / "results.csv").write_text("a,b\n")
-    with pytest.raises(ClevrRemvError, match="holds files that `clevr-remv generate` did not write "
-                                             "\\(notes.txt, results.csv\\); choose a new or empty folder"):
+    with pytest.raises(
+        ClevrRemvError,
+        match="holds files that `clevr-remv generate` did not write "
+        "\\(notes.txt, results.csv\\); choose a new or empty folder",
+    ):
         make(out, 1)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.csv"]
 
@@ -295,8 +345,24 @@ def test_a_dataset_made_with_another_min_pixels_resumes_without_the_flag(tmp_pat
     """Without --min-pixels a resumed dataset keeps its own value (e.g. the old default of 200 at a
     size whose new default is smaller)."""
     make(tmp_path / "data", 1, config=config(width=96, height=64, min_pixels=4))
-    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "data"), "--scenes", "1", "--grid", "3",
-                                       "--width", "96", "--height", "64", "--samples", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--out",
+            str(tmp_path / "data"),
+            "--scenes",
+            "1",
+            "--grid",
+            "3",
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--samples",
+            "1",
+        ],
+    )
     assert result.exit_code == 0 and "1 already complete" in result.output, result.output
     assert DatasetStore(tmp_path / "data").info()["config"]["min_pixels"] == 4
 
@@ -304,8 +370,26 @@ def test_a_dataset_made_with_another_min_pixels_resumes_without_the_flag(tmp_pat
 def test_resuming_a_finished_dataset_prints_no_nan(tmp_path):
     out = tmp_path / "data"
     write_synthetic_dataset(out, scenes=1, grid=3, width=48, height=32)
-    result = CliRunner().invoke(main, ["generate", "--out", str(out), "--scenes", "1", "--grid", "3", "--width",
-                                       "48", "--height", "32", "--samples", "1", "--min-pixels", "0"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "generate",
+            "--out",
+            str(out),
+            "--scenes",
+            "1",
+            "--grid",
+            "3",
+            "--width",
+            "48",
+            "--height",
+            "32",
+            "--samples",
+            "1",
+            "--min-pixels",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "0 scenes rendered (0 views), 1 already complete" in result.output and "nan" not in result.output
     assert json.loads((out / "dataset.json").read_text())["counts"]["scenes"] == 1

@@ -1,4 +1,5 @@
 """benchmarks/lavt_gpu.py labels what a run used: the text encoder (BERT-base or not) and the vision weights."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -23,8 +24,14 @@ def bert_folder(root, **config):
 
 
 def test_a_bert_base_checkpoint_is_labelled_as_the_papers_encoder(lavt_gpu, tmp_path):
-    folder = bert_folder(tmp_path / "bert-base-uncased", model_type="bert", num_hidden_layers=12, hidden_size=768,
-                         num_attention_heads=12, _name_or_path="bert-base-uncased")
+    folder = bert_folder(
+        tmp_path / "bert-base-uncased",
+        model_type="bert",
+        num_hidden_layers=12,
+        hidden_size=768,
+        num_attention_heads=12,
+        _name_or_path="bert-base-uncased",
+    )
     described = lavt_gpu.describe_text_encoder(folder)
     assert described["bert_base"] and described["path"] == str(folder.resolve())
     assert described["label"] == "bert-base-uncased (bert, 12 layers, 768 wide): BERT-base, as in the paper"
@@ -45,16 +52,19 @@ def test_a_folder_without_config_is_refused(lavt_gpu, tmp_path):
 
 
 def test_write_setup_labels_the_reports_and_replaces_its_section(lavt_gpu, tmp_path):
-    folder = bert_folder(tmp_path / "enc", model_type="bert", num_hidden_layers=12, hidden_size=768,
-                         num_attention_heads=12)
+    folder = bert_folder(
+        tmp_path / "enc", model_type="bert", num_hidden_layers=12, hidden_size=768, num_attention_heads=12
+    )
     (tmp_path / "swin.pth").write_bytes(b"0" * 2048)
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.md").write_text("# Results\n\n| a | b |\n")
     (out / "vision_weights.json").write_text(json.dumps({"loaded": 329, "missing": [], "unexpected": ["head.weight"]}))
-    setup = {"text_encoder": lavt_gpu.describe_text_encoder(folder),
-             "vision_weights": lavt_gpu.describe_vision_weights(tmp_path / "swin.pth"),
-             "settings": {"size": "base", "epochs": "1"}}
+    setup = {
+        "text_encoder": lavt_gpu.describe_text_encoder(folder),
+        "vision_weights": lavt_gpu.describe_vision_weights(tmp_path / "swin.pth"),
+        "settings": {"size": "base", "epochs": "1"},
+    }
     for _ in range(2):
         lavt_gpu.write_setup(out, setup)
     results = (out / "results.md").read_text()

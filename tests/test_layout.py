@@ -24,7 +24,7 @@ def test_clevr_placement_rules_hold(index):
         expected = PROPERTIES["sizes"][obj["size"]] / (math.sqrt(2) if kind == "cube" else 1)
         assert obj["radius"] == pytest.approx(expected)
     for i, a in enumerate(objects):
-        for b in objects[i + 1:]:
+        for b in objects[i + 1 :]:
             dx = np.subtract(a["3d_coords"][:2], b["3d_coords"][:2])
             assert np.hypot(*dx) - a["radius"] - b["radius"] >= layout.MIN_DIST
             for name in layout.GROUND_DIRECTIONS:
@@ -50,7 +50,7 @@ def test_jitter_is_stored_and_bounded():
     jitter = scene["camera"]["jitter"]
     assert np.allclose(np.add(layout.CAMERA_LOCATION, jitter), scene["camera"]["location"])
     assert max(map(abs, jitter)) <= layout.CAMERA_JITTER
-    for light, (name, base, _) in zip(scene["lights"], layout.LIGHTS):
+    for light, (name, base, _) in zip(scene["lights"], layout.LIGHTS, strict=True):
         assert light["name"] == name
         assert np.allclose(np.add(base, light["jitter"]), light["location"])
         assert max(map(abs, light["jitter"])) <= layout.LIGHT_JITTER
@@ -69,11 +69,13 @@ def test_directions_come_from_the_camera():
 def test_relationships_follow_eps_and_are_antisymmetric():
     directions = layout.ground_directions(layout.CAMERA_LOCATION)
     right = np.array(directions["right"])
-    objects = [{"3d_coords": [0, 0, 0.35]},
-               {"3d_coords": list(right * 0.5 + [0, 0, 0.35])},
-               {"3d_coords": list(right * 0.1 + [0, 0, 0.35])}]
+    objects = [
+        {"3d_coords": [0, 0, 0.35]},
+        {"3d_coords": list(right * 0.5 + [0, 0, 0.35])},
+        {"3d_coords": list(right * 0.1 + [0, 0, 0.35])},
+    ]
     relations = layout.relationships(objects, directions)
-    assert relations["right"][0] == [1]          # 0.5 > eps; 0.1 is not
+    assert relations["right"][0] == [1]  # 0.5 > eps; 0.1 is not
     assert 0 in relations["left"][1] and 2 in relations["left"][1]
     for i in range(3):
         for j in relations["right"][i]:
@@ -96,12 +98,13 @@ def test_gaps_margins_and_jitter_are_clevrs_numbers():
     constant made 10 times smaller (or larger) fails here."""
     gaps, margins, camera, lights = [], [], [], []
     for index in range(80):
-        scene = layout.sample_layout(seed=1, index=index, attempt=0, properties=PROPERTIES,
-                                     min_objects=10, max_objects=10)
+        scene = layout.sample_layout(
+            seed=1, index=index, attempt=0, properties=PROPERTIES, min_objects=10, max_objects=10
+        )
         objects = scene["objects"]
         axes = [np.asarray(scene["directions"][name][:2]) for name in ("right", "behind")]
         for i, a in enumerate(objects):
-            for b in objects[i + 1:]:
+            for b in objects[i + 1 :]:
                 dx = np.subtract(a["3d_coords"][:2], b["3d_coords"][:2])
                 gaps.append(np.hypot(*dx) - a["radius"] - b["radius"])
                 margins.append(min(abs(float(dx @ axis)) for axis in axes))

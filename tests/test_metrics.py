@@ -1,4 +1,5 @@
 """Metrics against hand-made masks and hand-computed values."""
+
 import math
 import subprocess
 import sys
@@ -6,8 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from clevr_remv.metrics import (ScoreAccumulator, intersection_and_union, iou, manhattan_distance, mean_relative_drop,
-                                mvr, robustness, summarize)
+from clevr_remv.metrics import (
+    ScoreAccumulator,
+    intersection_and_union,
+    iou,
+    manhattan_distance,
+    mean_relative_drop,
+    mvr,
+    robustness,
+    summarize,
+)
 
 CENTER = (5, 5)
 CORNERS = [(1, 1), (9, 1), (1, 9), (9, 9)]
@@ -17,18 +26,14 @@ def masks_with_counts(intersection, union, size=100):
     """A prediction / ground-truth pair on a 1 x size strip with the given I and U."""
     prediction = np.zeros((1, size), bool)
     target = np.zeros((1, size), bool)
-    target[0, :union] = True                                    # gt covers the union...
-    prediction[0, union - intersection:union] = True            # ...prediction the last I pixels
+    target[0, :union] = True  # gt covers the union...
+    prediction[0, union - intersection : union] = True  # ...prediction the last I pixels
     return prediction, target
 
 
 def test_intersection_and_union_on_hand_drawn_masks():
-    prediction = np.array([[1, 1, 0, 0],
-                           [1, 1, 0, 0],
-                           [0, 0, 0, 0]], bool)
-    target = np.array([[0, 1, 1, 0],
-                       [0, 1, 1, 0],
-                       [0, 0, 0, 0]], bool)
+    prediction = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]], bool)
+    target = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]], bool)
     assert intersection_and_union(prediction, target) == (2, 6)
     assert iou(2, 6) == pytest.approx(1 / 3)
 
@@ -46,15 +51,18 @@ def test_shape_mismatch_is_rejected():
         intersection_and_union(np.zeros((2, 3), bool), np.zeros((3, 2), bool))
 
 
-@pytest.mark.parametrize("intersection,union,passed", [
-    (5, 10, ["P@0.5"]),                                  # exactly 0.5
-    (6, 10, ["P@0.5", "P@0.6"]),                         # exactly 0.6
-    (7, 10, ["P@0.5", "P@0.6", "P@0.7"]),                # exactly 0.7 (7 < 0.7 * 10 in floats)
-    (4, 5, ["P@0.5", "P@0.6", "P@0.7", "P@0.8"]),        # exactly 0.8
-    (9, 10, ["P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"]),
-    (8, 9, ["P@0.5", "P@0.6", "P@0.7", "P@0.8"]),        # 0.888.. < 0.9
-    (49, 99, []),                                        # just under 0.5
-])
+@pytest.mark.parametrize(
+    "intersection,union,passed",
+    [
+        (5, 10, ["P@0.5"]),  # exactly 0.5
+        (6, 10, ["P@0.5", "P@0.6"]),  # exactly 0.6
+        (7, 10, ["P@0.5", "P@0.6", "P@0.7"]),  # exactly 0.7 (7 < 0.7 * 10 in floats)
+        (4, 5, ["P@0.5", "P@0.6", "P@0.7", "P@0.8"]),  # exactly 0.8
+        (9, 10, ["P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9"]),
+        (8, 9, ["P@0.5", "P@0.6", "P@0.7", "P@0.8"]),  # 0.888.. < 0.9
+        (49, 99, []),  # just under 0.5
+    ],
+)
 def test_precision_at_k_counts_iou_equal_to_threshold(intersection, union, passed):
     prediction, target = masks_with_counts(intersection, union)
     i, u = intersection_and_union(prediction, target)
@@ -110,13 +118,12 @@ def test_mvr_by_hand():
     ious = {(2, 2): 0.8, (1, 2): 0.4, (2, 4): 0.8}
     assert mvr(ious, (2, 2)) == pytest.approx(-100 * 0.5 * math.log(0.5))
     # Only ratios matter: the same in %.
-    assert mvr({view: 100 * value for view, value in ious.items()}, (2, 2)) == pytest.approx(
-        -100 * 0.5 * math.log(0.5))
+    assert mvr({view: 100 * value for view, value in ious.items()}, (2, 2)) == pytest.approx(-100 * 0.5 * math.log(0.5))
 
 
 def test_mvr_reproduces_paper_lavt_value():
     # Paper table 7.3 (corner oIoU) and table 7.1 (centre oIoU 94.72): MVR 2.1996 % in table 7.4.
-    ious = dict(zip(CORNERS, [0.8755, 0.8945, 0.9204, 0.9270]))
+    ious = dict(zip(CORNERS, [0.8755, 0.8945, 0.9204, 0.9270], strict=True))
     ious[CENTER] = 0.9472
     assert mvr(ious, CENTER) == pytest.approx(2.1996, abs=0.005)
 

@@ -1,4 +1,5 @@
 """RES models: registry, forward shapes, LAVT parts, tiny training runs, Swin weight loading."""
+
 import shutil
 
 import pytest
@@ -21,8 +22,9 @@ HEIGHT, WIDTH = 32, 48
 
 
 def lavt_config(text_encoder, **changes):
-    return lavt.prepare_config({**lavt.default_config("tiny"), **TINY_LAVT, **changes,
-                                "text_encoder": str(text_encoder)}, [])
+    return lavt.prepare_config(
+        {**lavt.default_config("tiny"), **TINY_LAVT, **changes, "text_encoder": str(text_encoder)}, []
+    )
 
 
 def two_square_batch():
@@ -34,12 +36,12 @@ def two_square_batch():
         red_left = i % 2 == 0
         for channel, left in ((0, red_left), (2, not red_left)):
             x0 = 4 if left else 28
-            images[i, :, 8:24, x0:x0 + 16] = 0.0
-            images[i, channel, 8:24, x0:x0 + 16] = 1.0
+            images[i, :, 8:24, x0 : x0 + 16] = 0.0
+            images[i, channel, 8:24, x0 : x0 + 16] = 1.0
         wants_red = i < 2
         texts.append("the red square" if wants_red else "the blue square")
         x0 = 4 if wants_red == red_left else 28
-        masks[i, 8:24, x0:x0 + 16] = True
+        masks[i, 8:24, x0 : x0 + 16] = True
     return images, masks, texts
 
 
@@ -61,6 +63,7 @@ def train_steps(model, tokenizer, steps, lr):
 
 
 # ------------------------------------------------------------------ registry and tokenizers
+
 
 def test_registry_lists_and_resolves_models():
     assert model_names() == ["baseline", "lavt"]
@@ -86,14 +89,14 @@ def test_word_vocabulary_and_tokenizer():
     tokenizer = WordTokenizer(vocabulary, max_tokens=4)
     tokens, mask = tokenizer(["The red sphere, left of the cube", ""])
     assert tokens.shape == (2, 4) and tokens.dtype == torch.long
-    assert tokens[0, 2].item() == vocabulary.index("<unk>")      # "sphere" is unknown
+    assert tokens[0, 2].item() == vocabulary.index("<unk>")  # "sphere" is unknown
     assert mask.tolist() == [[1, 1, 1, 1], [0, 0, 0, 0]]
 
 
 def test_lavt_tokenizer_pads_to_20_tokens(tiny_text_encoder):
     tokens, mask = lavt.build_tokenizer(lavt_config(tiny_text_encoder))(["the red cube", "a " * 40])
     assert tokens.shape == (2, 20)
-    assert mask[0].tolist() == [1] * 5 + [0] * 15                # [CLS] the red cube [SEP]
+    assert mask[0].tolist() == [1] * 5 + [0] * 15  # [CLS] the red cube [SEP]
     assert mask[1].sum().item() == 20
 
 
@@ -102,8 +105,9 @@ def _encoder_without(source, destination, drop):
     shutil.copytree(source, destination)
     weights = destination / "model.safetensors"
     tensors = load_file(str(weights))
-    save_file({key: value for key, value in tensors.items() if not drop(key)} | {"extra.weight": torch.zeros(1)},
-              str(weights))
+    save_file(
+        {key: value for key, value in tensors.items() if not drop(key)} | {"extra.weight": torch.zeros(1)}, str(weights)
+    )
     return destination
 
 
@@ -136,6 +140,7 @@ def test_missing_text_encoder_folder(tmp_path):
 
 # ------------------------------------------------------------------ forward shapes
 
+
 @pytest.mark.parametrize("height,width", [(HEIGHT, WIDTH), (30, 45)])
 def test_baseline_forward_shape(height, width):
     config = baseline.prepare_config(baseline.default_config("tiny"), ["the red cube", "a blue ball"])
@@ -153,8 +158,8 @@ def test_baseline_needs_its_vocabulary():
 def test_baseline_spatial_coordinates():
     coordinates = baseline.spatial_coordinates(2, 4)
     assert coordinates.shape == (8, 2, 4)
-    assert coordinates[0, 0].tolist() == [-1.0, -0.5, 0.0, 0.5]          # x_min along x
-    assert coordinates[1, :, 0].tolist() == [-1.0, 0.0]                 # y_min along y
+    assert coordinates[0, 0].tolist() == [-1.0, -0.5, 0.0, 0.5]  # x_min along x
+    assert coordinates[1, :, 0].tolist() == [-1.0, 0.0]  # y_min along y
     assert coordinates[4, 1].tolist() == pytest.approx([-0.75, -0.25, 0.25, 0.75])
     assert torch.all(coordinates[6] == 0.25) and torch.all(coordinates[7] == 0.5)
 
@@ -173,9 +178,9 @@ def test_baseline_context_head_sees_a_neighbourhood():
     config = baseline.prepare_config(baseline.default_config("tiny"), ["the red cube"])
     assert config["context_dilations"] == [1, 2, 4]
     torch.manual_seed(0)
-    assert _head_reach(config) > 1e-4                      # 7 cells apart: within the 15x15 view
-    assert _head_reach(config, target=(3, 11)) == 0.0      # 8 cells apart: beyond it
-    assert _head_reach({**config, "context_dilations": []}) == 0.0   # Hu et al.'s pointwise head
+    assert _head_reach(config) > 1e-4  # 7 cells apart: within the 15x15 view
+    assert _head_reach(config, target=(3, 11)) == 0.0  # 8 cells apart: beyond it
+    assert _head_reach({**config, "context_dilations": []}) == 0.0  # Hu et al.'s pointwise head
 
 
 def test_baseline_checkpoint_without_the_new_keys_is_hu_et_al_model():
@@ -184,7 +189,7 @@ def test_baseline_checkpoint_without_the_new_keys_is_hu_et_al_model():
     old = {key: value for key, value in config.items() if key not in ("fusion", "context_dilations")}
     state = baseline.build_model({**config, "fusion": "concat", "context_dilations": []}).state_dict()
     model = baseline.build_model(old)
-    model.load_state_dict(state)                           # strict: same tensors, same shapes
+    model.load_state_dict(state)  # strict: same tensors, same shapes
     assert [type(layer).__name__ for layer in model.head] == ["Conv2d", "ReLU", "Conv2d"]
     assert not hasattr(model, "language")
 
@@ -217,8 +222,7 @@ def test_lavt_forward_shape(tiny_text_encoder, height, width):
     image = torch.rand(2, 3, height, width)
     logits = model(image, tokens, mask)
     assert logits.shape == (2, 2, height, width)
-    features = model.backbone(image, model.text_encoder(input_ids=tokens, attention_mask=mask)
-                              .last_hidden_state, mask)
+    features = model.backbone(image, model.text_encoder(input_ids=tokens, attention_mask=mask).last_hidden_state, mask)
     strides = [4, 8, 16, 32]
     assert [f.shape[1] for f in features] == [16, 32, 64, 128]
     assert [f.shape[2] for f in features] == [-(-height // s) for s in strides]
@@ -238,9 +242,9 @@ def test_pwam_ignores_padding_words(tiny_text_encoder):
     words = torch.rand(1, 5, 32)
     mask = torch.tensor([[1, 1, 1, 0, 0]])
     changed = words.clone()
-    changed[0, 3:] = torch.rand(2, 32)                              # only padded words differ
+    changed[0, 3:] = torch.rand(2, 32)  # only padded words differ
     assert torch.allclose(fusion(pixels, words, mask), fusion(pixels, changed, mask), atol=1e-6)
-    changed[0, 0] += 1.0                                              # a real word differs
+    changed[0, 0] += 1.0  # a real word differs
     assert not torch.allclose(fusion(pixels, words, mask), fusion(pixels, changed, mask), atol=1e-6)
 
 
@@ -248,12 +252,12 @@ def test_language_gates_take_the_reference_init_both_layers_truncated_normal(tin
     torch.manual_seed(0)
     model = lavt.build_model(lavt_config(tiny_text_encoder))
     gates = [layer.gate for layer in model.backbone.layers if layer.gate is not None]
-    assert len(gates) == 3                                            # one per stage feeding the next
+    assert len(gates) == 3  # one per stage feeding the next
     for gate in gates:
         for linear in (gate.gate[0], gate.gate[2]):
             assert 0.015 < linear.weight.std().item() < 0.025 and linear.weight.abs().max() < 0.1
     fused = torch.rand(2, 10, 16)
-    assert 0 < gates[0](fused).abs().max() < 0.05                      # open, but only slightly
+    assert 0 < gates[0](fused).abs().max() < 0.05  # open, but only slightly
 
 
 def test_zero_gate_recipe_starts_closed_and_opens_with_training(tiny_text_encoder):
@@ -271,7 +275,7 @@ def test_zero_gate_recipe_starts_closed_and_opens_with_training(tiny_text_encode
 def test_shifted_window_mask_separates_wrapped_regions():
     mask = shifted_window_mask(8, 8, 4, 2, torch.device("cpu"))
     assert mask.shape == (4, 16, 16)
-    assert torch.all(mask[0] == 0)                                    # top-left window: one region
+    assert torch.all(mask[0] == 0)  # top-left window: one region
     assert mask[3].min() == -100.0 and torch.all(mask[3].diagonal() == 0)
 
 
@@ -279,7 +283,7 @@ def test_swin_block_handles_sizes_that_are_not_window_multiples():
     block = SwinBlock(dim=8, heads=2, window=4, shifted=True, drop_path_rate=0.0)
     x = torch.rand(2, 5 * 7, 8)
     assert block(x, 5, 7).shape == (2, 35, 8)
-    assert block(torch.rand(1, 2, 8), 1, 2).shape == (1, 2, 8)        # smaller than one window
+    assert block(torch.rand(1, 2, 8), 1, 2).shape == (1, 2, 8)  # smaller than one window
     assert block(torch.rand(1, 3 * 12, 8), 3, 12).shape == (1, 36, 8)  # one row of windows
 
 
@@ -287,14 +291,28 @@ def transformers_swin_weights(source: dict, depths) -> dict:
     """Weights of a transformers ``SwinModel`` under this package's Swin names
     (transformers 5 names, with a fallback to the 4.x ones)."""
     v5 = any(".attention.q_proj." in key for key in source)
-    names = ({"q": "attention.q_proj", "k": "attention.k_proj", "v": "attention.v_proj",
-              "proj": "attention.o_proj", "fc1": "mlp.fc1", "fc2": "mlp.fc2",
-              "table": "attention.relative_position_bias.relative_position_bias_table"} if v5 else
-             {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-              "proj": "attention.output.dense", "fc1": "intermediate.dense", "fc2": "output.dense",
-              "table": "attention.self.relative_position_bias_table"})
-    state = {f"patch_embed.proj.{p}": source[f"embeddings.patch_embeddings.projection.{p}"]
-             for p in ("weight", "bias")}
+    names = (
+        {
+            "q": "attention.q_proj",
+            "k": "attention.k_proj",
+            "v": "attention.v_proj",
+            "proj": "attention.o_proj",
+            "fc1": "mlp.fc1",
+            "fc2": "mlp.fc2",
+            "table": "attention.relative_position_bias.relative_position_bias_table",
+        }
+        if v5
+        else {
+            "q": "attention.self.query",
+            "k": "attention.self.key",
+            "v": "attention.self.value",
+            "proj": "attention.output.dense",
+            "fc1": "intermediate.dense",
+            "fc2": "output.dense",
+            "table": "attention.self.relative_position_bias_table",
+        }
+    )
+    state = {f"patch_embed.proj.{p}": source[f"embeddings.patch_embeddings.projection.{p}"] for p in ("weight", "bias")}
     state.update({f"patch_embed.norm.{p}": source[f"embeddings.norm.{p}"] for p in ("weight", "bias")})
     for i, depth in enumerate(depths):
         for j in range(depth):
@@ -317,29 +335,30 @@ def test_vision_path_matches_the_transformers_swin():
     import transformers
 
     depths, heads = [2, 2, 2, 2], [1, 2, 2, 4]
-    config = transformers.SwinConfig(image_size=160, embed_dim=16, depths=depths, num_heads=heads,
-                                     window_size=4, drop_path_rate=0.0)
+    config = transformers.SwinConfig(
+        image_size=160, embed_dim=16, depths=depths, num_heads=heads, window_size=4, drop_path_rate=0.0
+    )
     config._attn_implementation = "eager"
     torch.manual_seed(0)
     reference = transformers.SwinModel(config).eval()
     with torch.no_grad():
-        for parameter in reference.parameters():          # position-bias tables start at 0 there
+        for parameter in reference.parameters():  # position-bias tables start at 0 there
             parameter.normal_(0, 0.2)
     ours = lavt.LanguageAwareSwin(16, depths, heads, 4, text_dim=8, drop_path=0.0, gate_init="zero").eval()
-    missing, unexpected = ours.load_state_dict(
-        transformers_swin_weights(reference.state_dict(), depths), strict=False)
+    missing, unexpected = ours.load_state_dict(transformers_swin_weights(reference.state_dict(), depths), strict=False)
     assert unexpected == [] and all(".fusion." in k or ".gate." in k or "out_norms" in k for k in missing)
-    image = torch.rand(2, 3, 160, 224)                     # stage maps 40x56 ... 5x7: padded windows
+    image = torch.rand(2, 3, 160, 224)  # stage maps 40x56 ... 5x7: padded windows
     words, word_mask = torch.rand(2, 3, 8), torch.ones(2, 3, dtype=torch.long)
     with torch.no_grad():
         expected = reference(pixel_values=image, output_hidden_states=True).hidden_states
         x, height, width = ours.patch_embed(image)
-        for layer, stage_output in zip(ours.layers, expected[1:]):
+        for layer, stage_output in zip(ours.layers, expected[1:], strict=True):
             _, x, height, width = layer(x, height, width, words, word_mask)
             assert torch.allclose(x, stage_output, atol=1e-4)
 
 
 # ------------------------------------------------------------------ training lowers the loss
+
 
 def test_baseline_training_lowers_the_loss():
     _, _, texts = two_square_batch()
@@ -358,10 +377,14 @@ def test_lavt_training_lowers_the_loss(tiny_text_encoder):
 
 # ------------------------------------------------------------------ Swin checkpoints
 
+
 def swin_state(model):
     """The vision part of a LAVT backbone under the names of an official Swin checkpoint."""
-    state = {key: value.clone() for key, value in model.backbone.state_dict().items()
-             if ".fusion." not in key and ".gate." not in key and not key.startswith("out_norms")}
+    state = {
+        key: value.clone()
+        for key, value in model.backbone.state_dict().items()
+        if ".fusion." not in key and ".gate." not in key and not key.startswith("out_norms")
+    }
     state["norm.weight"] = torch.ones(128)
     state["head.weight"] = torch.zeros(1000, 128)
     return state
@@ -388,16 +411,16 @@ def test_vision_weights_map_timm_layout_prefixes_and_window_size(tiny_text_encod
     source = lavt.build_model(lavt_config(tiny_text_encoder, window=3))
     timm_style = {}
     for key, value in swin_state(source).items():
-        if ".downsample." in key:                        # timm merges at the start of the next stage
+        if ".downsample." in key:  # timm merges at the start of the next stage
             stage = int(key.split(".")[1])
             key = key.replace(f"layers.{stage}.", f"layers.{stage + 1}.", 1)
         timm_style[f"module.backbone.{key}"] = value
     path = tmp_path / "timm.pth"
     torch.save({"state_dict": timm_style}, path)
-    target = lavt.build_model(lavt_config(tiny_text_encoder))   # window 4: bias tables 49 rows
+    target = lavt.build_model(lavt_config(tiny_text_encoder))  # window 4: bias tables 49 rows
     report = load_swin_weights(target.backbone, path)
     assert report["missing"] == []
-    assert len(report["resized"]) == 5                     # one table per block
+    assert len(report["resized"]) == 5  # one table per block
     table = target.backbone.layers[0].blocks[0].attn.relative_position_bias_table
     assert table.shape == (49, 1)
     downsample = "layers.0.downsample.reduction.weight"

@@ -1,4 +1,5 @@
 """benchmark: a short training run on the tiny dataset, resume, reports, CLI, bad input."""
+
 import json
 import shutil
 
@@ -31,9 +32,17 @@ def baseline_run(tiny_dataset, tmp_path_factory):
 
 def test_benchmark_writes_every_report(baseline_run):
     out, results = baseline_run
-    for name in ("config.json", "training.json", "training_curve.png", "predictions.jsonl",
-                 "results.json", "results.md", "iou_heatmap.png", "checkpoints/last.pt",
-                 "checkpoints/best.pt"):
+    for name in (
+        "config.json",
+        "training.json",
+        "training_curve.png",
+        "predictions.jsonl",
+        "results.json",
+        "results.md",
+        "iou_heatmap.png",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (out / name).is_file(), name
     assert set(results["per_view"]) == {"u2_v2", "u1_v1", "u3_v1", "u1_v3", "u3_v3"}
     assert results["missing_predictions"] == 0 and results["unused_predictions"] == 0
@@ -48,8 +57,9 @@ def test_results_show_the_trivial_predictors_beside_the_model(baseline_run, tiny
     markdown = (out / "results.md").read_text()
     assert "## Against trivial predictors" in markdown and "| baseline (trained) |" in markdown
     for name in ("empty", "largest", "random", "attributes"):
-        alone = evaluate(tiny_dataset, split="test", views="corners", out=tmp_path / name, progress=False,
-                         predictor=name)
+        alone = evaluate(
+            tiny_dataset, split="test", views="corners", out=tmp_path / name, progress=False, predictor=name
+        )
         assert results["trivial_predictors"][name] == {"center": alone["center"], "overall": alone["overall"]}
         assert f"| {name} | {format_cell(alone['center']['P@0.5'])} |" in markdown
 
@@ -59,7 +69,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
     training = json.loads((out / "training.json").read_text())
     losses = [entry["train_loss"] for entry in training["history"]]
     assert len(losses) == 2 and losses[-1] < losses[0]
-    best = max(training["history"], key=lambda entry: entry["val_oIoU"])   # first of equals
+    best = max(training["history"], key=lambda entry: entry["val_oIoU"])  # first of equals
     assert training["best_epoch"] == best["epoch"] == results["benchmark"]["best_epoch"]
     checkpoint = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
     assert checkpoint["epoch"] == best["epoch"]
@@ -107,16 +117,26 @@ def test_test_data_and_the_finetune_protocol(tiny_dataset, other_test_dataset, t
         return real_test(model, tokenizer, store, settings, out, best_state, tested_state)
 
     monkeypatch.setattr(benchmark_module, "_test", recording_test)
-    heldout = run_benchmark(tiny_dataset, "baseline", tmp_path / "heldout", epochs=1,
-                            test_data=other_test_dataset, **FAST)
+    heldout = run_benchmark(
+        tiny_dataset, "baseline", tmp_path / "heldout", epochs=1, test_data=other_test_dataset, **FAST
+    )
     assert _scored_scenes(tmp_path / "heldout") == set(DatasetStore(other_test_dataset).load_splits()["splits"]["test"])
     assert heldout["benchmark"]["protocol"] == "heldout" and heldout["benchmark"]["finetune_epochs"] == 0
     assert heldout["benchmark"]["test_data"] == str(DatasetStore(other_test_dataset).root)
     assert tested["tested"] is tested["best"]
     # The same trained run, fine-tuned on the test scenes' centre views before the test.
     shutil.copytree(tmp_path / "heldout" / "checkpoints", tmp_path / "finetune" / "checkpoints")
-    finetuned = run_benchmark(tiny_dataset, "baseline", tmp_path / "finetune", epochs=1, resume=True,
-                              test_data=other_test_dataset, protocol="finetune-test", finetune_epochs=1, **FAST)
+    finetuned = run_benchmark(
+        tiny_dataset,
+        "baseline",
+        tmp_path / "finetune",
+        epochs=1,
+        resume=True,
+        test_data=other_test_dataset,
+        protocol="finetune-test",
+        finetune_epochs=1,
+        **FAST,
+    )
     assert finetuned["benchmark"]["protocol"] == "finetune-test" and finetuned["benchmark"]["finetune_epochs"] == 1
     assert (tmp_path / "finetune" / "checkpoints" / "finetuned.pt").is_file()
     assert not all(torch.equal(tested["tested"][key], tested["best"][key]) for key in tested["best"])
@@ -157,7 +177,7 @@ def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch
     straight = json.loads((baseline_run[0] / "training.json").read_text())["history"]
     history = json.loads((tmp_path / "training.json").read_text())["history"]
     assert [e["epoch"] for e in history] == [1, 2]
-    for mine, theirs in zip(history, straight):
+    for mine, theirs in zip(history, straight, strict=True):
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
     assert resumed["overall"]["oIoU"] == pytest.approx(baseline_run[1]["overall"]["oIoU"], abs=1e-6)
 
@@ -165,8 +185,9 @@ def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch
 def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tiny_text_encoder):
     encoder = tiny_text_encoder
     with pytest.warns(UserWarning, match="from scratch"):
-        results = run_benchmark(tiny_dataset, "lavt", tmp_path / "out", epochs=1, text_encoder=encoder,
-                                config_overrides=TINY_LAVT, **FAST)
+        results = run_benchmark(
+            tiny_dataset, "lavt", tmp_path / "out", epochs=1, text_encoder=encoder, config_overrides=TINY_LAVT, **FAST
+        )
     assert results["benchmark"]["model"] == "lavt"
     config = json.loads((tmp_path / "out" / "config.json").read_text())["model"]
     assert config["text_encoder"] == str(encoder) and config["embed_dim"] == 16
@@ -201,16 +222,34 @@ def test_cuda_request_without_a_gpu(tiny_dataset, tmp_path):
 def test_cli(tiny_dataset, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    result = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
-                                  "--epochs", "1", "--batch-size", "4", "--workers", "0",
-                                  "--input-size", "40x32", "--out", str(out)])
+    result = runner.invoke(
+        main,
+        [
+            "benchmark",
+            "--model",
+            "baseline",
+            "--data",
+            str(tiny_dataset),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--input-size",
+            "40x32",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "test centre" in result.output and (out / "results.md").is_file()
     assert json.loads((out / "config.json").read_text())["settings"]["input_size"] == [40, 32]
     unknown = runner.invoke(main, ["benchmark", "--model", "unet", "--data", str(tiny_dataset)])
     assert unknown.exit_code == 2 and "baseline, lavt" in unknown.output
-    bad_size = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
-                                    "--input-size", "big"])
+    bad_size = runner.invoke(
+        main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset), "--input-size", "big"]
+    )
     assert bad_size.exit_code == 2 and "WIDTHxHEIGHT" in bad_size.output
 
 
@@ -244,8 +283,24 @@ def test_a_truncated_image_read_in_a_worker_is_a_clear_error(tiny_dataset_copy, 
     (tmp_path / "existing" / "notes.txt").write_text("mine")
     runner = CliRunner()
     for out in (tmp_path / "fresh", tmp_path / "existing"):
-        result = runner.invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset_copy),
-                                      "--epochs", "1", "--batch-size", "4", "--workers", "1", "--out", str(out)])
+        result = runner.invoke(
+            main,
+            [
+                "benchmark",
+                "--model",
+                "baseline",
+                "--data",
+                str(tiny_dataset_copy),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--workers",
+                "1",
+                "--out",
+                str(out),
+            ],
+        )
         assert result.exit_code == 2, result.output
         assert f"Error: {broken}: cannot be read as an image (image file is truncated); delete scene" in result.output
         assert "Traceback" not in result.output
@@ -257,8 +312,9 @@ def test_cli_prints_n_a_for_undefined_figures(tiny_dataset, tmp_path, monkeypatc
     nan = float("nan")
     results = {"center": {"mIoU": 0.0, "oIoU": nan}, "benchmark": {"best_epoch": 1}, "MVR": nan, "MRD": nan}
     monkeypatch.setattr(benchmark_module, "run_benchmark", lambda *a, **k: results)
-    result = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
-                                       "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     assert "oIoU n/a" in result.output and "MVR n/a  MRD n/a  (oIoU)" in result.output
     assert "nan" not in result.output

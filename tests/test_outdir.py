@@ -1,13 +1,21 @@
 """Where commands may write (clevr_remv/dataset/outdir.py): never onto, into or around the dataset,
 never into a folder of someone else's files, and a replacement removes only what was written."""
+
 import os
 
 import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.dataset.outdir import (MANIFEST, check_output_dir, check_output_file, read_manifest, remove_output,
-                                       staged_output_dir, write_manifest)
+from clevr_remv.dataset.outdir import (
+    MANIFEST,
+    check_output_dir,
+    check_output_file,
+    read_manifest,
+    remove_output,
+    staged_output_dir,
+    write_manifest,
+)
 from clevr_remv.dataset.validate import validate_dataset
 from clevr_remv.errors import ClevrRemvError
 
@@ -27,12 +35,22 @@ def data(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("relative, where", [
-    ("data", "is"), ("data/scenes", "lies inside"), ("data/scenes/000001", "lies inside"),
-    ("data/new", "lies inside"), ("data/scenes/../scenes", "lies inside"), ("other/../data/scenes", "lies inside"),
-    ("link-to-scenes", "lies inside"), ("link-to-root/scenes/000001", "lies inside"), ("link-to-root", "is"),
-    (".", "holds"), ("data/..", "holds"),
-])
+@pytest.mark.parametrize(
+    "relative, where",
+    [
+        ("data", "is"),
+        ("data/scenes", "lies inside"),
+        ("data/scenes/000001", "lies inside"),
+        ("data/new", "lies inside"),
+        ("data/scenes/../scenes", "lies inside"),
+        ("other/../data/scenes", "lies inside"),
+        ("link-to-scenes", "lies inside"),
+        ("link-to-root/scenes/000001", "lies inside"),
+        ("link-to-root", "is"),
+        (".", "holds"),
+        ("data/..", "holds"),
+    ],
+)
 def test_an_out_overlapping_an_input_is_refused(data, tmp_path, relative, where):
     out = tmp_path / relative
     with pytest.raises(ClevrRemvError, match=f"--out {out}: {where} --data {data} .*choose a --out outside"):
@@ -92,8 +110,10 @@ def test_a_failed_or_raced_staging_leaves_out_as_it_was(tmp_path):
     with staged_output_dir(out, "export") as folder:
         (folder / "first.txt").write_text("1")
     # Another process adds a file while --force prepares the replacement: the swap is refused.
-    with pytest.raises(ClevrRemvError, match="also holds late.txt"), \
-            staged_output_dir(out, "export", force=True) as folder:
+    with (
+        pytest.raises(ClevrRemvError, match="also holds late.txt"),
+        staged_output_dir(out, "export", force=True) as folder,
+    ):
         (folder / "second.txt").write_text("2")
         (out / "late.txt").write_text("late")
     assert sorted(os.listdir(out)) == [MANIFEST, "first.txt", "late.txt"] and os.listdir(tmp_path) == ["out"]
@@ -101,19 +121,47 @@ def test_a_failed_or_raced_staging_leaves_out_as_it_was(tmp_path):
 
 # --------------------------------------------------------------------------- the commands
 
+
 def test_benchmark_out_in_the_dataset_is_refused_before_training(tiny_dataset_copy, tmp_path):
     before = _tree(tiny_dataset_copy)
-    for out in (tiny_dataset_copy, tiny_dataset_copy / "scenes", tiny_dataset_copy / "scenes" / "000001",
-                tmp_path):
-        result = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset_copy),
-                                           "--epochs", "1", "--workers", "0", "--out", str(out)])
+    for out in (tiny_dataset_copy, tiny_dataset_copy / "scenes", tiny_dataset_copy / "scenes" / "000001", tmp_path):
+        result = CliRunner().invoke(
+            main,
+            [
+                "benchmark",
+                "--model",
+                "baseline",
+                "--data",
+                str(tiny_dataset_copy),
+                "--epochs",
+                "1",
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+            ],
+        )
         assert result.exit_code == 2 and "--data" in result.output and "epoch 1" not in result.output, result.output
     assert _tree(tiny_dataset_copy) == before and validate_dataset(tiny_dataset_copy) == []
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "plan.md").write_text("mine")
-    result = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset_copy),
-                                       "--epochs", "1", "--workers", "0", "--out", str(notes)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--model",
+            "baseline",
+            "--data",
+            str(tiny_dataset_copy),
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--out",
+            str(notes),
+        ],
+    )
     assert result.exit_code == 2 and "`clevr-remv benchmark` did not write (plan.md)" in result.output
     assert os.listdir(notes) == ["plan.md"]
 
@@ -132,10 +180,14 @@ def test_retrieval_out_in_the_data_or_a_foreign_folder_is_refused(precomp, tmp_p
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "plan.md").write_text("mine")
-    for out, message in ((precomp, "is --data"), (precomp / "run", "lies inside --data"),
-                         (notes, f"`clevr-remv retrieval {command}` did not write (plan.md)")):
-        result = CliRunner().invoke(main, ["retrieval", command, "--data", str(precomp), "--epochs", "1",
-                                           "--out", str(out)])
+    for out, message in (
+        (precomp, "is --data"),
+        (precomp / "run", "lies inside --data"),
+        (notes, f"`clevr-remv retrieval {command}` did not write (plan.md)"),
+    ):
+        result = CliRunner().invoke(
+            main, ["retrieval", command, "--data", str(precomp), "--epochs", "1", "--out", str(out)]
+        )
         assert result.exit_code == 2 and message in result.output, result.output
     assert _tree(precomp) == before and os.listdir(notes) == ["plan.md"]
 
@@ -144,8 +196,9 @@ def test_retrieval_evaluate_never_writes_over_its_checkpoint_or_into_the_data(pr
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(b"weights")
     for out, message in ((checkpoint, "is --checkpoint"), (precomp / "metrics.json", "lies inside --data")):
-        result = CliRunner().invoke(main, ["retrieval", "evaluate", "--checkpoint", str(checkpoint),
-                                           "--data", str(precomp), "--out", str(out)])
+        result = CliRunner().invoke(
+            main, ["retrieval", "evaluate", "--checkpoint", str(checkpoint), "--data", str(precomp), "--out", str(out)]
+        )
         assert result.exit_code == 2 and message in result.output, result.output
     assert checkpoint.read_bytes() == b"weights" and not (precomp / "metrics.json").exists()
 

@@ -1,5 +1,6 @@
 """clevr-remv pack / unpack / validate of a packed folder: the shards, the manifest, the card,
 resuming, byte-identical unpacking, and refusals of bad input."""
+
 import filecmp
 import hashlib
 import json
@@ -40,8 +41,11 @@ def packed(tiny_dataset, tmp_path_factory):
 
 def tree(root: Path) -> dict:
     """Relative path -> (size, mtime_ns, inode) of every file under ``root``."""
-    return {path.relative_to(root).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino)
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(root).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_shards_hold_the_dataset_files_byte_for_byte_under_one_key_per_scene(tiny_dataset, packed):
@@ -50,7 +54,8 @@ def test_shards_hold_the_dataset_files_byte_for_byte_under_one_key_per_scene(tin
     splits = store.load_splits()["splits"]
     subset = manifest["subsets"]["all"]
     assert [shard["split"] for shard in subset["shards"]] == sorted(
-        [shard["split"] for shard in subset["shards"]], key=["train", "val", "test"].index)
+        [shard["split"] for shard in subset["shards"]], key=["train", "val", "test"].index
+    )
     for split, scenes in splits.items():
         shards = [shard for shard in subset["shards"] if shard["split"] == split]
         assert len(shards) == len(scenes)  # the shard size fits one scene with all its views
@@ -64,8 +69,11 @@ def test_shards_hold_the_dataset_files_byte_for_byte_under_one_key_per_scene(tin
             for member in members:
                 key, field = member.name.split(".", 1)
                 scene_dir = store.scene_dir(int(key))
-                source = scene_dir / field if field.endswith(".json") else \
-                    scene_dir / field.split(".")[1] / (field.split(".")[0] + ".png")
+                source = (
+                    scene_dir / field
+                    if field.endswith(".json")
+                    else scene_dir / field.split(".")[1] / (field.split(".")[0] + ".png")
+                )
                 assert tar.extractfile(member).read() == source.read_bytes(), member.name
     assert manifest["dataset"] == store.info()
     assert (packed / "meta" / "splits.json").read_bytes() == store.splits_path.read_bytes()
@@ -91,8 +99,9 @@ def test_dataset_card_declares_configs_data_files_features_and_licence(packed):
     text = (packed / "README.md").read_text()
     header = yaml.safe_load(text.split("---\n")[1])
     configs = {config["config_name"]: config for config in header["configs"]}
-    assert configs["all"]["data_files"] == [{"split": split, "path": f"all/{split}-*.tar"}
-                                            for split in ("train", "val", "test")]
+    assert configs["all"]["data_files"] == [
+        {"split": split, "path": f"all/{split}-*.tar"} for split in ("train", "val", "test")
+    ]
     assert configs["center"].get("default") is True
     assert header["license"] == "cc-by-4.0"
     info = {entry["config_name"]: entry for entry in header["dataset_info"]}
@@ -109,7 +118,10 @@ def test_an_empty_split_packs_to_no_shard_and_the_card_leaves_it_out(tiny_datase
     out = tmp_path / "packed"
     _, reports = pack_dataset(tiny_dataset_copy, out, views="center")
     assert [(report.split, report.samples, report.written) for report in reports] == [
-        ("train", 3, 1), ("val", 3, 1), ("test", 0, 0)]
+        ("train", 3, 1),
+        ("val", 3, 1),
+        ("test", 0, 0),
+    ]
     header = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
     assert [entry["split"] for entry in header["configs"][0]["data_files"]] == ["train", "val"]
     assert validate_packed(out) == []
@@ -128,8 +140,9 @@ def test_unpack_gives_back_every_file_byte_for_byte(tiny_dataset, packed, tmp_pa
 
     assert differences(comparison) == []
     assert len(list(out.rglob("*"))) == len(list(Path(tiny_dataset).rglob("*")))
-    assert (out / "scenes/000000/rgb/u1_v1.png").stat().st_mtime == \
-        int((Path(tiny_dataset) / "scenes/000000/rgb/u1_v1.png").stat().st_mtime)
+    assert (out / "scenes/000000/rgb/u1_v1.png").stat().st_mtime == int(
+        (Path(tiny_dataset) / "scenes/000000/rgb/u1_v1.png").stat().st_mtime
+    )
 
 
 def test_an_interrupted_unpack_resumes_and_rewrites_a_damaged_scene(tiny_dataset, packed, tmp_path):
@@ -140,8 +153,9 @@ def test_an_interrupted_unpack_resumes_and_rewrites_a_damaged_scene(tiny_dataset
     shutil.rmtree(out / "scenes/000001")
     write_output_manifest(out, "unpack")
     assert unpack_dataset(packed, out) == (2, 4)
-    assert filecmp.cmp(out / "scenes/000004/index/u2_v2.png", tiny_dataset / "scenes/000004/index/u2_v2.png",
-                       shallow=False)
+    assert filecmp.cmp(
+        out / "scenes/000004/index/u2_v2.png", tiny_dataset / "scenes/000004/index/u2_v2.png", shallow=False
+    )
     assert sorted(tree(out)) == sorted(tree(tiny_dataset))
     result = CliRunner().invoke(main, ["unpack", "--data", str(packed), "--out", str(out)])
     assert result.exit_code == 2 and "holds files that `clevr-remv unpack` did not write" in result.output
@@ -179,8 +193,10 @@ def test_an_interrupted_pack_is_reported_and_resumed_by_the_same_command(tiny_da
     with pytest.raises(KeyboardInterrupt):
         pack_dataset(tiny_dataset, out, views="all", shard_size=SMALL)
     problems = validate_packed(out)
-    assert any("split 'train' was not packed to the end" in problem.message and "clevr-remv pack" in problem.message
-               for problem in problems)
+    assert any(
+        "split 'train' was not packed to the end" in problem.message and "clevr-remv pack" in problem.message
+        for problem in problems
+    )
     monkeypatch.setattr(pack_module, "write_shard", real)
     first = (out / "all/train-000000.tar").stat().st_mtime_ns
     _, reports = pack_dataset(tiny_dataset, out, views="all", shard_size=SMALL)
@@ -216,7 +232,7 @@ def test_validate_decodes_every_member_and_checks_the_index(packed, tmp_path):
     index = json.loads((copy / shard["index"]["name"]).read_text())
     offset, size = index["samples"][0]["members"][2]  # the first sample's rgb PNG
     data = bytearray((copy / shard["name"]).read_bytes())
-    data[offset + 8: offset + size] = bytes(size - 8)  # keep the PNG signature, zero the chunks
+    data[offset + 8 : offset + size] = bytes(size - 8)  # keep the PNG signature, zero the chunks
     (copy / shard["name"]).write_bytes(bytes(data))
     shard["sha256"] = hashlib.sha256(data).hexdigest()
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -229,8 +245,9 @@ def test_validate_decodes_every_member_and_checks_the_index(packed, tmp_path):
 
 def test_pack_refuses_an_out_inside_the_dataset_and_changes_nothing(tiny_dataset_copy):
     before = tree(tiny_dataset_copy)
-    result = CliRunner().invoke(main, ["pack", "--data", str(tiny_dataset_copy), "--out",
-                                       str(tiny_dataset_copy / "packed")])
+    result = CliRunner().invoke(
+        main, ["pack", "--data", str(tiny_dataset_copy), "--out", str(tiny_dataset_copy / "packed")]
+    )
     assert result.exit_code == 2
     assert f"--out {tiny_dataset_copy / 'packed'}: lies inside --data" in result.output
     assert tree(tiny_dataset_copy) == before
@@ -249,8 +266,10 @@ def test_a_manifest_of_another_version_is_refused_everywhere_and_nothing_changes
     (copy / "manifest.json").write_text(json.dumps(dict(manifest, version=2)))
     before = tree(copy)
     runner = CliRunner()
-    for command in (["pack", "--data", str(tiny_dataset), "--out", str(copy)],
-                    ["unpack", "--data", str(copy), "--out", str(tmp_path / "unpacked")]):
+    for command in (
+        ["pack", "--data", str(tiny_dataset), "--out", str(copy)],
+        ["unpack", "--data", str(copy), "--out", str(tmp_path / "unpacked")],
+    ):
         result = runner.invoke(main, command)
         assert result.exit_code == 2, command
         message = f"{copy / 'manifest.json'}: packed layout version 2, but this clevr-remv reads version 1"
@@ -296,10 +315,12 @@ def test_a_changed_dataset_or_shard_size_is_refused_on_resume(tiny_dataset_copy,
 
 
 def test_commands_that_need_the_folder_form_say_how_to_get_it(packed, tmp_path):
-    for command in (["stats", "--data", str(packed)],
-                    ["show", "--data", str(packed), "--scene", "0", "--out", str(tmp_path / "x.png")],
-                    ["evaluate", "--data", str(packed), "--predictor", "empty", "--out", str(tmp_path / "eval")],
-                    ["benchmark", "--model", "baseline", "--data", str(packed), "--out", str(tmp_path / "run")]):
+    for command in (
+        ["stats", "--data", str(packed)],
+        ["show", "--data", str(packed), "--scene", "0", "--out", str(tmp_path / "x.png")],
+        ["evaluate", "--data", str(packed), "--predictor", "empty", "--out", str(tmp_path / "eval")],
+        ["benchmark", "--model", "baseline", "--data", str(packed), "--out", str(tmp_path / "run")],
+    ):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2
         assert "a packed dataset" in result.output and f"clevr-remv unpack --data {packed} --out DIR" in result.output
@@ -324,8 +345,13 @@ def test_views_and_shard_size_options():
         parse_views("x1", 9)
     with pytest.raises(ClevrRemvError, match=r"\(10, 1\) does not exist"):
         parse_views("u10_v1", 9)
-    assert [parse_size(text) for text in ("512MB", "1GB", "64MiB", "1000", "1.5kB")] == \
-        [512 * 10**6, 10**9, 64 * 2**20, 1000, 1500]
+    assert [parse_size(text) for text in ("512MB", "1GB", "64MiB", "1000", "1.5kB")] == [
+        512 * 10**6,
+        10**9,
+        64 * 2**20,
+        1000,
+        1500,
+    ]
     for bad in ("big", "0MB", "5 parsecs"):
         with pytest.raises(ClevrRemvError, match="--shard-size"):
             parse_size(bad)

@@ -1,6 +1,7 @@
 """Readers of a packed folder: ClevrRemvDataset (same items as the folder form), ClevrRemvStream
 (every item once per epoch over ranks and workers), and the real consumers webdataset and
 Hugging Face datasets (offline)."""
+
 import io
 import json
 import pickle
@@ -67,7 +68,10 @@ def test_depth_is_read_from_shards_too(tiny_depth_dataset, tmp_path):
     out = tmp_path / "packed"
     pack_dataset(data, out, split="train", views="corners")
     assert read_manifest(out)["subsets"]["corners"]["fields"][2:5] == [
-        "u1_v1.rgb.png", "u1_v1.index.png", "u1_v1.depth.png"]
+        "u1_v1.rgb.png",
+        "u1_v1.index.png",
+        "u1_v1.depth.png",
+    ]
     folder = ClevrRemvDataset(data, split="train", views="corners", passes=("depth",))
     shards = ClevrRemvDataset(out, split="train", views="corners", passes=("depth",))
     same_items([folder[i] for i in range(len(folder))], [shards[i] for i in range(len(shards))])
@@ -76,8 +80,11 @@ def test_depth_is_read_from_shards_too(tiny_depth_dataset, tmp_path):
 def test_views_that_no_subset_holds_are_refused_with_the_pack_command(tiny_dataset, tmp_path):
     out = tmp_path / "packed"
     pack_dataset(tiny_dataset, out, split="train", views="center")
-    with pytest.raises(ClevrRemvError, match=r"no packed subset holds split 'train' with views u1_v1,u3_v3 .*"
-                                             r"clevr-remv pack --data .* --split train --views u1_v1,u3_v3"):
+    with pytest.raises(
+        ClevrRemvError,
+        match=r"no packed subset holds split 'train' with views u1_v1,u3_v3 .*"
+        r"clevr-remv pack --data .* --split train --views u1_v1,u3_v3",
+    ):
         ClevrRemvDataset(out, split="train", views=[(1, 1), (3, 3)])
     with pytest.raises(ClevrRemvError, match="no packed subset holds split 'val'"):
         ClevrRemvDataset(out, split="val", views="center")
@@ -128,8 +135,7 @@ def test_stream_reads_every_item_exactly_once_per_epoch(packed, world_size, work
 
 
 def test_stream_reshuffles_every_epoch_from_its_seed(packed):
-    first, again, second = (run_epoch(packed, epoch, 2, 0, seed=seed)
-                            for epoch, seed in ((0, 7), (0, 7), (1, 7)))
+    first, again, second = (run_epoch(packed, epoch, 2, 0, seed=seed) for epoch, seed in ((0, 7), (0, 7), (1, 7)))
     assert first == again
     assert first != second and sorted(first[0] + first[1]) == sorted(second[0] + second[1])
     assert run_epoch(packed, 0, 2, 0, seed=8) != first
@@ -194,10 +200,15 @@ def test_hugging_face_datasets_reads_the_folder_and_the_shards(tiny_dataset, pac
     assert np.array_equal(np.asarray(row["u2_v2.index.png"]), store.read_index(5, 2, 2))
     default = datasets.load_dataset(str(packed), split="test", cache_dir=cache)
     assert default.column_names[:4] == ["scene.json", "refexps.json", "u2_v2.rgb.png", "u2_v2.index.png"]
-    shards = [str(packed / shard["name"]) for shard in read_manifest(packed)["subsets"]["all"]["shards"]
-              if shard["split"] == "train"]
+    shards = [
+        str(packed / shard["name"])
+        for shard in read_manifest(packed)["subsets"]["all"]["shards"]
+        if shard["split"] == "train"
+    ]
     train = datasets.load_dataset("webdataset", data_files={"train": shards}, split="train", cache_dir=cache)
     assert train.num_rows == 3 and len([name for name in train.column_names if name.endswith(".png")]) == 18
     image = train[0]["u3_v1.rgb.png"]
-    assert np.array_equal(np.asarray(image.convert("RGB")),
-                          np.asarray(Image.open(io.BytesIO(store.rgb_path(2, 3, 1).read_bytes())).convert("RGB")))
+    assert np.array_equal(
+        np.asarray(image.convert("RGB")),
+        np.asarray(Image.open(io.BytesIO(store.rgb_path(2, 3, 1).read_bytes())).convert("RGB")),
+    )

@@ -14,8 +14,11 @@ def test_core_imports_without_torch_or_bpy():
     import subprocess
     import sys
 
-    code = ("import sys, clevr_remv.cli, clevr_remv.generate.pipeline, clevr_remv.dataset.store, clevr_remv.generate.synthetic;"
-            "assert 'torch' not in sys.modules and 'bpy' not in sys.modules")
+    code = (
+        "import sys, clevr_remv.cli, clevr_remv.generate.pipeline, clevr_remv.dataset.store, "
+        "clevr_remv.generate.synthetic;"
+        "assert 'torch' not in sys.modules and 'bpy' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -25,13 +28,15 @@ def test_a_plain_source_checkout_finds_the_shipped_resources():
     import subprocess
     import sys
 
-    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
-            f"sys.path.insert(0, {str(ROOT)!r});"
-            "from clevr_remv.generate.properties import load_properties;"
-            "from clevr_remv.generate.render import worker_script;"
-            "from clevr_remv.refexp import load_template_set;"
-            "import os; assert load_properties()['shapes'] and load_template_set(None);"
-            "assert os.path.isfile(worker_script())")
+    code = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+        f"sys.path.insert(0, {str(ROOT)!r});"
+        "from clevr_remv.generate.properties import load_properties;"
+        "from clevr_remv.generate.render import worker_script;"
+        "from clevr_remv.refexp import load_template_set;"
+        "import os; assert load_properties()['shapes'] and load_template_set(None);"
+        "assert os.path.isfile(worker_script())"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
 
 

@@ -1,5 +1,6 @@
 """The expression engine, instantiation and per-scene generation, on hand-built scenes with known
 answers and on stand-in scenes laid out by the real layout code."""
+
 import collections
 import random
 
@@ -41,18 +42,24 @@ def stand_in_scenes():
 
 # -- engine: known answers ------------------------------------------------------------------------
 def test_filters_and_unique():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("cube", "blue", 2, 0),
-                                              obj("sphere", "red", -2, 0)]))
-    program = [node("scene"), node("filter_color", [0], ["red"]), node("filter_shape", [1], ["cube"]),
-               node("unique", [2])]
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("cube", "blue", 2, 0), obj("sphere", "red", -2, 0)])
+    )
+    program = [
+        node("scene"),
+        node("filter_color", [0], ["red"]),
+        node("filter_shape", [1], ["cube"]),
+        node("unique", [2]),
+    ]
     assert referent_of(program, facts) == 0
     assert execute(program[:2], facts)[-1] == {0, 2}
     assert referent_of(program[:2] + [node("unique", [1])], facts) is None  # two red objects
 
 
 def test_relate_follows_scene_relationships():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "blue", -2, 0),
-                                              obj("sphere", "green", 2, 3)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("sphere", "blue", -2, 0), obj("sphere", "green", 2, 3)])
+    )
     anchor = [node("scene"), node("filter_shape", [0], ["cube"]), node("unique", [1])]
     assert execute(anchor + [node("relate", [2], ["left"])], facts)[-1] == {1}
     assert execute(anchor + [node("relate", [2], ["right"])], facts)[-1] == {2}
@@ -61,8 +68,9 @@ def test_relate_follows_scene_relationships():
 
 
 def test_same_attribute_excludes_the_anchor():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0),
-                                              obj("sphere", "blue", -2, 0, size="small")]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0), obj("sphere", "blue", -2, 0, size="small")])
+    )
     anchor = [node("scene"), node("filter_shape", [0], ["cube"]), node("unique", [1])]
     assert execute(anchor + [node("same_color", [2])], facts)[-1] == {1}
     assert execute(anchor + [node("same_size", [2])], facts)[-1] == {1}
@@ -71,8 +79,16 @@ def test_same_attribute_excludes_the_anchor():
 
 def test_ordinals_count_along_3d_directions():
     # Three spheres at x = 1, -2, 3 (and y = 0, 2, -1) plus a cube at the far left.
-    facts = SceneFacts.from_scene(make_scene([obj("sphere", "red", 1, 0), obj("sphere", "red", -2, 2),
-                                              obj("sphere", "red", 3, -1), obj("cube", "red", -3, 1)]))
+    facts = SceneFacts.from_scene(
+        make_scene(
+            [
+                obj("sphere", "red", 1, 0),
+                obj("sphere", "red", -2, 2),
+                obj("sphere", "red", 3, -1),
+                obj("cube", "red", -3, 1),
+            ]
+        )
+    )
     spheres = [node("scene"), node("filter_shape", [0], ["sphere"])]
 
     def nth(number, direction):
@@ -96,30 +112,45 @@ def test_ordinal_is_undefined_for_ties_and_single_objects():
 
 
 def test_visibility_uses_the_centre_view_occlusion_threshold():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0, occlusion=0.5),
-                                              obj("cube", "red", 2, 0, occlusion=0.19),
-                                              obj("cube", "red", -2, 0, occlusion=0.2)]))
+    facts = SceneFacts.from_scene(
+        make_scene(
+            [
+                obj("cube", "red", 0, 0, occlusion=0.5),
+                obj("cube", "red", 2, 0, occlusion=0.19),
+                obj("cube", "red", -2, 0, occlusion=0.2),
+            ]
+        )
+    )
     program = [node("scene"), node("filter_visibility", [0], ["partially"])]
     assert execute(program, facts)[-1] == {0, 2}
     assert execute([program[0], node("filter_visibility", [0], ["fully"])], facts)[-1] == {1}
 
 
 def test_union_and_intersect():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0),
-                                              obj("cube", "blue", -2, 0)]))
-    program = [node("scene"), node("filter_color", [0], ["red"]), node("filter_shape", [0], ["cube"]),
-               node("intersect", [1, 2]), node("union", [1, 2])]
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0), obj("cube", "blue", -2, 0)])
+    )
+    program = [
+        node("scene"),
+        node("filter_color", [0], ["red"]),
+        node("filter_shape", [0], ["cube"]),
+        node("intersect", [1, 2]),
+        node("union", [1, 2]),
+    ]
     outputs = execute(program, facts)
     assert outputs[3] == {0} and outputs[4] == {0, 1, 2}
 
 
-@pytest.mark.parametrize("program, problem", [
-    ([node("scene"), node("filter_hue", [0], ["red"])], "unknown function"),
-    ([node("scene"), node("unique", [1])], "input"),
-    ([node("scene"), node("relate", [0], ["left"])], "object"),
-    ([node("scene"), node("unique", [0]), node("relate", [1], ["above"])], "relation"),
-    ([node("scene"), node("filter_ordinal", [0], ["second", "left"])], "number"),
-])
+@pytest.mark.parametrize(
+    "program, problem",
+    [
+        ([node("scene"), node("filter_hue", [0], ["red"])], "unknown function"),
+        ([node("scene"), node("unique", [1])], "input"),
+        ([node("scene"), node("relate", [0], ["left"])], "object"),
+        ([node("scene"), node("unique", [0]), node("relate", [1], ["above"])], "relation"),
+        ([node("scene"), node("filter_ordinal", [0], ["second", "left"])], "number"),
+    ],
+)
 def test_malformed_programs_are_rejected(program, problem):
     facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0)]))
     with pytest.raises(ClevrRemvError, match=problem):
@@ -128,8 +159,9 @@ def test_malformed_programs_are_rejected(program, problem):
 
 # -- instantiation: each family on a scene whose answer is known ----------------------------------
 def test_zero_hop_names_a_unique_object_and_fails_for_twins():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0),
-                                              obj("sphere", "red", -2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0), obj("sphere", "red", -2, 0)])
+    )
     found = instantiate(templates_of("zero_hop.json")[0], facts, 0, random.Random(0))
     assert found.referent == 0 and referent_of(found.program, facts) == 0
     assert ["cube"] in [n["side_inputs"] for n in found.program]
@@ -138,8 +170,9 @@ def test_zero_hop_names_a_unique_object_and_fails_for_twins():
 
 def test_one_hop_separates_twins_by_a_relation():
     # Twin spheres on either side of a cube: only a relation (or an ordinal) tells them apart.
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "blue", 0, 0), obj("sphere", "red", -2, 0),
-                                              obj("sphere", "red", 2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "blue", 0, 0), obj("sphere", "red", -2, 0), obj("sphere", "red", 2, 0)])
+    )
     for seed in range(5):
         found = instantiate(templates_of("one_hop.json")[0], facts, 1, random.Random(seed))
         relation = next(n for n in found.program if n["type"] == "relate")["side_inputs"][0]
@@ -147,8 +180,15 @@ def test_one_hop_separates_twins_by_a_relation():
 
 
 def test_same_attribute_family():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0), obj("sphere", "red", 2, 0, size="small"),
-                                              obj("sphere", "blue", -2, 0, size="small")]))
+    facts = SceneFacts.from_scene(
+        make_scene(
+            [
+                obj("cube", "red", 0, 0),
+                obj("sphere", "red", 2, 0, size="small"),
+                obj("sphere", "blue", -2, 0, size="small"),
+            ]
+        )
+    )
     same_color = next(t for t in templates_of("same_relate.json") if t.nodes[2]["type"] == "same_color")
     found = instantiate(same_color, facts, 1, random.Random(0))
     assert referent_of(found.program, facts) == 1
@@ -158,8 +198,9 @@ def test_same_attribute_family():
 
 
 def test_ordinal_family():
-    facts = SceneFacts.from_scene(make_scene([obj("sphere", "red", -2, 0), obj("sphere", "red", 0, 0),
-                                              obj("sphere", "red", 2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("sphere", "red", -2, 0), obj("sphere", "red", 0, 0), obj("sphere", "red", 2, 0)])
+    )
     found = instantiate(templates_of("ordinal.json")[0], facts, 1, random.Random(0))
     ordinal = next(n for n in found.program if n["type"] == "filter_ordinal")["side_inputs"]
     assert ordinal in (["2", "left"], ["2", "right"]) and referent_of(found.program, facts) == 1
@@ -168,8 +209,9 @@ def test_ordinal_family():
 
 
 def test_visibility_family():
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "red", 0, 0, occlusion=0.4), obj("cube", "red", 2, 3),
-                                              obj("sphere", "blue", -2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene([obj("cube", "red", 0, 0, occlusion=0.4), obj("cube", "red", 2, 3), obj("sphere", "blue", -2, 0)])
+    )
     template = templates_of("visibility.json")[0]
     hidden = instantiate(template, facts, 0, random.Random(0))
     shown = instantiate(template, facts, 1, random.Random(0))
@@ -180,24 +222,36 @@ def test_visibility_family():
 
 def _holds_in_listed_views(scene, expression) -> bool:
     positions = {(view["u"], view["v"]): i for i, view in enumerate(scene["views"])}
-    return all(referent_of(expression["program"], SceneFacts.from_scene(scene, positions[tuple(view)]))
-               == expression["referent"] - 1 for view in expression["views"])
+    return all(
+        referent_of(expression["program"], SceneFacts.from_scene(scene, positions[tuple(view)]))
+        == expression["referent"] - 1
+        for view in expression["views"]
+    )
 
 
 def test_visibility_is_judged_in_each_view():
     # The red cube is partially visible (40 % covered) except in the top-left corner view (u1_v1), where
     # it is fully visible: "the partially visible cube" is false there.
     changing = [0.1] + [0.4] * 8
-    scene = make_scene([obj("cube", "red", 0, 0, occlusions=changing), obj("cube", "red", 2, 3),
-                        obj("sphere", "blue", -2, 0)])
-    program = [node("scene"), node("filter_shape", [0], ["cube"]), node("filter_visibility", [1], ["partially"]),
-               node("unique", [2])]
+    scene = make_scene(
+        [obj("cube", "red", 0, 0, occlusions=changing), obj("cube", "red", 2, 3), obj("sphere", "blue", -2, 0)]
+    )
+    program = [
+        node("scene"),
+        node("filter_shape", [0], ["cube"]),
+        node("filter_visibility", [1], ["partially"]),
+        node("unique", [2]),
+    ]
     assert referent_of(program, SceneFacts.from_scene(scene)) == 0
     assert referent_of(program, SceneFacts.from_scene(scene, 0)) is None
 
     def partially_naming_the_cube(expressions):
-        return [e for e in expressions if e["referent"] == 1 and any(
-            n["type"] == "filter_visibility" and n["side_inputs"] == ["partially"] for n in e["program"])]
+        return [
+            e
+            for e in expressions
+            if e["referent"] == 1
+            and any(n["type"] == "filter_visibility" and n["side_inputs"] == ["partially"] for n in e["program"])
+        ]
 
     # The paper's filter: an expression must hold in every view, so this one is never made.
     strict = generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=40)["expressions"]
@@ -213,8 +267,9 @@ def test_visibility_is_judged_in_each_view():
 def test_every_expression_holds_in_every_view_it_lists(stand_in_scenes):
     for scene in stand_in_scenes:
         for keep_partial in (False, True):
-            expressions = generate_refexps(scene, properties=PROPERTIES, seed=0, per_scene=12,
-                                           keep_partial=keep_partial)["expressions"]
+            expressions = generate_refexps(
+                scene, properties=PROPERTIES, seed=0, per_scene=12, keep_partial=keep_partial
+            )["expressions"]
             assert all(_holds_in_listed_views(scene, e) for e in expressions)
 
 
@@ -231,12 +286,16 @@ def test_reject_makes_the_search_find_another_program():
 
 def test_synonyms_and_optional_words_vary_text_not_program():
     template = templates_of("one_hop.json")[0]
-    facts = SceneFacts.from_scene(make_scene([obj("cube", "blue", 0, 0), obj("sphere", "red", -2, 0, material="metal"),
-                                              obj("sphere", "red", 2, 0)]))
+    facts = SceneFacts.from_scene(
+        make_scene(
+            [obj("cube", "blue", 0, 0), obj("sphere", "red", -2, 0, material="metal"), obj("sphere", "red", 2, 0)]
+        )
+    )
     found = instantiate(template, facts, 1, random.Random(0))
     synonyms = load_template_set().synonyms
-    texts = {render(template.text[0], template.params, found.values, synonyms, random.Random(seed))
-             for seed in range(40)}
+    texts = {
+        render(template.text[0], template.params, found.values, synonyms, random.Random(seed)) for seed in range(40)
+    }
     assert len(texts) >= 4
     assert any("that is" in t for t in texts) and any("that is" not in t for t in texts)
     assert all(t[0].isupper() and t.endswith(".") and "(s)" not in t and "  " not in t for t in texts)
@@ -274,17 +333,29 @@ def test_families_and_referents_are_balanced(stand_in_scenes):
     total = sum(families.values())
     for family in ("zero_hop.json", "one_hop.json", "same_relate.json", "ordinal.json"):
         assert families[family] / total >= 0.15
-    distinct = make_scene([obj("cube", "red", 0, 0), obj("sphere", "blue", 2, 1), obj("cylinder", "green", -2, 2),
-                           obj("cube", "yellow", 1, -2, size="small")])
-    referents = collections.Counter(e["referent"] for e in generate_refexps(
-        distinct, properties=PROPERTIES, seed=0, per_scene=10)["expressions"])
+    distinct = make_scene(
+        [
+            obj("cube", "red", 0, 0),
+            obj("sphere", "blue", 2, 1),
+            obj("cylinder", "green", -2, 2),
+            obj("cube", "yellow", 1, -2, size="small"),
+        ]
+    )
+    referents = collections.Counter(
+        e["referent"] for e in generate_refexps(distinct, properties=PROPERTIES, seed=0, per_scene=10)["expressions"]
+    )
     assert sorted(referents.values()) == [2, 2, 3, 3]
 
 
 def test_per_view_filter_drops_a_referent_hidden_in_one_view():
     hidden_in_corner = [0] + [100] * 8
-    scene = make_scene([obj("cube", "red", 0, 0, pixels=hidden_in_corner), obj("sphere", "blue", 2, 1),
-                        obj("cylinder", "green", -2, 2, pixels=[5] + [100] * 8)])
+    scene = make_scene(
+        [
+            obj("cube", "red", 0, 0, pixels=hidden_in_corner),
+            obj("sphere", "blue", 2, 1),
+            obj("cylinder", "green", -2, 2, pixels=[5] + [100] * 8),
+        ]
+    )
     kept = generate_refexps(scene, properties=PROPERTIES, seed=0)["expressions"]
     assert {e["referent"] for e in kept} == {2, 3}
     assert all(len(e["views"]) == 9 for e in kept)

@@ -1,4 +1,5 @@
 """Template sets (shipped, user-supplied, broken) and the `clevr-remv refexps` command."""
+
 import json
 import shutil
 
@@ -15,10 +16,16 @@ from clevr_remv.refexp.templates import default_templates_dir
 FAMILIES = {"zero_hop.json", "one_hop.json", "same_relate.json", "ordinal.json", "visibility.json"}
 ZERO_HOP = {
     "text": ["The <Z> <C> <M> <S>."],
-    "nodes": [{"type": "scene", "inputs": []},
-              {"type": "filter_unique", "inputs": [0], "side_inputs": ["<Z>", "<C>", "<M>", "<S>"]}],
-    "params": [{"type": "Size", "name": "<Z>"}, {"type": "Color", "name": "<C>"},
-               {"type": "Material", "name": "<M>"}, {"type": "Shape", "name": "<S>"}],
+    "nodes": [
+        {"type": "scene", "inputs": []},
+        {"type": "filter_unique", "inputs": [0], "side_inputs": ["<Z>", "<C>", "<M>", "<S>"]},
+    ],
+    "params": [
+        {"type": "Size", "name": "<Z>"},
+        {"type": "Color", "name": "<C>"},
+        {"type": "Material", "name": "<M>"},
+        {"type": "Shape", "name": "<S>"},
+    ],
 }
 
 
@@ -38,16 +45,22 @@ def test_shipped_set_has_the_five_single_object_families():
             assert len(relations) <= 1
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda t: t["nodes"][1].update(type="filtr"), "field 'nodes/1/type'"),
-    (lambda t: t.update(text=["The <Z> <C> <S>."]), "field 'text/0': <M> does not appear"),
-    (lambda t: t["nodes"][1].update(side_inputs=["<Z>", "<Q>"]), "field 'nodes/1/side_inputs': <Q> is not declared"),
-    (lambda t: t["nodes"][1].update(inputs=[1]), "field 'nodes/1/inputs'"),
-    (lambda t: t["nodes"][0].update(type="unique"), "field 'nodes/0/inputs'"),
-    (lambda t: t.update(constraints=[{"type": "OUT_NEQ", "params": [0, 9]}]), "field 'constraints/0/params'"),
-    (lambda t: t.update(constraints=[{"type": "NULL", "params": ["<X>"]}]), "field 'constraints/0/params'"),
-    (lambda t: t.update(text=["The <Z> <C> [<M> <S>."]), "field 'text/0': unbalanced"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda t: t["nodes"][1].update(type="filtr"), "field 'nodes/1/type'"),
+        (lambda t: t.update(text=["The <Z> <C> <S>."]), "field 'text/0': <M> does not appear"),
+        (
+            lambda t: t["nodes"][1].update(side_inputs=["<Z>", "<Q>"]),
+            "field 'nodes/1/side_inputs': <Q> is not declared",
+        ),
+        (lambda t: t["nodes"][1].update(inputs=[1]), "field 'nodes/1/inputs'"),
+        (lambda t: t["nodes"][0].update(type="unique"), "field 'nodes/0/inputs'"),
+        (lambda t: t.update(constraints=[{"type": "OUT_NEQ", "params": [0, 9]}]), "field 'constraints/0/params'"),
+        (lambda t: t.update(constraints=[{"type": "NULL", "params": ["<X>"]}]), "field 'constraints/0/params'"),
+        (lambda t: t.update(text=["The <Z> <C> [<M> <S>."]), "field 'text/0': unbalanced"),
+    ],
+)
 def test_broken_template_names_file_template_and_field(tmp_path, change, expected):
     broken = json.loads(json.dumps(ZERO_HOP))
     change(broken)
@@ -71,10 +84,12 @@ def test_user_templates_with_intersect_and_out_neq(tmp_path):
     """A user family built from CLEVR primitives; without a synonyms.json the shipped one is used."""
     colour_and_shape = {
         "text": ["The <C> thing that is a <S>."],
-        "nodes": [{"type": "scene", "inputs": []},
-                  {"type": "filter_color", "inputs": [0], "side_inputs": ["<C>"]},
-                  {"type": "filter_shape", "inputs": [0], "side_inputs": ["<S>"]},
-                  {"type": "intersect", "inputs": [1, 2]}],
+        "nodes": [
+            {"type": "scene", "inputs": []},
+            {"type": "filter_color", "inputs": [0], "side_inputs": ["<C>"]},
+            {"type": "filter_shape", "inputs": [0], "side_inputs": ["<S>"]},
+            {"type": "intersect", "inputs": [1, 2]},
+        ],
         "params": [{"type": "Color", "name": "<C>"}, {"type": "Shape", "name": "<S>"}],
         "constraints": [{"type": "OUT_NEQ", "params": [1, 3]}, {"type": "OUT_NEQ", "params": [2, 3]}],
     }
@@ -83,10 +98,12 @@ def test_user_templates_with_intersect_and_out_neq(tmp_path):
     document = generate_refexps(scene, properties=PROPERTIES, seed=0, templates_dir=folder)
     facts = SceneFacts.from_scene(scene)
     # Only the red cube needs both filters (OUT_NEQ rejects the others).
-    assert [e["text"] for e in document["expressions"]] in (["The red thing that is a cube."],
-                                                            ["The red object that is a cube."],
-                                                            ["The red thing that is a block."],
-                                                            ["The red object that is a block."])
+    assert [e["text"] for e in document["expressions"]] in (
+        ["The red thing that is a cube."],
+        ["The red object that is a cube."],
+        ["The red thing that is a block."],
+        ["The red object that is a block."],
+    )
     for expression in document["expressions"]:
         assert expression["family"] == {"template": "and.json", "index": 0}
         assert [n["type"] for n in expression["program"]][-2:] == ["intersect", "unique"]
@@ -127,13 +144,20 @@ def test_refexps_command_keep_partial_and_pixels(tiny_dataset_copy):
         scene = store.load_scene(index)
         for expression in store.load_refexps(index)["expressions"]:
             entries = scene["objects"][expression["referent"] - 1]["views"]
-            expected = [[view["u"], view["v"]] for view, entry in zip(scene["views"], entries) if entry["pixels"] >= 30]
+            expected = [
+                [view["u"], view["v"]]
+                for view, entry in zip(scene["views"], entries, strict=True)
+                if entry["pixels"] >= 30
+            ]
             if any(node["type"] == "filter_visibility" for node in expression["program"]):
                 # Judged per view: listed only where its program still names the referent.
                 positions = {(view["u"], view["v"]): i for i, view in enumerate(scene["views"])}
                 assert expression["views"] and all(view in expected for view in expression["views"])
-                assert all(referent_of(expression["program"], SceneFacts.from_scene(scene, positions[tuple(view)]))
-                           == expression["referent"] - 1 for view in expression["views"])
+                assert all(
+                    referent_of(expression["program"], SceneFacts.from_scene(scene, positions[tuple(view)]))
+                    == expression["referent"] - 1
+                    for view in expression["views"]
+                )
             else:
                 assert expression["views"] == expected and expected
 

@@ -1,5 +1,6 @@
 """The render worker's read-out on tiny real renders (2 views, 48x32): the same pixels, masks and
 depth as Blender's own PNG writer and the old write-with-the-render route, and repeatable runs."""
+
 import importlib.util
 import json
 import subprocess
@@ -16,12 +17,11 @@ from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import RenderWorker, worker_command, worker_script
 from clevr_remv.generate.scene import scene_spec
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="needs the render extra (bpy)")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the render extra (bpy)")
 
 # Renders one view twice in one Blender session: the old way (the PNG written by the render call)
 # and the worker's way (render, then the BMP read-out and the worker's own PNG encoder).
-OLD_AND_NEW = textwrap.dedent('''
+OLD_AND_NEW = textwrap.dedent("""
     import json, sys
     import numpy as np
     sys.path.insert(0, sys.argv[1])
@@ -42,7 +42,7 @@ OLD_AND_NEW = textwrap.dedent('''
     index, depth = rs.read_passes(pass_exr)
     np.savez(out + "/arrays.npz", rgb=rgb, index=index, depth=depth, old_index=old_index, old_depth=old_depth)
     print(json.dumps(phases))
-''')
+""")
 
 
 def tiny_spec(denoise: bool) -> dict:
@@ -56,9 +56,19 @@ def test_the_read_out_matches_blenders_png_and_the_old_pass_route(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     (tmp_path / "properties.json").write_text(json.dumps(load_properties()))
     (tmp_path / "script.py").write_text(OLD_AND_NEW)
-    done = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(Path(worker_script()).parent),
-                           str(tmp_path / "spec.json"), str(tmp_path / "properties.json"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "script.py"),
+            str(Path(worker_script()).parent),
+            str(tmp_path / "spec.json"),
+            str(tmp_path / "properties.json"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     phases = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(phases) == {"sync", "trace", "composite"} and all(seconds >= 0 for seconds in phases.values())
@@ -79,8 +89,10 @@ def render_twice(spec: dict, folder) -> list:
         try:
             out = folder / str(run)
             events = []
-            done = worker.request({"op": "render", "spec": spec, "properties": load_properties(), "out": str(out),
-                                   "passes": ["depth"]}, events.append)
+            done = worker.request(
+                {"op": "render", "spec": spec, "properties": load_properties(), "out": str(out), "passes": ["depth"]},
+                events.append,
+            )
         finally:
             worker.stop()
         assert [event["name"] for event in events] == [view["name"] for view in spec["views"]]

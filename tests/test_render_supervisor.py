@@ -1,4 +1,5 @@
 """Supervision of render workers, with a stand-in worker script (no Blender needed)."""
+
 import sys
 import textwrap
 
@@ -7,7 +8,7 @@ import pytest
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.render import SupervisedWorker
 
-FAKE_WORKER = textwrap.dedent('''
+FAKE_WORKER = textwrap.dedent("""
     import json, os, sys, time
     mode, marker = sys.argv[1], sys.argv[2]
     def emit(**event):
@@ -26,7 +27,7 @@ FAKE_WORKER = textwrap.dedent('''
             emit(event="error", message="RuntimeError: no OptiX or CUDA device found")
             continue
         emit(event="done")
-''')
+""")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Faults of the real render worker (tiny bpy renders, 48x32): a pass file that a view's render did
 not write, stopping mid-scene, and the temporary folder left as it was found."""
+
 import importlib.util
 import json
 import os
@@ -18,15 +19,13 @@ from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import RenderWorker, WorkerFailure, worker_command, worker_script
 from clevr_remv.generate.scene import scene_spec
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
-                                reason="needs the render extra (bpy)")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs the render extra (bpy)")
 
-TINY = GenerateConfig(grid=3, width=48, height=32, samples=1, denoise=False, min_pixels=4,
-                      properties=load_properties())
+TINY = GenerateConfig(grid=3, width=48, height=32, samples=1, denoise=False, min_pixels=4, properties=load_properties())
 
 # Renders two views with the worker's own render(); before the second, the compositor is pointed at
 # another folder, as if it failed to write its pass file there (a full disk).
-LOST_PASS_FILE = textwrap.dedent('''
+LOST_PASS_FILE = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
     import render_scene as rs
@@ -43,7 +42,7 @@ LOST_PASS_FILE = textwrap.dedent('''
         rs.render(job, "cpu", sys.argv[3])
     except RuntimeError as error:
         print("ERROR", error)
-''')
+""")
 
 
 def test_a_view_whose_render_wrote_no_pass_file_fails_instead_of_using_the_last_views(tmp_path):
@@ -54,9 +53,19 @@ def test_a_view_whose_render_wrote_no_pass_file_fails_instead_of_using_the_last_
     job = {"op": "render", "spec": spec, "properties": load_properties(), "out": str(tmp_path / "out"), "passes": []}
     (tmp_path / "job.json").write_text(json.dumps(job))
     (tmp_path / "script.py").write_text(LOST_PASS_FILE)
-    done = subprocess.run([sys.executable, str(tmp_path / "script.py"), str(Path(worker_script()).parent),
-                           str(tmp_path / "job.json"), str(tmp_path / "work"), str(tmp_path / "elsewhere")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "script.py"),
+            str(Path(worker_script()).parent),
+            str(tmp_path / "job.json"),
+            str(tmp_path / "work"),
+            str(tmp_path / "elsewhere"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     second = spec["views"][1]["name"]
     assert f"ERROR view {second}: Blender wrote no passes.exr" in done.stdout, done.stdout + done.stderr
     assert not (tmp_path / "out" / "index" / f"{second}.npy").exists()
@@ -72,8 +81,13 @@ def test_sigterm_stops_the_worker_after_its_current_view_and_its_files_go(tmp_pa
         if len(views) == 1:
             os.kill(worker.process.pid, signal.SIGTERM)
 
-    job = {"op": "render", "spec": scene_spec(TINY, 0), "properties": load_properties(),
-           "out": str(tmp_path / "out"), "passes": []}
+    job = {
+        "op": "render",
+        "spec": scene_spec(TINY, 0),
+        "properties": load_properties(),
+        "out": str(tmp_path / "out"),
+        "passes": [],
+    }
     with pytest.raises(WorkerFailure, match=r"exited \(code 0\)"):
         worker.request(job, on_view)
     worker.stop()

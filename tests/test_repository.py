@@ -1,4 +1,5 @@
 """The checkout stays clean: what the README's quick start writes is ignored by git."""
+
 import re
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ def _stub(folder: Path, name: str, body: str) -> None:
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_ci_fails_when_chromium_cannot_be_installed(tmp_path):
     """.ci/run on a machine without Chromium where apt-get fails: it stops with a message instead of
-    running the tests (in which the browser test would skip). pip, python and mkdocs are stubs."""
+    running the tests (in which the browser test would skip). pip, python, ruff and mkdocs are stubs."""
     (tmp_path / ".ci").mkdir()
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     bin_dir = tmp_path / "bin"
@@ -43,17 +44,25 @@ def test_ci_fails_when_chromium_cannot_be_installed(tmp_path):
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
     _stub(bin_dir, "apt-get", "exit 100")
     ran = tmp_path / "ran"
-    for tool in ("pip", "python", "mkdocs"):
+    for tool in ("pip", "python", "ruff", "mkdocs"):
         _stub(bin_dir, tool, f'echo "{tool} $CI" >> "{ran}"')
-    result = subprocess.run([shutil.which("bash"), str(tmp_path / ".ci" / "run")], env={"PATH": str(bin_dir)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [shutil.which("bash"), str(tmp_path / ".ci" / "run")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "could not install chromium" in result.stderr
     assert not ran.exists()  # nothing ran after the failed install
     # With Chromium present the tests run, with CI set so that no browser test can skip.
     _stub(bin_dir, "chromium", "exit 0")
     _stub(bin_dir, "chromedriver", "exit 0")
-    result = subprocess.run([shutil.which("bash"), str(tmp_path / ".ci" / "run")], env={"PATH": str(bin_dir)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [shutil.which("bash"), str(tmp_path / ".ci" / "run")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "python true" in ran.read_text()
 

@@ -1,5 +1,6 @@
 """The baseline's `paper` recipes, the dilated ResNet that takes ImageNet weights, and the
 iteration-based schedule of `benchmark` (--recipe, --iterations, --val-every)."""
+
 import json
 
 import pytest
@@ -29,8 +30,13 @@ def recipe_model(recipe, **changes):
 def test_the_paper_recipe_is_concat_fusion_a_1x1_head_cross_entropy_and_no_augmentation():
     config, model = recipe_model("paper")
     assert config["recipe"] == "paper"
-    assert (config["fusion"], config["context_dilations"], config["dice_weight"], config["augment"],
-            config["backbone"]) == ("concat", [], 0.0, False, "cnn")
+    assert (
+        config["fusion"],
+        config["context_dilations"],
+        config["dice_weight"],
+        config["augment"],
+        config["backbone"],
+    ) == ("concat", [], 0.0, False, "cnn")
     convolutions = [layer for layer in model.head if isinstance(layer, nn.Conv2d)]
     assert [c.kernel_size for c in convolutions] == [(1, 1), (1, 1)]  # fusion, then 2-class logits
     assert convolutions[0].in_channels == config["channels"][-1] + config["lstm_dim"] + 8
@@ -84,7 +90,7 @@ def test_step_batches_cover_each_pass_once_and_any_block_is_reproducible():
     whole = list(StepBatchSampler(10, 4, seed=3, start=0, stop=9))
     assert [len(batch) for batch in whole] == [4, 4, 2] * 3
     for first in range(0, 9, 3):
-        assert sorted(i for batch in whole[first:first + 3] for i in batch) == list(range(10))
+        assert sorted(i for batch in whole[first : first + 3] for i in batch) == list(range(10))
     assert whole[0:3] != whole[3:6]  # each pass reshuffled
     assert list(StepBatchSampler(10, 4, seed=3, start=4, stop=8)) == whole[4:8]  # a resumed block
     assert len(StepBatchSampler(10, 4, seed=3, start=4, stop=8)) == 4
@@ -92,8 +98,7 @@ def test_step_batches_cover_each_pass_once_and_any_block_is_reproducible():
 
 def test_benchmark_with_the_paper_recipe_and_an_iteration_schedule(tiny_dataset, tmp_path):
     out = tmp_path / "paper"
-    run_benchmark(tiny_dataset, "baseline", out, recipe="paper", iterations=5, val_every=2,
-                  batch_size=2, workers=0)
+    run_benchmark(tiny_dataset, "baseline", out, recipe="paper", iterations=5, val_every=2, batch_size=2, workers=0)
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["recipe"] == "paper" and config["settings"]["iterations"] == 5
     assert config["model"]["fusion"] == "concat" and config["model"]["dice_weight"] == 0.0
@@ -102,20 +107,48 @@ def test_benchmark_with_the_paper_recipe_and_an_iteration_schedule(tiny_dataset,
     last = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert last["scheduler"]["last_epoch"] == 5 and last["optimizer"]["param_groups"][0]["lr"] == 0.0
     with pytest.raises(ClevrRemvError, match="used recipe='paper', not 'default'"):
-        run_benchmark(tiny_dataset, "baseline", out, resume=True, iterations=5, val_every=2, batch_size=2,
-                      workers=0)
+        run_benchmark(tiny_dataset, "baseline", out, resume=True, iterations=5, val_every=2, batch_size=2, workers=0)
 
 
 def test_cli_recipe_and_iterations(tiny_dataset, tmp_path):
     out = tmp_path / "cli"
-    outcome = CliRunner().invoke(main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset),
-                                        "--recipe", "paper", "--iterations", "2", "--batch-size", "4",
-                                        "--workers", "0", "--out", str(out)])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--model",
+            "baseline",
+            "--data",
+            str(tiny_dataset),
+            "--recipe",
+            "paper",
+            "--iterations",
+            "2",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     history = json.loads((out / "training.json").read_text())["history"]
     assert [entry["iteration"] for entry in history] == [2]
-    refused = CliRunner().invoke(main, ["benchmark", "--model", "lavt", "--data", str(tiny_dataset),
-                                        "--recipe", "paper", "--out", str(tmp_path / "lavt")])
+    refused = CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--model",
+            "lavt",
+            "--data",
+            str(tiny_dataset),
+            "--recipe",
+            "paper",
+            "--out",
+            str(tmp_path / "lavt"),
+        ],
+    )
     assert refused.exit_code == 2 and "model 'lavt' has no recipe 'paper'; choose one of default" in refused.output
 
 
@@ -139,8 +172,9 @@ def test_an_interrupted_iteration_run_resumes_on_the_same_batches(tiny_dataset, 
     with pytest.raises(ClevrRemvError, match="used iterations=5, not 6"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "resumed", resume=True, **{**options, "iterations": 6})
     run_benchmark(tiny_dataset, "baseline", tmp_path / "resumed", resume=True, **options)
-    straight, resumed = (json.loads((tmp_path / name / "training.json").read_text())["history"]
-                         for name in ("straight", "resumed"))
+    straight, resumed = (
+        json.loads((tmp_path / name / "training.json").read_text())["history"] for name in ("straight", "resumed")
+    )
     assert [entry["iteration"] for entry in resumed] == [2, 4, 5]
     for mine, theirs in zip(resumed, straight, strict=True):
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)

@@ -1,5 +1,6 @@
 """Retrieval data: the precomputed layout, the synthetic set, token batches, GloVe, CLEVR-REMV
 centre views."""
+
 import numpy as np
 import pytest
 

@@ -1,12 +1,12 @@
 """Recall metrics on hand-made similarity matrices."""
+
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
 from clevr_remv.retrieval import evaluation  # noqa: E402
-from clevr_remv.retrieval.evaluation import (fold_metrics, image_to_text_ranks, recall_metrics,  # noqa: E402
-                                             text_to_image_ranks)
+from clevr_remv.retrieval.evaluation import fold_metrics, image_to_text_ranks, recall_metrics, text_to_image_ranks  # noqa: E402
 
 
 def test_perfect_matrix():
@@ -24,8 +24,9 @@ def test_ties_count_against_the_query():
 
 def test_five_captions_per_image_use_the_best_caption():
     caption_image = np.arange(10) // 5
-    sim = np.array([[0.1, 0.5, 0.2, 0.3, 0.1, 0.6, 0.0, 0.0, 0.0, 0.0],
-                    [0.2, 0.2, 0.2, 0.2, 0.2, 0.9, 0.8, 0.1, 0.1, 0.1]])
+    sim = np.array(
+        [[0.1, 0.5, 0.2, 0.3, 0.1, 0.6, 0.0, 0.0, 0.0, 0.0], [0.2, 0.2, 0.2, 0.2, 0.2, 0.9, 0.8, 0.1, 0.1, 0.1]]
+    )
     # image 0: best own caption 0.5, one wrong caption (0.6) above it; image 1: first
     assert image_to_text_ranks(sim, caption_image).tolist() == [1, 0]
     # captions 0 and 4 lose to image 1; caption 2 ties with it (a tie ranks the query second)
@@ -39,9 +40,7 @@ def test_five_captions_per_image_use_the_best_caption():
 def test_variable_caption_counts_and_caption_less_distractors():
     # image 0: one caption, image 1: three, image 2: none (a distractor, never a query)
     caption_image = np.array([0, 1, 1, 1])
-    sim = np.array([[0.9, 0.1, 0.95, 0.0],
-                    [0.2, 0.3, 0.5, 0.4],
-                    [0.95, 0.6, 0.1, 0.0]])
+    sim = np.array([[0.9, 0.1, 0.95, 0.0], [0.2, 0.3, 0.5, 0.4], [0.95, 0.6, 0.1, 0.0]])
     assert image_to_text_ranks(sim, caption_image).tolist() == [1, 0]
     assert text_to_image_ranks(sim, caption_image).tolist() == [1, 1, 1, 0]
     result = recall_metrics(sim, caption_image)
@@ -55,8 +54,7 @@ def _brute_force_ranks(sim, caption_image):
         if own.any():
             wrong = sim[image][~own]
             i2t.append(min(int((wrong >= s).sum()) for s in sim[image][own]))
-    t2i = [int((np.delete(sim[:, j], caption_image[j]) >= sim[caption_image[j], j]).sum())
-           for j in range(sim.shape[1])]
+    t2i = [int((np.delete(sim[:, j], caption_image[j]) >= sim[caption_image[j], j]).sum()) for j in range(sim.shape[1])]
     return i2t, t2i
 
 

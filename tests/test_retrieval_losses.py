@@ -1,4 +1,5 @@
 """SH / MH / IMC losses on tiny hand-computed batches."""
+
 import math
 
 import pytest
@@ -48,12 +49,15 @@ def test_rows_with_the_same_id_are_not_negatives():
 X = t([[1, 0], [0.8, 0.6], [0, 1]])
 
 
-@pytest.mark.parametrize("distance, expected", [
-    ("cos", [0.2, 1.0, 0.4]),
-    ("msd", [0.4, 2, 0.8]),  # paper eq. 5.6: squared differences, not rescaled (range [0, 4])
-    ("l2", [math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8)]),
-    ("l1", [0.8 / math.sqrt(2), 2 / math.sqrt(2), 1.2 / math.sqrt(2)]),  # |dx| + |dy| over sqrt(d)
-])
+@pytest.mark.parametrize(
+    "distance, expected",
+    [
+        ("cos", [0.2, 1.0, 0.4]),
+        ("msd", [0.4, 2, 0.8]),  # paper eq. 5.6: squared differences, not rescaled (range [0, 4])
+        ("l2", [math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8)]),
+        ("l1", [0.8 / math.sqrt(2), 2 / math.sqrt(2), 1.2 / math.sqrt(2)]),  # |dx| + |dy| over sqrt(d)
+    ],
+)
 def test_pairwise_distances(distance, expected):
     dist = pairwise_distance(X, distance)
     assert [dist[0, 1].item(), dist[0, 2].item(), dist[1, 2].item()] == pytest.approx(expected)
@@ -75,13 +79,16 @@ def test_msd_is_twice_the_cosine_distance_so_its_band_and_loss_differ():
     assert terms["cos"] > 0 and terms["msd"] > 0 and terms["msd"] != pytest.approx(terms["cos"], rel=0.05)
 
 
-@pytest.mark.parametrize("distance, mu_up, in_band", [
-    ("cos", 0.5, [0.2, 0.4]),
-    ("msd", 0.5, [0.4]),  # twice the cosine distances 0.2 and 0.4: only the first stays below 0.5
-    ("l2", 0.5, []),
-    ("l2", 0.9, [math.sqrt(0.4), math.sqrt(0.8)]),
-    ("l1", 0.9, [0.8 / math.sqrt(2), 1.2 / math.sqrt(2)]),
-])
+@pytest.mark.parametrize(
+    "distance, mu_up, in_band",
+    [
+        ("cos", 0.5, [0.2, 0.4]),
+        ("msd", 0.5, [0.4]),  # twice the cosine distances 0.2 and 0.4: only the first stays below 0.5
+        ("l2", 0.5, []),
+        ("l2", 0.9, [math.sqrt(0.4), math.sqrt(0.8)]),
+        ("l1", 0.9, [0.8 / math.sqrt(2), 1.2 / math.sqrt(2)]),
+    ],
+)
 def test_intra_modal_constraint_sums_one_minus_distance_over_the_band(distance, mu_up, in_band):
     # ordered pairs: each in-band pair counts twice; divided by the batch size 3
     expected = 2 * sum(1 - d for d in in_band) / 3
@@ -99,8 +106,9 @@ def test_band_edges_are_exclusive():
 @pytest.mark.parametrize("distance", DISTANCES)
 def test_imc_loss_is_mh_plus_both_constraints(distance):
     lam = 0.7
-    expected = (MH_EXPECTED + lam * (intra_modal_constraint(IMG, distance).item()
-                                     + intra_modal_constraint(TXT, distance).item()))
+    expected = MH_EXPECTED + lam * (
+        intra_modal_constraint(IMG, distance).item() + intra_modal_constraint(TXT, distance).item()
+    )
     assert imc_loss(IMG, TXT, lam=lam, distance=distance).item() == pytest.approx(expected)
 
 
@@ -146,11 +154,14 @@ def _row_normalised(d01, d02, d12):
     return [[value / math.hypot(*row) for value in row] for row in rows]
 
 
-@pytest.mark.parametrize("distance, raw", [
-    ("l2", (math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8))),
-    ("l1", (0.8, 2, 1.2)),
-    ("msd", (0.4, 2, 0.8)),
-])
+@pytest.mark.parametrize(
+    "distance, raw",
+    [
+        ("l2", (math.sqrt(0.4), math.sqrt(2), math.sqrt(0.8))),
+        ("l1", (0.8, 2, 1.2)),
+        ("msd", (0.4, 2, 0.8)),
+    ],
+)
 def test_code_variant_sums_row_normalised_distances_inside_the_rank_band(distance, raw):
     rows = _row_normalised(*raw)
     upper = rows[0][1]  # the largest value of row 0 (x0 to x2): the band's open upper end
@@ -187,8 +198,10 @@ def test_code_variant_honours_ids_and_none_masks_only_the_diagonal():
 
 @pytest.mark.parametrize("distance", ["l1", "l2", "msd"])
 def test_imc_loss_code_variant_is_mh_plus_both_code_constraints(distance):
-    expected = MH_EXPECTED + 0.5 * (intra_modal_constraint(IMG, distance, variant="code").item()
-                                    + intra_modal_constraint(TXT, distance, variant="code").item())
+    expected = MH_EXPECTED + 0.5 * (
+        intra_modal_constraint(IMG, distance, variant="code").item()
+        + intra_modal_constraint(TXT, distance, variant="code").item()
+    )
     got = imc_loss(IMG, TXT, lam=0.5, distance=distance, variant="code").item()
     assert got == pytest.approx(expected)
     assert got != pytest.approx(imc_loss(IMG, TXT, lam=0.5, distance=distance).item())

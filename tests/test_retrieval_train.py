@@ -1,4 +1,5 @@
 """Short training runs, checkpoints and the ``clevr-remv retrieval`` commands on tiny data."""
+
 import json
 
 import numpy as np
@@ -30,8 +31,17 @@ def synthetic_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(synthetic_set, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    config = TrainConfig(data=str(synthetic_set), epochs=3, batch_size=64, lr=3e-3, embed_dim=32, word_dim=16,
-                         device="cpu", out=str(out), fold5=True)
+    config = TrainConfig(
+        data=str(synthetic_set),
+        epochs=3,
+        batch_size=64,
+        lr=3e-3,
+        embed_dim=32,
+        word_dim=16,
+        device="cpu",
+        out=str(out),
+        fold5=True,
+    )
     return out, train(config)
 
 
@@ -59,8 +69,17 @@ def test_results_json_and_best_checkpoint(trained):
 
 
 def test_learning_rate_drops_tenfold_at_lr_update(synthetic_set, tmp_path):
-    config = TrainConfig(data=str(synthetic_set), epochs=3, lr_update=2, batch_size=128, lr=1e-3,
-                         embed_dim=8, word_dim=4, device="cpu", out=str(tmp_path))
+    config = TrainConfig(
+        data=str(synthetic_set),
+        epochs=3,
+        lr_update=2,
+        batch_size=128,
+        lr=1e-3,
+        embed_dim=8,
+        word_dim=4,
+        device="cpu",
+        out=str(tmp_path),
+    )
     assert [h["lr"] for h in train(config)["history"]] == pytest.approx([1e-3, 1e-3, 1e-4])
 
 
@@ -68,8 +87,22 @@ def test_evaluate_reproduces_the_test_metrics(trained, synthetic_set, tmp_path):
     out, results = trained
     runner = CliRunner()
     metrics = tmp_path / "metrics.json"
-    outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"), "--data",
-                                   str(synthetic_set), "--fold5", "--device", "cpu", "--out", str(metrics)])
+    outcome = runner.invoke(
+        main,
+        [
+            "retrieval",
+            "evaluate",
+            "--checkpoint",
+            str(out / "best.pt"),
+            "--data",
+            str(synthetic_set),
+            "--fold5",
+            "--device",
+            "cpu",
+            "--out",
+            str(metrics),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "R-sum" in outcome.output and "5-fold" in outcome.output
     assert json.loads(metrics.read_text())["rsum"] == pytest.approx(results["test"]["rsum"])
@@ -78,8 +111,22 @@ def test_evaluate_reproduces_the_test_metrics(trained, synthetic_set, tmp_path):
 def test_cli_train_writes_results_with_every_loss(synthetic_set, tmp_path):
     runner = CliRunner()
     for loss in ("sh", "mh"):
-        outcome = runner.invoke(main, ["retrieval", "train", "--data", str(synthetic_set), "--loss", loss,
-                                       "--epochs", "1", "--out", str(tmp_path / loss), *TINY])
+        outcome = runner.invoke(
+            main,
+            [
+                "retrieval",
+                "train",
+                "--data",
+                str(synthetic_set),
+                "--loss",
+                loss,
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / loss),
+                *TINY,
+            ],
+        )
         assert outcome.exit_code == 0, outcome.output
         results = json.loads((tmp_path / loss / "results.json").read_text())
         assert results["config"]["loss"] == loss and "rsum" in results["test"]
@@ -95,30 +142,61 @@ def test_cli_bad_input_exits_2_with_the_file_or_flag(synthetic_set, tmp_path):
     assert outcome.exit_code == 2 and "4 captions for 3 images" in outcome.output
     outcome = runner.invoke(main, ["retrieval", "train", "--data", str(synthetic_set), "--mu-down", "0.6", *TINY])
     assert outcome.exit_code == 2 and "--mu-down" in outcome.output
-    outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(tmp_path / "none.pt"),
-                                   "--data", str(synthetic_set)])
+    outcome = runner.invoke(
+        main, ["retrieval", "evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(synthetic_set)]
+    )
     assert outcome.exit_code == 2 and "checkpoint missing" in outcome.output
     (tmp_path / "junk.pt").write_text("junk")
-    outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(tmp_path / "junk.pt"),
-                                   "--data", str(synthetic_set)])
+    outcome = runner.invoke(
+        main, ["retrieval", "evaluate", "--checkpoint", str(tmp_path / "junk.pt"), "--data", str(synthetic_set)]
+    )
     assert outcome.exit_code == 2 and "not a readable checkpoint" in outcome.output
 
 
 def test_cli_remv_train_and_format_mismatch(tiny_dataset, synthetic_set, tmp_path):
     runner = CliRunner()
     out = tmp_path / "remv"
-    outcome = runner.invoke(main, ["retrieval", "train", "--data", str(tiny_dataset), "--format", "remv",
-                                   "--epochs", "1", "--out", str(out), *TINY])
+    outcome = runner.invoke(
+        main,
+        [
+            "retrieval",
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--format",
+            "remv",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            *TINY,
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
-    assert f"Warning: --data {tiny_dataset}: the validation split has 2 image(s), where a random ranking " \
-           "already reaches text-to-image R@10 = 100 %" in outcome.output
+    assert (
+        f"Warning: --data {tiny_dataset}: the validation split has 2 image(s), where a random ranking "
+        "already reaches text-to-image R@10 = 100 %" in outcome.output
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["test"]["rsum"] > 0 and results["config"]["format"] == "remv"
-    outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"),
-                                   "--data", str(tiny_dataset), "--split", "val"])  # --format from the checkpoint
+    outcome = runner.invoke(
+        main,
+        ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(tiny_dataset), "--split", "val"],
+    )  # --format from the checkpoint
     assert outcome.exit_code == 0, outcome.output
-    outcome = runner.invoke(main, ["retrieval", "evaluate", "--checkpoint", str(out / "best.pt"),
-                                   "--data", str(synthetic_set), "--format", "precomp"])
+    outcome = runner.invoke(
+        main,
+        [
+            "retrieval",
+            "evaluate",
+            "--checkpoint",
+            str(out / "best.pt"),
+            "--data",
+            str(synthetic_set),
+            "--format",
+            "precomp",
+        ],
+    )
     assert outcome.exit_code == 2 and "--format it was trained with" in outcome.output
 
 
@@ -126,8 +204,22 @@ def test_cli_remv_unreadable_centre_view_is_a_clear_error(tiny_dataset_copy, tmp
     store = DatasetStore(tiny_dataset_copy)
     broken = store.rgb_path(store.load_splits()["splits"]["val"][0], *store.center)
     break_png(broken, "text")
-    outcome = CliRunner().invoke(main, ["retrieval", "train", "--data", str(tiny_dataset_copy), "--format", "remv",
-                                        "--epochs", "1", "--out", str(tmp_path / "run"), *TINY])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "retrieval",
+            "train",
+            "--data",
+            str(tiny_dataset_copy),
+            "--format",
+            "remv",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            *TINY,
+        ],
+    )
     assert outcome.exit_code == 2 and "Traceback" not in outcome.output
     assert f"Error: {broken}: cannot be read as an image (" in outcome.output
     assert not (tmp_path / "run").exists()
@@ -137,8 +229,19 @@ def test_cli_ablation_writes_table_plot_and_resumes(tmp_path):
     data = tmp_path / "data"
     make_synthetic_precomp(data, train=60, dev=20, test=20, feature_dim=16, seed=1)
     runner = CliRunner()
-    args = ["retrieval", "ablation", "--data", str(data), "--epochs", "1", "--lambdas", "0,1,2",
-            "--out", str(tmp_path / "ablation"), *TINY]
+    args = [
+        "retrieval",
+        "ablation",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--lambdas",
+        "0,1,2",
+        "--out",
+        str(tmp_path / "ablation"),
+        *TINY,
+    ]
     outcome = runner.invoke(main, args)
     assert outcome.exit_code == 0, outcome.output
     table = (tmp_path / "ablation" / "ablation.md").read_text().splitlines()
@@ -155,13 +258,30 @@ def test_cli_ablation_writes_table_plot_and_resumes(tmp_path):
 def test_cli_imc_variant_code_trains_and_is_recorded(tmp_path):
     data = tmp_path / "data"
     make_synthetic_precomp(data, train=60, dev=20, test=20, feature_dim=16, seed=1)
-    outcome = CliRunner().invoke(main, ["retrieval", "train", "--data", str(data), "--epochs", "1", "--distance", "l2",
-                                        "--imc-variant", "code", "--out", str(tmp_path / "run"), *TINY])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "retrieval",
+            "train",
+            "--data",
+            str(data),
+            "--epochs",
+            "1",
+            "--distance",
+            "l2",
+            "--imc-variant",
+            "code",
+            "--out",
+            str(tmp_path / "run"),
+            *TINY,
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["config"]["imc_variant"] == "code"
-    refused = CliRunner().invoke(main, ["retrieval", "train", "--data", str(data), "--imc-variant", "text",
-                                        "--out", str(tmp_path / "other")])
+    refused = CliRunner().invoke(
+        main, ["retrieval", "train", "--data", str(data), "--imc-variant", "text", "--out", str(tmp_path / "other")]
+    )
     assert refused.exit_code == 2 and "--imc-variant" in refused.output
 
 
@@ -180,8 +300,23 @@ def test_ablation_reuses_a_run_written_before_imc_variant_existed(tmp_path):
 
 
 def test_synthetic_command(tmp_path):
-    outcome = CliRunner().invoke(main, ["retrieval", "synthetic", "--out", str(tmp_path), "--train", "4",
-                                        "--dev", "2", "--test", "2", "--feature-dim", "3"])
+    outcome = CliRunner().invoke(
+        main,
+        [
+            "retrieval",
+            "synthetic",
+            "--out",
+            str(tmp_path),
+            "--train",
+            "4",
+            "--dev",
+            "2",
+            "--test",
+            "2",
+            "--feature-dim",
+            "3",
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     assert np.load(tmp_path / "train_ims.npy").shape == (4, 3)
     assert len((tmp_path / "test_caps.txt").read_text().splitlines()) == 10

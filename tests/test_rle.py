@@ -1,4 +1,5 @@
 """COCO RLE: encoding to JSON-ready compressed counts, decoding every counts form."""
+
 import json
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Scaling generate out: the Ray executor, a simulated two-node cluster, job-array shards and
 concurrent runs on several hosts writing one folder. A Blender-free stand-in worker renders."""
+
 import os
 import subprocess
 import sys
@@ -61,28 +62,38 @@ def test_shards_split_the_range_and_make_the_same_scenes(reference, tmp_path):
     assert sorted(sum(made.values(), [])) == list(range(6))  # union is the range, shards are disjoint
     assert made[1] == [1, 4]
     for k in range(3):
-        assert all(files(tmp_path / str(k))[name] == content for name, content in files(reference).items()
-                   if int(name.split("/")[0]) in made[k])
+        assert all(
+            files(tmp_path / str(k))[name] == content
+            for name, content in files(reference).items()
+            if int(name.split("/")[0]) in made[k]
+        )
     # Shards into one shared folder complete the dataset.
     for k in range(3):
         make(tmp_path / "shared", 6, shard=f"{k}/3")
     assert files(tmp_path / "shared") == files(reference)
 
 
-RUN = ("import sys; from clevr_remv.generate.pipeline import generate;"
-       "from clevr_remv.generate.config import GenerateConfig;"
-       "from clevr_remv.generate.properties import load_properties;"
-       "start, scenes = int(sys.argv[2]), int(sys.argv[3]);"
-       "generate(sys.argv[1], scenes, GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=4,"
-       " properties=load_properties()), start=start, command=sys.argv[4:], progress=False)")
+RUN = (
+    "import sys; from clevr_remv.generate.pipeline import generate;"
+    "from clevr_remv.generate.config import GenerateConfig;"
+    "from clevr_remv.generate.properties import load_properties;"
+    "start, scenes = int(sys.argv[2]), int(sys.argv[3]);"
+    "generate(sys.argv[1], scenes, GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=4,"
+    " properties=load_properties()), start=start, command=sys.argv[4:], progress=False)"
+)
 
 
 def test_two_hosts_with_overlapping_ranges_share_one_folder(reference, tmp_path):
     root = tmp_path / "shared"
-    runs = [subprocess.Popen([sys.executable, "-c", RUN, str(root), str(start), "4", *STAND_IN],
-                             env=dict(os.environ, CLEVR_REMV_HOSTNAME=host, CLEVR_REMV_STANDIN_VIEW_S="0.02"),
-                             stderr=subprocess.PIPE, text=True)
-            for host, start in (("host-a", 0), ("host-b", 2))]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUN, str(root), str(start), "4", *STAND_IN],
+            env=dict(os.environ, CLEVR_REMV_HOSTNAME=host, CLEVR_REMV_STANDIN_VIEW_S="0.02"),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for host, start in (("host-a", 0), ("host-b", 2))
+    ]
     for run in runs:
         assert run.wait(timeout=300) == 0, run.stderr.read()
     assert files(root) == files(reference)
@@ -102,8 +113,11 @@ def test_a_node_killed_mid_scene_loses_and_duplicates_nothing(reference, tmp_pat
     gate, root = tmp_path / "gate", tmp_path / "data"
     gate.touch()
     monkeypatch.setenv("CLEVR_REMV_STANDIN_GATE", str(gate))
-    fast_failure = {"health_check_period_ms": 300, "health_check_failure_threshold": 2,
-                    "health_check_initial_delay_ms": 0}
+    fast_failure = {
+        "health_check_period_ms": 300,
+        "health_check_failure_threshold": 2,
+        "health_check_initial_delay_ms": 0,
+    }
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": fast_failure})
     doomed = cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
@@ -172,8 +186,13 @@ class FakeActor:
             def remote(self, *args):
                 ref = f"{parent.name}.{self.method}{args}"
                 if self.method == "identity":
-                    ray.outcomes[ref] = {"host": "node", "pid": 1, "run": parent.name, "token": "secret",
-                                         "node": "f00dcafe" * 4}
+                    ray.outcomes[ref] = {
+                        "host": "node",
+                        "pid": 1,
+                        "run": parent.name,
+                        "token": "secret",
+                        "node": "f00dcafe" * 4,
+                    }
                 elif self.method == "make":
                     ray.outcomes[ref] = parent.make_outcomes.pop(0)
                 return ref
@@ -196,8 +215,9 @@ def test_an_unreachable_actor_is_replaced_but_its_folder_is_kept(tmp_path):
 
     ray = FakeRay()
     unreachable = ray.exceptions.ActorUnavailableError("the node does not answer", None)
-    made = iter([FakeActor(ray, "slow", [unreachable]), FakeActor(ray, "other", [True]),
-                 FakeActor(ray, "replacement", [])])
+    made = iter(
+        [FakeActor(ray, "slow", [unreachable]), FakeActor(ray, "other", [True]), FakeActor(ray, "replacement", [])]
+    )
     pool = _ActorPool(ray, lambda shape: next(made), str(tmp_path / "check"), "secret", str(tmp_path), 3600)
     for _ in range(2):
         pool.start((1, 0, None))
@@ -223,9 +243,11 @@ def test_default_actors_use_every_node_of_a_mixed_cluster():
 
     class Cluster:
         def nodes(self):
-            return [{"Alive": True, "NodeID": "small", "Resources": {"CPU": 4.0}},
-                    {"Alive": True, "NodeID": "big", "Resources": {"CPU": 64.0}},
-                    {"Alive": False, "NodeID": "gone", "Resources": {"CPU": 128.0}}]
+            return [
+                {"Alive": True, "NodeID": "small", "Resources": {"CPU": 4.0}},
+                {"Alive": True, "NodeID": "big", "Resources": {"CPU": 64.0}},
+                {"Alive": False, "NodeID": "gone", "Resources": {"CPU": 128.0}},
+            ]
 
     assert _cluster_shape(Cluster(), "cpu", None, None) == [(4, 0, "small"), (64, 0, "big")]
     assert _cluster_shape(Cluster(), "cpu", 2, None) == [(32, 0, None)] * 2
@@ -240,12 +262,15 @@ def run_cli(*args, python_prefix="", cwd=None):
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--shard", "3/2"], "--shard 3/2: K must be between 0 and N-1"),
-    (["--shard", "two"], "--shard two: write K/N"),
-    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "--ray-address 127.0.0.1:1: nothing answers there"),
-    (["--stale-after", "soon"], "write a duration such as 24h"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shard", "3/2"], "--shard 3/2: K must be between 0 and N-1"),
+        (["--shard", "two"], "--shard two: write K/N"),
+        (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "--ray-address 127.0.0.1:1: nothing answers there"),
+        (["--stale-after", "soon"], "write a duration such as 24h"),
+    ],
+)
 def test_bad_scale_out_flags_are_refused_before_anything_is_written(tmp_path, args, message):
     result = run_cli("generate", "--out", str(tmp_path / "new"), "--scenes", "2", *args)
     assert result.returncode == 2 and message in result.stderr
@@ -253,17 +278,32 @@ def test_bad_scale_out_flags_are_refused_before_anything_is_written(tmp_path, ar
 
 
 def test_the_ray_executor_without_the_extra_names_it(tmp_path):
-    result = run_cli("generate", "--out", str(tmp_path / "new"), "--scenes", "2", "--executor", "ray",
-                     python_prefix="import sys; sys.modules['ray'] = None; ")
+    result = run_cli(
+        "generate",
+        "--out",
+        str(tmp_path / "new"),
+        "--scenes",
+        "2",
+        "--executor",
+        "ray",
+        python_prefix="import sys; sys.modules['ray'] = None; ",
+    )
     assert result.returncode == 2 and "pip install clevr-remv[cluster]" in result.stderr
     assert not (tmp_path / "new").exists()
 
 
 def test_a_failing_scene_on_ray_reports_its_message(tmp_path):
     with pytest.raises(ClevrRemvError, match="scene 0: no layout in 100 attempts"):
-        generate(tmp_path, 1, GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=10 ** 6,
-                                             properties=load_properties()),
-                 command=STAND_IN, progress=False, executor="ray", workers=1, worker_cpus=1)
+        generate(
+            tmp_path,
+            1,
+            GenerateConfig(grid=3, width=48, height=32, samples=1, min_pixels=10**6, properties=load_properties()),
+            command=STAND_IN,
+            progress=False,
+            executor="ray",
+            workers=1,
+            worker_cpus=1,
+        )
 
 
 def test_a_node_that_cannot_see_the_dataset_folder_stops_the_run(tmp_path):
@@ -298,8 +338,9 @@ def test_actors_that_cannot_start_stop_the_run_with_advice(tmp_path):
             def remote(check_file):
                 return object()
 
-    pool = ray_executor._ActorPool(FakeRay(), lambda shape: FakeActor(), str(tmp_path / "check"), "secret",
-                                   str(tmp_path), 3600)
+    pool = ray_executor._ActorPool(
+        FakeRay(), lambda shape: FakeActor(), str(tmp_path / "check"), "secret", str(tmp_path), 3600
+    )
     pool.start((1, 0, None))
     with pytest.raises(ClevrRemvError, match="actors keep failing to start.*on every node"):
         for _ in range(ray_executor.MAX_START_FAILURES + 1):

@@ -1,4 +1,5 @@
 """clevr_remv.schemas: validation through the compiled and the reference validator."""
+
 import fastjsonschema
 import pytest
 
@@ -19,6 +20,9 @@ def test_a_disagreement_between_the_validators_is_a_rejection(monkeypatch):
         raise fastjsonschema.JsonSchemaException("data must be nothing")
 
     monkeypatch.setattr(schemas, "_compiled", lambda name: rejects_everything)
-    with pytest.raises(ClevrRemvError, match=r"splits.json: rejected by the compiled splits schema \(data must be "
-                                             r"nothing\) although jsonschema accepts it; .*clevr-remv bug"):
+    with pytest.raises(
+        ClevrRemvError,
+        match=r"splits.json: rejected by the compiled splits schema \(data must be "
+        r"nothing\) although jsonschema accepts it; .*clevr-remv bug",
+    ):
         schemas.validate(GOOD_SPLITS, "splits", "splits.json")

@@ -1,4 +1,5 @@
 """`show`: thumbnails placed as the cameras are, outlines, labels, title, errors."""
+
 import numpy as np
 import pytest
 from builders import break_png
@@ -35,7 +36,7 @@ def test_thumbnails_are_arranged_u_left_to_right_v_top_to_bottom(marked_views):
     figure = contact_sheet(marked_views.root, scene=0)
     axes = image_axes(figure)
     assert len(axes) == 9
-    for axis, (u, v) in zip(axes, [(u, v) for v in (1, 2, 3) for u in (1, 2, 3)]):
+    for axis, (u, v) in zip(axes, [(u, v) for v in (1, 2, 3) for u in (1, 2, 3)], strict=True):
         assert tuple(axis.images[0].get_array()[0, 0]) == (40 * u, 40 * v, 7)
     assert [axis.get_title() for axis in axes[:3]] == ["u=1", "u=2", "u=3"]
     assert [axes[i].get_ylabel() for i in (0, 3, 6)] == ["v=1", "v=2", "v=3"]
@@ -45,7 +46,7 @@ def test_referent_outlined_everywhere_and_invalid_views_marked(marked_views):
     figure = contact_sheet(marked_views.root, scene=0, expression_id=0)
     expression = marked_views.load_refexps(0)["expressions"][0]
     assert expression["text"] in figure.get_suptitle()
-    for axis, (u, v) in zip(image_axes(figure), marked_views.views()):
+    for axis, (u, v) in zip(image_axes(figure), marked_views.views(), strict=True):
         has_outline = any(isinstance(child, ContourSet) for child in axis.get_children())
         assert has_outline == bool((marked_views.read_index(0, u, v) == expression["referent"]).any())
         marked = any(text.get_text() == "not valid" for text in axis.texts)
@@ -61,13 +62,17 @@ def test_cli_writes_png_with_default_expression(tiny_dataset, tmp_path):
     assert [path.name for path in out.parent.iterdir()] == ["scene1.png"]  # no temporary file left
 
 
-@pytest.mark.parametrize("arguments, fragment", [
-    (["--scene", "99"], "--scene: scene 99"),
-    (["--scene", "0", "--expression", "42"], "--expression: scene 0 has no expression 42"),
-])
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (["--scene", "99"], "--scene: scene 99"),
+        (["--scene", "0", "--expression", "42"], "--expression: scene 0 has no expression 42"),
+    ],
+)
 def test_cli_errors_name_the_flag(tiny_dataset, tmp_path, arguments, fragment):
-    result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset), "--out", str(tmp_path / "x.png")]
-                                + arguments)
+    result = CliRunner().invoke(
+        main, ["show", "--data", str(tiny_dataset), "--out", str(tmp_path / "x.png")] + arguments
+    )
     assert result.exit_code == 2 and fragment in result.output
     assert not (tmp_path / "x.png").exists()
 
@@ -81,8 +86,9 @@ def test_not_a_dataset(tmp_path):
 def test_cli_unreadable_view_is_a_clear_error(tiny_dataset_copy, tmp_path, how):
     path = DatasetStore(tiny_dataset_copy).rgb_path(1, 2, 1)
     break_png(path, how)
-    result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1",
-                                       "--out", str(tmp_path / "x.png")])
+    result = CliRunner().invoke(
+        main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1", "--out", str(tmp_path / "x.png")]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"Error: {path}: cannot be read as an image (" in result.output
     assert not (tmp_path / "x.png").exists()
@@ -100,11 +106,13 @@ def test_cli_says_when_it_creates_the_out_folder(tiny_dataset, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["sheet.json", "sheet.txt", "sheet.pn"])
-def test_an_unsupported_extension_is_refused_up_front_naming_the_supported_ones(tiny_dataset, tmp_path,
-                                                                                 monkeypatch, name):
+def test_an_unsupported_extension_is_refused_up_front_naming_the_supported_ones(
+    tiny_dataset, tmp_path, monkeypatch, name
+):
     monkeypatch.setattr("clevr_remv.dataset.show.contact_sheet", lambda *a: pytest.fail("drew the sheet"))
-    result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset), "--scene", "1",
-                                       "--out", str(tmp_path / name)])
+    result = CliRunner().invoke(
+        main, ["show", "--data", str(tiny_dataset), "--scene", "1", "--out", str(tmp_path / name)]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"--out {tmp_path / name}: unsupported extension" in result.output
     assert ".png" in result.output and ".pdf" in result.output and ".svg" in result.output
@@ -116,8 +124,7 @@ def test_a_sheet_inside_the_dataset_is_refused(tiny_dataset_copy):
     target = store.rgb_path(1, 2, 2)
     before = target.read_bytes()
     for out in (target, tiny_dataset_copy / "sheet.png", tiny_dataset_copy / "scenes" / ".." / "x.png"):
-        result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1",
-                                           "--out", str(out)])
+        result = CliRunner().invoke(main, ["show", "--data", str(tiny_dataset_copy), "--scene", "1", "--out", str(out)])
         assert result.exit_code == 2 and "lies inside --data" in result.output, result.output
     assert target.read_bytes() == before and not (tiny_dataset_copy / "sheet.png").exists()
     assert not (tiny_dataset_copy / "x.png").exists()

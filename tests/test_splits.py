@@ -1,4 +1,5 @@
 """`split`: exact counts, disjoint whole scenes, determinism, idempotent writes, clear errors."""
+
 import json
 import shutil
 
@@ -6,20 +7,31 @@ import pytest
 from click.testing import CliRunner
 
 from clevr_remv.cli import main
-from clevr_remv.dataset.splits import (SPLIT_NAMES, assign_splits, extend_splits, parse_ratios,
-                                       scenes_for_every_split, split_scene_ids, split_sizes, write_splits)
+from clevr_remv.dataset.splits import (
+    SPLIT_NAMES,
+    assign_splits,
+    extend_splits,
+    parse_ratios,
+    scenes_for_every_split,
+    split_scene_ids,
+    split_sizes,
+    write_splits,
+)
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 
 
-@pytest.mark.parametrize("count, ratios, expected", [
-    (10_000, "0.7,0.15,0.15", [7000, 1500, 1500]),
-    (6, "0.5,0.25,0.25", [3, 2, 1]),      # quotas 3, 1.5, 1.5: the tie goes to the earlier split
-    (7, "1/3,1/3,1/3", [3, 2, 2]),
-    (11, "0.7,0.15,0.15", [8, 2, 1]),     # quotas 7.7, 1.65, 1.65
-    (5, "1,0,0", [5, 0, 0]),
-    (0, "0.7,0.15,0.15", [0, 0, 0]),
-])
+@pytest.mark.parametrize(
+    "count, ratios, expected",
+    [
+        (10_000, "0.7,0.15,0.15", [7000, 1500, 1500]),
+        (6, "0.5,0.25,0.25", [3, 2, 1]),  # quotas 3, 1.5, 1.5: the tie goes to the earlier split
+        (7, "1/3,1/3,1/3", [3, 2, 2]),
+        (11, "0.7,0.15,0.15", [8, 2, 1]),  # quotas 7.7, 1.65, 1.65
+        (5, "1,0,0", [5, 0, 0]),
+        (0, "0.7,0.15,0.15", [0, 0, 0]),
+    ],
+)
 def test_split_sizes_follow_largest_remainder(count, ratios, expected):
     assert split_sizes(count, parse_ratios(ratios)) == expected
 
@@ -41,12 +53,15 @@ def test_assignment_depends_on_seed_only():
     assert assign_splits(range(200), parse_ratios([0.7, 0.15, 0.15]), seed=1) == first
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("0.7,0.2,0.2", "sums to 1.1"),
-    ("0.5,0.5", "expected 3"),
-    ("0.7,abc,0.15", "not a comma-separated list"),
-    ("1.2,-0.1,-0.1", "negative"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("0.7,0.2,0.2", "sums to 1.1"),
+        ("0.5,0.5", "expected 3"),
+        ("0.7,abc,0.15", "not a comma-separated list"),
+        ("1.2,-0.1,-0.1", "negative"),
+    ],
+)
 def test_bad_ratios_are_refused(text, fragment):
     with pytest.raises(ClevrRemvError, match=fragment):
         parse_ratios(text)
@@ -94,13 +109,12 @@ def test_cli_writes_splits_and_exits_2_on_bad_ratios(tiny_dataset_copy):
     assert result.exit_code == 2 and "--ratios" in result.output
 
 
-@pytest.mark.parametrize("ratios, needed", [("0.7,0.15,0.15", 5), ("0.8,0.1,0.1", 7), ("0.5,0.5,0", 2),
-                                            ("1,0,0", 1)])
+@pytest.mark.parametrize("ratios, needed", [("0.7,0.15,0.15", 5), ("0.8,0.1,0.1", 7), ("0.5,0.5,0", 2), ("1,0,0", 1)])
 def test_scenes_for_every_split(ratios, needed):
     parsed = parse_ratios(ratios)
     assert scenes_for_every_split(parsed) == needed
-    assert all(size > 0 for size, ratio in zip(split_sizes(needed, parsed), parsed) if ratio > 0)
-    assert any(size == 0 for size, ratio in zip(split_sizes(needed - 1, parsed), parsed) if ratio > 0)
+    assert all(size > 0 for size, ratio in zip(split_sizes(needed, parsed), parsed, strict=True) if ratio > 0)
+    assert any(size == 0 for size, ratio in zip(split_sizes(needed - 1, parsed), parsed, strict=True) if ratio > 0)
 
 
 def test_cli_warns_about_empty_splits(tiny_dataset_copy):
@@ -111,8 +125,10 @@ def test_cli_warns_about_empty_splits(tiny_dataset_copy):
     assert result.exit_code == 0, result.output
     assert "(train 2 / val 0 / test 0 scenes" in result.output
     for name in ("val", "test"):
-        assert (f"Warning: split '{name}' is empty (2 scene(s) at ratios 0.7,0.15,0.15); commands that read it "
-                "(evaluate and benchmark read val and test) will fail: generate at least 5 scenes") in result.output
+        assert (
+            f"Warning: split '{name}' is empty (2 scene(s) at ratios 0.7,0.15,0.15); commands that read it "
+            "(evaluate and benchmark read val and test) will fail: generate at least 5 scenes"
+        ) in result.output
     DatasetStore(tiny_dataset_copy).splits_path.unlink()
     result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy), "--ratios", "0.5,0.5,0"])
     assert "Warning: split 'test' is empty" in result.output and "its ratio is 0" in result.output
@@ -123,13 +139,18 @@ def test_the_order_is_pinned_to_sha256_of_seed_colon_scene():
     """Hand-worked: SHA-256 of "0:0" .. "0:4" begins ac72368a, ef134f2a, 9328a9dc, 76d3c2ee, 48f03bc9,
     so seed 0 orders scenes 0-4 as 4, 3, 2, 0, 1. Swapping the key's parts or using Python's
     per-process hash() gives other assignments."""
-    assert assign_splits(range(5), parse_ratios("0.2,0.2,0.6"), seed=0) == {"train": [4], "val": [3],
-                                                                            "test": [0, 1, 2]}
+    assert assign_splits(range(5), parse_ratios("0.2,0.2,0.6"), seed=0) == {"train": [4], "val": [3], "test": [0, 1, 2]}
     ratios = parse_ratios("0.7,0.15,0.15")
     assert assign_splits(range(20), ratios, seed=0) == {
-        "train": [2, 3, 4, 6, 7, 8, 9, 10, 12, 14, 15, 17, 18, 19], "val": [0, 5, 16], "test": [1, 11, 13]}
+        "train": [2, 3, 4, 6, 7, 8, 9, 10, 12, 14, 15, 17, 18, 19],
+        "val": [0, 5, 16],
+        "test": [1, 11, 13],
+    }
     assert assign_splits(range(20), ratios, seed=7) == {
-        "train": [2, 3, 4, 7, 8, 9, 10, 11, 12, 14, 16, 17, 18, 19], "val": [1, 5, 15], "test": [0, 6, 13]}
+        "train": [2, 3, 4, 7, 8, 9, 10, 11, 12, 14, 16, 17, 18, 19],
+        "val": [1, 5, 15],
+        "test": [0, 6, 13],
+    }
 
 
 def _dataset_of(root, template, count):
@@ -182,8 +203,9 @@ def test_other_ratios_or_seed_for_an_existing_split_are_refused(tiny_dataset_cop
         result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy), *flags])
         assert result.exit_code == 2 and "made with ratios 0.5,0.25,0.25 and seed 0" in result.output
         assert "a scene's split never changes" in result.output
-    result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy), "--seed", "0",
-                                       "--ratios", "0.5,0.25,0.25"])
+    result = CliRunner().invoke(
+        main, ["split", "--data", str(tiny_dataset_copy), "--seed", "0", "--ratios", "0.5,0.25,0.25"]
+    )
     assert result.exit_code == 0 and "0 newly assigned" in result.output
     assert path.read_bytes() == before
 

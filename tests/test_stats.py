@@ -1,4 +1,5 @@
 """`stats` on a dataset whose expressions and splits are written by hand, numbers checked by hand."""
+
 import json
 
 import pytest
@@ -12,8 +13,10 @@ from clevr_remv.errors import ClevrRemvError
 
 ALL_VIEWS = [[u, v] for v in (1, 2, 3) for u in (1, 2, 3)]
 HAND_WRITTEN = {  # scene -> (text, family template, referent, views)
-    0: [("The red cube.", "zero_hop.json", 1, ALL_VIEWS),
-        ("The small thing left of the big ball.", "one_hop.json", 2, [[2, 2]])],
+    0: [
+        ("The red cube.", "zero_hop.json", 1, ALL_VIEWS),
+        ("The small thing left of the big ball.", "one_hop.json", 2, [[2, 2]]),
+    ],
     1: [("The big sphere.", "zero_hop.json", 1, [[1, 1], [2, 2]])],
     2: [("The cyan metal cylinder.", "zero_hop.json", 1, ALL_VIEWS)],
 }
@@ -23,12 +26,35 @@ HAND_WRITTEN = {  # scene -> (text, family template, referent, views)
 def hand_checked(tiny_dataset_copy):
     store = DatasetStore(tiny_dataset_copy)
     for scene, expressions in HAND_WRITTEN.items():
-        write_json_atomic(store.refexps_path(scene), {"format_version": 1, "scene": scene, "expressions": [
-            {"id": i, "text": text, "family": {"template": template, "index": 0},
-             "program": [{"type": "scene", "inputs": []}], "referent": referent, "views": views}
-            for i, (text, template, referent, views) in enumerate(expressions)]}, "refexps")
-    write_json_atomic(store.splits_path, {"format_version": 1, "seed": 0, "ratios": [0.5, 0.5, 0.0],
-                                          "splits": {"train": [0, 1], "val": [2], "test": []}}, "splits")
+        write_json_atomic(
+            store.refexps_path(scene),
+            {
+                "format_version": 1,
+                "scene": scene,
+                "expressions": [
+                    {
+                        "id": i,
+                        "text": text,
+                        "family": {"template": template, "index": 0},
+                        "program": [{"type": "scene", "inputs": []}],
+                        "referent": referent,
+                        "views": views,
+                    }
+                    for i, (text, template, referent, views) in enumerate(expressions)
+                ],
+            },
+            "refexps",
+        )
+    write_json_atomic(
+        store.splits_path,
+        {
+            "format_version": 1,
+            "seed": 0,
+            "ratios": [0.5, 0.5, 0.0],
+            "splits": {"train": [0, 1], "val": [2], "test": []},
+        },
+        "splits",
+    )
     return store
 
 
@@ -60,7 +86,9 @@ def test_visible_area_by_view_uses_each_referents_pixels(hand_checked):
     center = [views[4]["pixels"] for views in referent_views]
     assert train["referent_pixels_by_view"][0][2] == pytest.approx(sum(corner) / 3)
     assert all(center)
-    assert train["area_vs_center_by_view"][0][2] == pytest.approx(sum(c / m for c, m in zip(corner, center)) / 3)
+    assert train["area_vs_center_by_view"][0][2] == pytest.approx(
+        sum(c / m for c, m in zip(corner, center, strict=True)) / 3
+    )
     assert train["area_vs_center_by_view"][1][1] == pytest.approx(1.0)
     assert sum(train["area_vs_center_histogram"]["counts"]) == 3 * 9
 
@@ -84,8 +112,13 @@ def test_out_is_the_datasets_stats_folder_or_outside_the_dataset(tiny_dataset_co
         result = runner.invoke(main, data)
         assert result.exit_code == 0, result.output
     assert (tiny_dataset_copy / "stats" / "stats.json").is_file()
-    for out in (tiny_dataset_copy, tiny_dataset_copy / "scenes", tiny_dataset_copy / "scenes" / "000001",
-                tmp_path, tiny_dataset_copy / "stats" / ".." / "scenes"):
+    for out in (
+        tiny_dataset_copy,
+        tiny_dataset_copy / "scenes",
+        tiny_dataset_copy / "scenes" / "000001",
+        tmp_path,
+        tiny_dataset_copy / "stats" / ".." / "scenes",
+    ):
         result = runner.invoke(main, data + ["--out", str(out)])
         assert result.exit_code == 2 and "--data" in result.output, (out, result.output)
     assert not (tiny_dataset_copy / "stats.json").exists()

@@ -82,8 +82,8 @@ def test_a_scene_is_flushed_to_disk_before_the_rename_that_completes_it(tmp_path
         (folder / "rgb" / "u1_v1.png").write_bytes(b"png")
         (folder / "scene.json").write_text("{}")
         written = [str(folder / "rgb" / "u1_v1.png"), str(folder / "rgb"), str(folder / "scene.json"), str(folder)]
-    assert renamed and set(written) <= set(synced[:renamed[0]])  # every file and folder, before the rename
-    assert str(tmp_path) in synced[renamed[0]:]  # and the folder that holds the rename, after it
+    assert renamed and set(written) <= set(synced[: renamed[0]])  # every file and folder, before the rename
+    assert str(tmp_path) in synced[renamed[0] :]  # and the folder that holds the rename, after it
 
 
 def test_atomic_json_files_are_flushed_with_their_folder(tmp_path, monkeypatch):
@@ -111,8 +111,13 @@ HOLDER = textwrap.dedent("""
 
 
 def start_holder(scenes, index, prefix=(), env=None):
-    holder = subprocess.Popen([*prefix, sys.executable, "-c", HOLDER, str(scenes), str(index)], text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    holder = subprocess.Popen(
+        [*prefix, sys.executable, "-c", HOLDER, str(scenes), str(index)],
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
     assert holder.stdout.readline().strip() == "ready"
     return holder
 
@@ -132,15 +137,28 @@ def test_a_live_run_with_the_same_host_and_pid_keeps_its_folder(tmp_path, monkey
     assert (tmp_path / "000003" / "scene.json").is_file()
 
 
-@pytest.mark.skipif(subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
-                                   capture_output=True).returncode != 0 if shutil.which("unshare") else True,
-                    reason="needs unshare (util-linux) with the right to make a pid namespace")
+@pytest.mark.skipif(
+    subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode != 0
+    if shutil.which("unshare")
+    else True,
+    reason="needs unshare (util-linux) with the right to make a pid namespace",
+)
 def test_two_pid_1_runs_in_separate_pid_namespaces_leave_each_other_alone(tmp_path):
     pid_1 = ["unshare", "--pid", "--fork", "--mount-proc"]
     holder = start_holder(tmp_path, 4, prefix=pid_1)
-    cleaner = subprocess.run([*pid_1, sys.executable, "-c", "import os, sys; assert os.getpid() == 1;"
-                              "from clevr_remv.dataset.store import remove_stale_temporaries as r;"
-                              "print(len(r(sys.argv[1], 3600)))", str(tmp_path)], capture_output=True, text=True)
+    cleaner = subprocess.run(
+        [
+            *pid_1,
+            sys.executable,
+            "-c",
+            "import os, sys; assert os.getpid() == 1;"
+            "from clevr_remv.dataset.store import remove_stale_temporaries as r;"
+            "print(len(r(sys.argv[1], 3600)))",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert cleaner.returncode == 0 and cleaner.stdout.strip() == "0", cleaner.stderr
     assert finish_holder(holder) == "completed"
 
@@ -151,9 +169,12 @@ def test_leftovers_go_by_lease_lock_or_age_and_never_by_host_and_pid(tmp_path, m
     dead = start_holder(tmp_path, 2)
     dead.kill()  # its lease stays, unlocked
     dead.wait()
-    dead_pid = 2 ** 22 + 7  # above Linux's largest possible pid: never a live process
-    names = {"old_format_dead": f".tmp-000005-node-a-{dead_pid}",
-             "old_format_mine": f".tmp-000006-node-a-{os.getpid()}", "no_lease": ".tmp-000007-0123456789abcdef"}
+    dead_pid = 2**22 + 7  # above Linux's largest possible pid: never a live process
+    names = {
+        "old_format_dead": f".tmp-000005-node-a-{dead_pid}",
+        "old_format_mine": f".tmp-000006-node-a-{os.getpid()}",
+        "no_lease": ".tmp-000007-0123456789abcdef",
+    }
     for name in names.values():
         (tmp_path / name / "rgb").mkdir(parents=True)
     removed = sorted(p.name for p in remove_stale_temporaries(tmp_path, stale_after=3600))
@@ -180,7 +201,8 @@ def test_another_machines_run_is_judged_by_its_heartbeat(tmp_path, monkeypatch):
         old = time.time() - 7200
         os.utime(lease, (old, old))  # the heartbeat stopped two hours ago
         assert sorted(p.name for p in remove_stale_temporaries(tmp_path, stale_after=3600)) == sorted(
-            [lease.name, ".tmp-000001-" + lease.name.removeprefix(".tmp-run-")])
+            [lease.name, ".tmp-000001-" + lease.name.removeprefix(".tmp-run-")]
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -231,6 +253,11 @@ def test_a_written_dataset_follows_the_umask(tmp_path, umask):
     write_synthetic_dataset(tmp_path / "data", scenes=1, grid=3, width=48, height=32, seed=0)
     write_splits(tmp_path / "data", "1,0,0")
     store = DatasetStore(tmp_path / "data")
-    files = [store.dataset_json_path, store.splits_path, store.scene_json_path(0), store.refexps_path(0),
-             store.rgb_path(0, 1, 1)]
+    files = [
+        store.dataset_json_path,
+        store.splits_path,
+        store.scene_json_path(0),
+        store.refexps_path(0),
+        store.rgb_path(0, 1, 1),
+    ]
     assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o666 & ~umask}

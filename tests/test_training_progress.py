@@ -1,4 +1,5 @@
 """The training bar shows the learning rate of the step just taken (not the schedule's next value)."""
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -44,5 +45,5 @@ def test_a_one_epoch_run_shows_the_lr_it_trained_with(monkeypatch):
     tokenizer = lambda texts: (torch.zeros(len(texts), 1, dtype=torch.long), torch.ones(len(texts), 1))  # noqa: E731
     training.train_epoch(model, [batch, batch], tokenizer, optimizer, scheduler, [1.0, 1.0], "cpu")
     # poly decay (power 0.9) over 2 steps: step 1 at 1e-3, step 2 at 1e-3 * 0.5 ** 0.9; after it, 0.
-    assert [postfix["lr"] for postfix in _Bar.postfixes] == ["1.00e-03", f"{1e-3 * 0.5 ** 0.9:.2e}"]
+    assert [postfix["lr"] for postfix in _Bar.postfixes] == ["1.00e-03", f"{1e-3 * 0.5**0.9:.2e}"]
     assert scheduler.get_last_lr()[0] == 0.0

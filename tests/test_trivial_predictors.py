@@ -1,4 +1,5 @@
 """evaluate --predictor: the trivial floors on a hand-made view whose scores are worked out by hand."""
+
 import json
 
 import numpy as np
@@ -15,14 +16,18 @@ from clevr_remv.res.trivial import AttributeParser, TrivialPredictions
 
 CENTER = (2, 2)
 # Objects 1-3 of the hand-made centre view: (size, colour, material, shape) and a box of pixels.
-OBJECTS = [(("large", "red", "rubber", "cube"), (0, 10, 0, 10)),      # 100 pixels
-           (("small", "blue", "metal", "sphere"), (20, 24, 20, 25)),  # 20 pixels
-           (("small", "blue", "rubber", "cylinder"), (12, 17, 30, 36))]  # 30 pixels
+OBJECTS = [
+    (("large", "red", "rubber", "cube"), (0, 10, 0, 10)),  # 100 pixels
+    (("small", "blue", "metal", "sphere"), (20, 24, 20, 25)),  # 20 pixels
+    (("small", "blue", "rubber", "cylinder"), (12, 17, 30, 36)),
+]  # 30 pixels
 # (text, referent): attribute words name a unique object for the first two only.
-EXPRESSIONS = [("The big red matte block.", 1),
-               ("The shiny thing that is to the right of the large cube.", 2),
-               ("The tiny object.", 3),
-               ("Counting from the left, the second rubber thing.", 3)]
+EXPRESSIONS = [
+    ("The big red matte block.", 1),
+    ("The shiny thing that is to the right of the large cube.", 2),
+    ("The tiny object.", 3),
+    ("Counting from the left, the second rubber thing.", 3),
+]
 
 
 @pytest.fixture
@@ -39,25 +44,30 @@ def hand_made(tiny_dataset_copy):
     store.scene_json_path(scene).write_text(json.dumps(scene_json))
     Image.fromarray(index).save(store.index_path(scene, *CENTER))
     refexps = json.loads(store.refexps_path(scene).read_text())
-    refexps["expressions"] = [dict(refexps["expressions"][0], id=i, text=text, referent=referent,
-                                   views=[list(CENTER)])
-                              for i, (text, referent) in enumerate(EXPRESSIONS)]
+    refexps["expressions"] = [
+        dict(refexps["expressions"][0], id=i, text=text, referent=referent, views=[list(CENTER)])
+        for i, (text, referent) in enumerate(EXPRESSIONS)
+    ]
     store.refexps_path(scene).write_text(json.dumps(refexps))
     return tiny_dataset_copy, scene
 
 
 def run(root, tmp_path, predictor, seed=0):
-    return evaluate(root, split="test", views="center", out=tmp_path / predictor, progress=False,
-                    predictor=predictor, seed=seed)
+    return evaluate(
+        root, split="test", views="center", out=tmp_path / predictor, progress=False, predictor=predictor, seed=seed
+    )
 
 
-@pytest.mark.parametrize("predictor, miou, oiou", [
-    ("empty", 0.0, 0.0),
-    # Object 1 every time: right for the first expression only; U = 100 + 120 + 130 + 130.
-    ("largest", 25.0, 100 * 100 / 480),
-    # Objects 1 and 2 found by their words, none for the last two (U = 30 each).
-    ("attributes", 50.0, 100 * 120 / 180),
-])
+@pytest.mark.parametrize(
+    "predictor, miou, oiou",
+    [
+        ("empty", 0.0, 0.0),
+        # Object 1 every time: right for the first expression only; U = 100 + 120 + 130 + 130.
+        ("largest", 25.0, 100 * 100 / 480),
+        # Objects 1 and 2 found by their words, none for the last two (U = 30 each).
+        ("attributes", 50.0, 100 * 120 / 180),
+    ],
+)
 def test_predictor_scores_match_the_hand_computation(hand_made, tmp_path, predictor, miou, oiou):
     root, _ = hand_made
     results = run(root, tmp_path, predictor)
@@ -91,11 +101,18 @@ def test_no_visible_object_gives_the_empty_mask(hand_made):
 
 def test_attribute_words_use_the_synonyms_and_stop_at_the_first_noun(tiny_dataset):
     info = DatasetStore(tiny_dataset).info()
-    synonyms = {"large": ["large", "big"], "metal": ["metal", "shiny"], "cube": ["cube", "block"],
-                "thing": ["thing", "object"]}
+    synonyms = {
+        "large": ["large", "big"],
+        "metal": ["metal", "shiny"],
+        "cube": ["cube", "block"],
+        "thing": ["thing", "object"],
+    }
     parse = AttributeParser(info["config"]["properties"], synonyms)
-    assert parse("The big shiny block left of the red sphere.") == {"size": "large", "material": "metal",
-                                                                    "shape": "cube"}
+    assert parse("The big shiny block left of the red sphere.") == {
+        "size": "large",
+        "material": "metal",
+        "shape": "cube",
+    }
     assert parse("The object that has the same color as the small cube.") == {}
     assert parse("Counting from the right, the third cyan thing.") == {"color": "cyan"}
 
@@ -122,11 +139,35 @@ def test_attributes_needs_the_datasets_template_folder(tiny_dataset_copy, tmp_pa
 def test_cli(hand_made, tmp_path):
     root, _ = hand_made
     runner = CliRunner()
-    result = runner.invoke(main, ["evaluate", "--data", str(root), "--predictor", "largest", "--views", "center",
-                                  "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(root),
+            "--predictor",
+            "largest",
+            "--views",
+            "center",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "centre: mIoU 25.00  oIoU 20.83" in result.output
-    both = runner.invoke(main, ["evaluate", "--data", str(root), "--predictor", "empty",
-                                "--predictions", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "o")])
+    both = runner.invoke(
+        main,
+        [
+            "evaluate",
+            "--data",
+            str(root),
+            "--predictor",
+            "empty",
+            "--predictions",
+            str(tmp_path / "p.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert both.exit_code == 2 and "exactly one" in both.output
     assert not (tmp_path / "o").exists()

@@ -1,4 +1,5 @@
 """`clevr-remv validate`: a good dataset passes; each kind of corruption is caught with its path."""
+
 import json
 
 import numpy as np
@@ -188,8 +189,10 @@ def test_leftover_tmp_folders_are_warnings(tiny_dataset_copy):
     (store.scene_dir(0) / ".tmp-abc.json").write_text("{")
     problems = validate_dataset(tiny_dataset_copy, quick=True)
     assert {p.severity for p in problems} == {WARNING}
-    assert {p.path for p in problems} == {str(store.scenes_dir / ".tmp-000006-123"),
-                                          str(store.scene_dir(0) / ".tmp-abc.json")}
+    assert {p.path for p in problems} == {
+        str(store.scenes_dir / ".tmp-000006-123"),
+        str(store.scene_dir(0) / ".tmp-abc.json"),
+    }
     result = CliRunner().invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
     assert result.exit_code == 0 and "WARNING" in result.output
 
@@ -197,8 +200,12 @@ def test_leftover_tmp_folders_are_warnings(tiny_dataset_copy):
 @pytest.mark.parametrize("name", ["scene", "refexps", "splits", "dataset"])
 def test_a_json_file_that_is_not_utf8_is_reported_not_a_traceback(tiny_dataset_copy, name):
     store = DatasetStore(tiny_dataset_copy)
-    path = {"scene": store.scene_json_path(3), "refexps": store.refexps_path(3), "splits": store.splits_path,
-            "dataset": store.dataset_json_path}[name]
+    path = {
+        "scene": store.scene_json_path(3),
+        "refexps": store.refexps_path(3),
+        "splits": store.splits_path,
+        "dataset": store.dataset_json_path,
+    }[name]
     path.write_bytes(b'{"text": "caf\xe9"}')  # Latin-1, not UTF-8
     result = CliRunner().invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output

@@ -1,5 +1,6 @@
 """`view`: the JSON API, image layers, IoU against `evaluate`, files only from the dataset root,
 bad files and flags."""
+
 import io
 import socket
 import sys
@@ -67,7 +68,8 @@ def test_scene_detail(client, tiny_dataset):
     assert (detail["width"], detail["height"], detail["grid"], detail["center"]) == (48, 32, 3, [2, 2])
     assert detail["expressions"] == store.load_refexps(1)["expressions"]
     assert [(o["id"], o["shape"], o["color"]) for o in detail["objects"]] == [
-        (k, o["shape"], o["color"]) for k, o in enumerate(scene["objects"], 1)]
+        (k, o["shape"], o["color"]) for k, o in enumerate(scene["objects"], 1)
+    ]
     assert [o["overlay"] for o in detail["objects"]] == instance_colors(len(scene["objects"]))
     assert [(view["u"], view["v"]) for view in detail["views"]] == store.views()
     assert detail["depth"] is False and detail["predictions"] is False
@@ -93,7 +95,7 @@ def test_outline_and_instance_layers_match_the_index_mask(client, tiny_dataset):
     assert np.array_equal(instances[..., 3] > 0, index > 0)
     for k, color in enumerate(instance_colors(int(index.max())), 1):
         if (index == k).any():
-            assert (instances[index == k] == [int(color[i:i + 2], 16) for i in (1, 3, 5)] + [INSTANCE_ALPHA]).all()
+            assert (instances[index == k] == [int(color[i : i + 2], 16) for i in (1, 3, 5)] + [INSTANCE_ALPHA]).all()
     assert client.get("/api/scenes/0/views/3/1/outline.png", params={"object": 99}).status_code == 404
     assert client.get("/api/scenes/0/views/3/1/outline.png", params={"object": "x"}).status_code == 422
     assert client.get("/api/scenes/0/views/4/1/instances.png").status_code == 404
@@ -110,11 +112,19 @@ def test_outline_is_the_mask_boundary():
 UP = 16  # enough ``..`` to climb from any temporary folder to /
 
 
-@pytest.mark.parametrize("path", [
-    "/data/" + "..%2f" * UP + "etc%2fpasswd", "/data/" + "%2e%2e/" * UP + "etc/passwd",
-    "/data/scenes/" + "%2E%2E/" * UP + "etc/passwd", "/data/%2e%2e/",
-    "/data//etc/passwd", "/data/%2Fetc%2Fpasswd", "/static/%2e%2e/server.py",
-    "/data/scenes/000000/rgb/u9_v9.png"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/data/" + "..%2f" * UP + "etc%2fpasswd",
+        "/data/" + "%2e%2e/" * UP + "etc/passwd",
+        "/data/scenes/" + "%2E%2E/" * UP + "etc/passwd",
+        "/data/%2e%2e/",
+        "/data//etc/passwd",
+        "/data/%2Fetc%2Fpasswd",
+        "/static/%2e%2e/server.py",
+        "/data/scenes/000000/rgb/u9_v9.png",
+    ],
+)
 def test_paths_outside_the_root_or_missing_get_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
@@ -205,7 +215,8 @@ def test_png_folder_predictions_score_the_same(one_expression, tmp_path):
     from_folder = client_for(store.root, folder).get("/api/scenes/2/expressions/1/scores").json()
     results = evaluate(store.root, folder, views="all", out=tmp_path / "out", progress=False)
     assert [view["iou"] for view in from_folder["views"]] == [
-        results["per_view"][view_name(*view)]["oIoU"] for view in expression["views"]]
+        results["per_view"][view_name(*view)]["oIoU"] for view in expression["views"]
+    ]
     assert client_for(store.root).get("/api/scenes/2/expressions/1/scores").status_code == 404
 
 
@@ -274,20 +285,23 @@ def test_view_serves_on_the_chosen_port_and_opens_the_browser(tiny_dataset, monk
     assert opened == [f"http://127.0.0.1:{port}/"]
 
 
-@pytest.mark.parametrize("host, port, header, status", [
-    ("127.0.0.1", 8765, "127.0.0.1:8765", 200),
-    ("127.0.0.1", 8765, "localhost:8765", 200),
-    ("127.0.0.1", 8765, "LOCALHOST:8765", 200),
-    ("127.0.0.1", 8765, "[::1]:8765", 200),
-    ("127.0.0.1", 8765, "evil.example:8765", 400),  # a rebinding page's own name
-    ("127.0.0.1", 8765, "evil.example", 400),
-    ("127.0.0.1", 8765, "127.0.0.1:9999", 400),
-    ("127.0.0.1", 8765, "127.0.0.1", 400),
-    ("127.0.0.1", 8765, "", 400),
-    ("127.0.0.1", 80, "localhost", 200),
-    ("10.1.2.3", 8000, "10.1.2.3:8000", 200),
-    ("::1", 8000, "[::1]:8000", 200),
-])
+@pytest.mark.parametrize(
+    "host, port, header, status",
+    [
+        ("127.0.0.1", 8765, "127.0.0.1:8765", 200),
+        ("127.0.0.1", 8765, "localhost:8765", 200),
+        ("127.0.0.1", 8765, "LOCALHOST:8765", 200),
+        ("127.0.0.1", 8765, "[::1]:8765", 200),
+        ("127.0.0.1", 8765, "evil.example:8765", 400),  # a rebinding page's own name
+        ("127.0.0.1", 8765, "evil.example", 400),
+        ("127.0.0.1", 8765, "127.0.0.1:9999", 400),
+        ("127.0.0.1", 8765, "127.0.0.1", 400),
+        ("127.0.0.1", 8765, "", 400),
+        ("127.0.0.1", 80, "localhost", 200),
+        ("10.1.2.3", 8000, "10.1.2.3:8000", 200),
+        ("::1", 8000, "[::1]:8000", 200),
+    ],
+)
 def test_only_requests_naming_the_viewer_are_answered(tiny_dataset, host, port, header, status):
     """DNS rebinding: a page on evil.example that resolves its name to 127.0.0.1 sends Host:
     evil.example; the viewer must not answer it (least of all /api/info, which holds a path)."""
@@ -309,8 +323,9 @@ def test_the_command_serves_the_names_of_its_host_and_port(tiny_dataset, monkeyp
     import uvicorn
 
     apps = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets: apps.append(
-        (server.config.app, sockets[0].getsockname()[1])))
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda server, sockets: apps.append((server.config.app, sockets[0].getsockname()[1]))
+    )
     result = CliRunner().invoke(main, ["view", "--data", str(tiny_dataset), "--port", "0", "--no-browser"])
     assert result.exit_code == 0, result.output
     app, port = apps[0]

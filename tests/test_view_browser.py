@@ -1,5 +1,6 @@
 """`view` in a real browser: Debian's headless Chromium, driven by Selenium with the system
 chromedriver (nothing is downloaded), against the viewer on a free local port."""
+
 import http.client
 import os
 import shutil
@@ -18,8 +19,10 @@ CHROMEDRIVER = shutil.which("chromedriver")
 OUTLINE = [255, 230, 0]  # clevr_remv.view.layers.OUTLINE_RGBA
 
 # The canvas's pixels as [r, g, b, a, r, g, b, a, ...], read in the page.
-CANVAS_PIXELS = ("const c = document.getElementById('view');"
-                 "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);")
+CANVAS_PIXELS = (
+    "const c = document.getElementById('view');"
+    "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);"
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def browser():
 
 def outline_pixels(pixels, width):
     """The (x, y) of the canvas pixels painted in the outline colour."""
-    return {(i // 4 % width, i // 4 // width) for i in range(0, len(pixels), 4) if pixels[i:i + 3] == OUTLINE}
+    return {(i // 4 % width, i // 4 // width) for i in range(0, len(pixels), 4) if pixels[i : i + 3] == OUTLINE}
 
 
 def test_keys_and_drag_move_the_camera_and_the_outline_follows(browsed, browser, live_viewer, tmp_path):
@@ -128,8 +131,13 @@ def test_the_live_server_refuses_raw_traversal(browsed, live_viewer):
     """Paths sent as written (no client-side normalisation) never reach a file outside the root."""
     url = urllib.parse.urlsplit(live_viewer(browsed[0]))
     up = 16  # enough ``..`` to climb from any temporary folder to /
-    for path in ("/data/" + "../" * up + "etc/passwd", "/data/" + "%2e%2e/" * up + "etc/passwd",
-                 "/static/" + "../" * up + "etc/passwd", "/data//etc/passwd", "/static/%2e%2e/server.py"):
+    for path in (
+        "/data/" + "../" * up + "etc/passwd",
+        "/data/" + "%2e%2e/" * up + "etc/passwd",
+        "/static/" + "../" * up + "etc/passwd",
+        "/data//etc/passwd",
+        "/static/%2e%2e/server.py",
+    ):
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
         connection.request("GET", path)
         response = connection.getresponse()

@@ -1,4 +1,5 @@
 """The shared tokenizer and word vocabulary (RES baseline, retrieval, RefCOCO export)."""
+
 from clevr_remv.dataset.vocab import PAD, UNKNOWN, Vocabulary, tokenize
 
 

@@ -1,4 +1,5 @@
 """dataset.json records how expressions were made; a resume with other settings is refused."""
+
 import pytest
 from click.testing import CliRunner
 
@@ -25,8 +26,9 @@ def test_resuming_with_other_expression_settings_is_refused(tiny_dataset_copy):
 
 
 def test_the_refexps_command_records_its_settings(tiny_dataset_copy):
-    result = CliRunner().invoke(main, ["refexps", "--data", str(tiny_dataset_copy), "--per-scene", "3",
-                                       "--keep-partial"])
+    result = CliRunner().invoke(
+        main, ["refexps", "--data", str(tiny_dataset_copy), "--per-scene", "3", "--keep-partial"]
+    )
     assert result.exit_code == 0, result.output
     store = DatasetStore(tiny_dataset_copy)
     assert store.info()["refexps"] == refexp_settings(0, 3, keep_partial=True)

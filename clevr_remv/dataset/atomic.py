@@ -1,5 +1,6 @@
 """Atomic output files: write to a temporary file in the same folder, flush it to disk, then rename
 it into place (and flush the folder, so that the rename itself survives a power loss)."""
+
 import contextlib
 import os
 import tempfile

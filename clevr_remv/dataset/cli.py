@@ -2,6 +2,7 @@
 
 Each command imports its library module only when it runs, so ``split`` does not load matplotlib.
 """
+
 import warnings
 from pathlib import Path
 
@@ -12,14 +13,25 @@ from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 
 
 @click.command("split")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset root (the --out folder of `clevr-remv generate`).")
-@click.option("--ratios", default=None,
-              help=f"Fractions of scenes for train,val,test; must sum to 1  [default: the split file's, "
-                   f"else {DEFAULT_RATIOS}]")
-@click.option("--seed", default=None, type=int,
-              help="Seed of the scene shuffle; the same seed and ratios always give the same split  "
-                   "[default: the split file's, else 0]")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset root (the --out folder of `clevr-remv generate`).",
+)
+@click.option(
+    "--ratios",
+    default=None,
+    help=f"Fractions of scenes for train,val,test; must sum to 1  [default: the split file's, else {DEFAULT_RATIOS}]",
+)
+@click.option(
+    "--seed",
+    default=None,
+    type=int,
+    help="Seed of the scene shuffle; the same seed and ratios always give the same split  "
+    "[default: the split file's, else 0]",
+)
 def split_command(data_dir, ratios, seed):
     """Assign whole scenes to train / val / test and write DATA/splits.json.
 
@@ -32,22 +44,36 @@ def split_command(data_dir, ratios, seed):
     document, new, missing = write_splits(data_dir, ratios, seed)
     counts = " / ".join(f"{name} {len(ids)}" for name, ids in document["splits"].items())
     action = "wrote" if new else "unchanged:"
-    click.echo(f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {document['seed']}; "
-               f"{new} newly assigned)")
+    click.echo(
+        f"{action} {DatasetStore(data_dir).splits_path} ({counts} scenes, seed {document['seed']}; "
+        f"{new} newly assigned)"
+    )
     if missing:
-        warnings.warn(f"{len(missing)} scene(s) listed in the split file are not complete on disk (e.g. "
-                      f"{', '.join(map(str, missing[:5]))}); they keep their split: rerun `clevr-remv generate` "
-                      "to make them again", stacklevel=1)
+        warnings.warn(
+            f"{len(missing)} scene(s) listed in the split file are not complete on disk (e.g. "
+            f"{', '.join(map(str, missing[:5]))}); they keep their split: rerun `clevr-remv generate` "
+            "to make them again",
+            stacklevel=1,
+        )
     for line in empty_split_warnings(document):
         warnings.warn(line, stacklevel=1)
 
 
 @click.command("stats")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset root (the --out folder of `clevr-remv generate`).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=str),
-              help="Folder for stats.json and the PNG plots: DATA/stats or a folder outside the dataset "
-                   "[default: DATA/stats]")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset root (the --out folder of `clevr-remv generate`).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder for stats.json and the PNG plots: DATA/stats or a folder outside the dataset [default: DATA/stats]",
+)
 def stats_command(data_dir, out_dir):
     """Print per-split statistics (scenes, views, pairs, objects, words, family mix) and
     write stats.json with PNG plots of the object-count, expression-length and visible-area
@@ -56,8 +82,9 @@ def stats_command(data_dir, out_dir):
     from clevr_remv.dataset.stats import ALL_SCENES, dataset_stats, format_table, write_plots
 
     default = DatasetStore(data_dir).root / "stats"
-    out_dir = check_output_dir(out_dir or default, "stats", {"--data": data_dir}, allowed=[default],
-                               ours=only_names("stats.json", "*.png"))
+    out_dir = check_output_dir(
+        out_dir or default, "stats", {"--data": data_dir}, allowed=[default], ours=only_names("stats.json", "*.png")
+    )
     stats = dataset_stats(data_dir, progress=True)
     write_manifest(out_dir, "stats")
     if ALL_SCENES in stats["splits"]:
@@ -69,13 +96,22 @@ def stats_command(data_dir, out_dir):
 
 
 @click.command("validate")
-@click.option("--data", "data", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset root (the --out folder of `clevr-remv generate`), or a packed folder "
-                   "(`clevr-remv pack`): every shard against its manifest.")
-@click.option("--quick", is_flag=True,
-              help="Check files, schemas and image headers only; skip decoding the pixels.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Processes that check scenes in parallel.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Dataset root (the --out folder of `clevr-remv generate`), or a packed folder "
+    "(`clevr-remv pack`): every shard against its manifest.",
+)
+@click.option("--quick", is_flag=True, help="Check files, schemas and image headers only; skip decoding the pixels.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes that check scenes in parallel.",
+)
 def validate_command(data, quick, workers):
     """Check every file of a dataset; list each problem with its path.
 
@@ -94,13 +130,28 @@ def validate_command(data, quick, workers):
 
 
 @click.command("show")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset root (the --out folder of `clevr-remv generate`).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset root (the --out folder of `clevr-remv generate`).",
+)
 @click.option("--scene", required=True, type=int, help="Scene index (the number of its folder).")
-@click.option("--expression", default=0, show_default=True, type=int,
-              help="Expression id in the scene's refexps.json whose referent is outlined.")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=str),
-              help="Output image, e.g. sheet.png.")
+@click.option(
+    "--expression",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Expression id in the scene's refexps.json whose referent is outlined.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Output image, e.g. sheet.png.",
+)
 def show_command(data_dir, scene, expression, out_path):
     """Draw a contact sheet of a scene's view grid: thumbnails arranged like the cameras
     (u left to right, v top to bottom), the referent's mask outlined, the expression as title."""
@@ -112,17 +163,40 @@ def show_command(data_dir, scene, expression, out_path):
 
 
 @click.command("pack")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset root (the --out folder of `clevr-remv generate`), with its splits.json.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Packed folder to write (new, or an earlier pack of the same dataset: resumed or extended).")
-@click.option("--split", default="all", show_default=True, type=click.Choice(["train", "val", "test", "all"]),
-              help="Split to pack; all packs every split of splits.json.")
-@click.option("--views", default="all", show_default=True,
-              help="center, corners, all, or view names such as u1_v1,u9_v9; each view set is its own "
-                   "subset (folder and Hugging Face config) of the packed folder.")
-@click.option("--shard-size", default="512MB", show_default=True,
-              help="Largest shard (a scene bigger than this gets a shard of its own), e.g. 512MB, 2GB, 256MiB.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset root (the --out folder of `clevr-remv generate`), with its splits.json.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Packed folder to write (new, or an earlier pack of the same dataset: resumed or extended).",
+)
+@click.option(
+    "--split",
+    default="all",
+    show_default=True,
+    type=click.Choice(["train", "val", "test", "all"]),
+    help="Split to pack; all packs every split of splits.json.",
+)
+@click.option(
+    "--views",
+    default="all",
+    show_default=True,
+    help="center, corners, all, or view names such as u1_v1,u9_v9; each view set is its own "
+    "subset (folder and Hugging Face config) of the packed folder.",
+)
+@click.option(
+    "--shard-size",
+    default="512MB",
+    show_default=True,
+    help="Largest shard (a scene bigger than this gets a shard of its own), e.g. 512MB, 2GB, 256MiB.",
+)
 def pack_command(data_dir, out_dir, split, views, shard_size):
     """Pack a dataset into checksummed tar shards (WebDataset convention) with manifest.json and a
     Hugging Face dataset card.
@@ -135,17 +209,31 @@ def pack_command(data_dir, out_dir, split, views, shard_size):
 
     name, reports = pack_dataset(data_dir, out_dir, split=split, views=views, shard_size=shard_size, progress=True)
     for report in reports:
-        click.echo(f"{name}/{report.split}: {report.written + report.kept} shard(s) ({report.written} written, "
-                   f"{report.kept} kept), {report.samples} scene(s), {format_size(report.bytes)}")
-    click.echo(f"wrote {Path(out_dir) / 'manifest.json'} and the dataset card {Path(out_dir) / 'README.md'}; "
-               f"check the shards with `clevr-remv validate --data {out_dir}`")
+        click.echo(
+            f"{name}/{report.split}: {report.written + report.kept} shard(s) ({report.written} written, "
+            f"{report.kept} kept), {report.samples} scene(s), {format_size(report.bytes)}"
+        )
+    click.echo(
+        f"wrote {Path(out_dir) / 'manifest.json'} and the dataset card {Path(out_dir) / 'README.md'}; "
+        f"check the shards with `clevr-remv validate --data {out_dir}`"
+    )
 
 
 @click.command("unpack")
-@click.option("--data", "packed_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Packed folder (the --out folder of `clevr-remv pack`, packed with --views all).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset folder to write (new; an interrupted unpack into it resumes).")
+@click.option(
+    "--data",
+    "packed_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Packed folder (the --out folder of `clevr-remv pack`, packed with --views all).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset folder to write (new; an interrupted unpack into it resumes).",
+)
 def unpack_command(packed_dir, out_dir):
     """Rebuild the dataset folder from a packed folder: the same files, byte for byte."""
     from clevr_remv.dataset.packed.unpack import unpack_dataset

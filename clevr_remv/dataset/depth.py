@@ -5,6 +5,7 @@ units. Count 0 means no value: no surface (sky) or farther than the range,
 65535 * DEPTH_SCALE = 52.4 world units (the farthest ground point of a default 9x9 rig, 0.1
 apart, is 34.6 away). With one world unit taken as a metre, the steps are 0.8 mm.
 """
+
 import numpy as np
 
 DEPTH_SCALE = 0.0008

@@ -5,6 +5,7 @@ index); generalized datasets (``refexps --expressions generalized``) give every 
 ``referents``, the sorted 1-based objects it names (empty: no target), and keep ``referent`` on
 those that name exactly one. Readers go through these helpers so both read alike.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def target_mask(index: np.ndarray, expression: dict) -> np.ndarray:
 
 
 def target_count_label(expression: dict) -> str:
-    """"0", "1" or "2+": how many objects ``expression`` names."""
+    """ "0", "1" or "2+": how many objects ``expression`` names."""
     return TARGET_COUNT_LABELS[min(len(referents_of(expression)), 2)]
 
 

@@ -1,5 +1,6 @@
 """Reading images with a clear error: a missing, truncated or non-image file becomes a
 ClevrRemvError naming the file and the fix, instead of PIL's traceback."""
+
 import contextlib
 
 from PIL import Image

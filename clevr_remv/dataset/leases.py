@@ -11,6 +11,7 @@ machine share and no other machine has. Whether the run is alive is then decided
   the holder touches the file every HEARTBEAT_S seconds, and a lease untouched for longer than the
   caller's ``stale_after`` belongs to a dead run.
 """
+
 import contextlib
 import fcntl
 import json
@@ -75,8 +76,10 @@ class Lease:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.write(self._fd, json.dumps({"run": run_id, "host": host_name(), "pid": os.getpid(),
-                                       "machine": machine_key()}).encode())
+        os.write(
+            self._fd,
+            json.dumps({"run": run_id, "host": host_name(), "pid": os.getpid(), "machine": machine_key()}).encode(),
+        )
         found = os.fstat(self._fd)
         self._key = (found.st_dev, found.st_ino)
         _held.add(self._key)

@@ -7,6 +7,7 @@ A non-empty ``--out`` without that command's manifest is refused; replacing an o
 (``export --force``) removes only the entries its manifest lists.
 Paths are compared after resolving symlinks and ``..``.
 """
+
 import contextlib
 import fnmatch
 import json
@@ -53,8 +54,10 @@ def refuse_overlap(out, inputs: dict, flag: str = "--out", allowed=()) -> None:
             where = "holds"
         else:
             continue
-        raise ClevrRemvError(f"{flag} {out}: {where} {name} {path} (resolved: {source}); writing there could "
-                             f"overwrite or delete its files: choose a {flag} outside {path}")
+        raise ClevrRemvError(
+            f"{flag} {out}: {where} {name} {path} (resolved: {source}); writing there could "
+            f"overwrite or delete its files: choose a {flag} outside {path}"
+        )
 
 
 def read_manifest(folder):
@@ -91,9 +94,11 @@ def listing(folder) -> list:
 def only_names(*patterns):
     """A predicate for folders written before manifests existed: true when every top-level entry
     matches one of ``patterns`` (glob patterns of the names the command writes)."""
+
     def predicate(folder: Path) -> bool:
         names = [entry.name for entry in folder.iterdir()]
         return bool(names) and all(any(fnmatch.fnmatch(name, p) for p in patterns) for name in names)
+
     return predicate
 
 
@@ -116,8 +121,9 @@ def _examples(names) -> str:
     return shown + (f" and {len(names) - _EXAMPLES} more" if len(names) > _EXAMPLES else "")
 
 
-def check_output_dir(out, command: str, inputs=None, existing: str = REUSE, flag: str = "--out",
-                     ours=None, allowed=()) -> Path:
+def check_output_dir(
+    out, command: str, inputs=None, existing: str = REUSE, flag: str = "--out", ours=None, allowed=()
+) -> Path:
     """Check that ``command`` may write the folder ``out`` and return it as a Path.
 
     Refused (ClevrRemvError): ``out`` overlapping one of ``inputs`` (see :func:`refuse_overlap`),
@@ -135,16 +141,20 @@ def check_output_dir(out, command: str, inputs=None, existing: str = REUSE, flag
     tool = f"`clevr-remv {command}`"
     if not _owned(out, command, ours):
         names = [entry.name for entry in sorted(out.iterdir())]
-        raise ClevrRemvError(f"{flag} {out}: holds files that {tool} did not write ({_examples(names)}); "
-                             f"choose a new or empty folder")
+        raise ClevrRemvError(
+            f"{flag} {out}: holds files that {tool} did not write ({_examples(names)}); choose a new or empty folder"
+        )
     if existing == REFUSE:
-        raise ClevrRemvError(f"{flag} {out}: holds an earlier output of {tool}; choose a new folder "
-                             "or pass --force to replace it")
+        raise ClevrRemvError(
+            f"{flag} {out}: holds an earlier output of {tool}; choose a new folder or pass --force to replace it"
+        )
     if existing == REPLACE:
         foreign = _foreign(out)
         if foreign:
-            raise ClevrRemvError(f"{flag} {out}: --force replaces only what {tool} wrote, but the folder also "
-                                 f"holds {_examples(foreign)}; move those away or choose another folder")
+            raise ClevrRemvError(
+                f"{flag} {out}: --force replaces only what {tool} wrote, but the folder also "
+                f"holds {_examples(foreign)}; move those away or choose another folder"
+            )
     return out
 
 
@@ -156,8 +166,10 @@ def check_output_file(out, inputs=None, flag: str = "--out", suffixes=None) -> P
     if out.is_dir():
         raise ClevrRemvError(f"{flag} {out}: is a folder; name a file")
     if suffixes is not None and out.suffix.lower().lstrip(".") not in suffixes:
-        raise ClevrRemvError(f"{flag} {out}: unsupported extension {out.suffix or '(none)'!r}; use one of "
-                             f"{', '.join('.' + suffix for suffix in sorted(suffixes))}")
+        raise ClevrRemvError(
+            f"{flag} {out}: unsupported extension {out.suffix or '(none)'!r}; use one of "
+            f"{', '.join('.' + suffix for suffix in sorted(suffixes))}"
+        )
     return out
 
 
@@ -190,8 +202,11 @@ def _swap_into_place(tmp: Path, out: Path, command: str) -> None:
     os.rename(tmp, out)
     left = remove_output(old)
     if left:
-        warnings.warn(f"{out}: replaced, but {_examples(left)} appeared in the old output meanwhile; "
-                      f"`clevr-remv {command}` did not write them, so they are kept in {old}", stacklevel=2)
+        warnings.warn(
+            f"{out}: replaced, but {_examples(left)} appeared in the old output meanwhile; "
+            f"`clevr-remv {command}` did not write them, so they are kept in {old}",
+            stacklevel=2,
+        )
 
 
 def remove_output(folder) -> list:

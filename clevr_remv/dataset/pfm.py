@@ -5,6 +5,7 @@ A greyscale PFM is the ASCII header ``Pf``, ``width height`` and a scale whose s
 order (negative: little-endian), each followed by one whitespace byte, then the rows as float32,
 bottom row first. (``PF`` is the three-channel variant.)
 """
+
 import re
 from pathlib import Path
 
@@ -31,16 +32,21 @@ def read_pfm(path) -> np.ndarray:
     raw = path.read_bytes()
     match = _HEADER.match(raw)
     if match is None:
-        raise ClevrRemvError(f"{path}: not a PFM file (it must start with 'Pf', the width and height and "
-                             "a scale); write it as a greyscale float32 PFM")
+        raise ClevrRemvError(
+            f"{path}: not a PFM file (it must start with 'Pf', the width and height and "
+            "a scale); write it as a greyscale float32 PFM"
+        )
     kind, width, height, scale = match.groups()
     if kind == b"PF":
-        raise ClevrRemvError(f"{path}: a three-channel PFM ('PF'); a disparity map has one channel, "
-                             "write it as a greyscale PFM ('Pf')")
+        raise ClevrRemvError(
+            f"{path}: a three-channel PFM ('PF'); a disparity map has one channel, write it as a greyscale PFM ('Pf')"
+        )
     width, height = int(width), int(height)
-    data = raw[match.end():]
+    data = raw[match.end() :]
     if len(data) != 4 * width * height:
-        raise ClevrRemvError(f"{path}: the header says {width}x{height} float32 values ({4 * width * height} "
-                             f"bytes) but {len(data)} bytes follow it; write the file again")
+        raise ClevrRemvError(
+            f"{path}: the header says {width}x{height} float32 values ({4 * width * height} "
+            f"bytes) but {len(data)} bytes follow it; write the file again"
+        )
     dtype = "<f4" if float(scale) < 0 else ">f4"
     return np.frombuffer(data, dtype).reshape(height, width)[::-1].astype(np.float32)

@@ -13,6 +13,7 @@ Sample order: scene index ascending, then expression id, then view in v-major or
 first, left to right within a row; the order of scene.json's ``views``), whatever the order of
 a ``views`` list passed in.
 """
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -57,8 +58,9 @@ class ClevrRemvDataset(Dataset):
             path = self.store.refexps_path(scene)
             try:
                 for expression in self.store.load_refexps(scene, check=False)["expressions"]:
-                    positions = sorted(view_position[uv] for uv in map(tuple, expression["views"])
-                                       if uv in view_position)
+                    positions = sorted(
+                        view_position[uv] for uv in map(tuple, expression["views"]) if uv in view_position
+                    )
                     if not positions:
                         continue
                     self._scene.append(scene)
@@ -69,8 +71,10 @@ class ClevrRemvDataset(Dataset):
                     sample_views.extend(positions)
                     starts.append(starts[-1] + len(positions))
             except (KeyError, TypeError) as error:
-                raise ClevrRemvError(f"{path}: malformed expression ({error!r}); "
-                                     f"run `clevr-remv validate --data {root}` to see what is wrong") from error
+                raise ClevrRemvError(
+                    f"{path}: malformed expression ({error!r}); "
+                    f"run `clevr-remv validate --data {root}` to see what is wrong"
+                ) from error
         self._starts = np.asarray(starts, np.int64)
         self._sample_view = np.asarray(sample_views, np.uint16)
 
@@ -89,8 +93,13 @@ class ClevrRemvDataset(Dataset):
         index %= len(self)
         row = int(np.searchsorted(self._starts, index, side="right")) - 1
         objects = self._objects[row]
-        sample = {"text": self._text[row], "scene": self._scene[row], "expression_id": self._expression_id[row],
-                  "object": objects[0] if len(objects) == 1 else 0, "view": self.views[self._sample_view[index]]}
+        sample = {
+            "text": self._text[row],
+            "scene": self._scene[row],
+            "expression_id": self._expression_id[row],
+            "object": objects[0] if len(objects) == 1 else 0,
+            "view": self.views[self._sample_view[index]],
+        }
         if self._generalized:
             sample["objects"] = list(objects)
         return sample
@@ -111,8 +120,10 @@ class ClevrRemvDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:
-        return (f"ClevrRemvDataset(root={str(self.store.root)!r}, split={self.split!r}, "
-                f"views={len(self.views)}, samples={len(self)})")
+        return (
+            f"ClevrRemvDataset(root={str(self.store.root)!r}, split={self.split!r}, "
+            f"views={len(self.views)}, samples={len(self)})"
+        )
 
 
 def open_split(root, split: str, views, passes) -> tuple:
@@ -136,9 +147,13 @@ def _check_passes(store, passes) -> tuple:
     passes = (passes,) if isinstance(passes, str) else tuple(passes)
     unknown = [name for name in passes if name not in OPTIONAL_PASSES]
     if unknown:
-        raise ClevrRemvError(f"passes={passes!r}: {', '.join(map(repr, unknown))} is not a pass; "
-                             f"choose from {OPTIONAL_PASSES!r} (image and mask are always loaded)")
+        raise ClevrRemvError(
+            f"passes={passes!r}: {', '.join(map(repr, unknown))} is not a pass; "
+            f"choose from {OPTIONAL_PASSES!r} (image and mask are always loaded)"
+        )
     if "depth" in passes:
-        store.require_depth(f"passes={passes!r}", "leave out passes=('depth',), or regenerate the "
-                            "dataset with `clevr-remv generate --passes depth`")
+        store.require_depth(
+            f"passes={passes!r}",
+            "leave out passes=('depth',), or regenerate the dataset with `clevr-remv generate --passes depth`",
+        )
     return passes

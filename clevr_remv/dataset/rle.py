@@ -1,5 +1,6 @@
 """COCO encodings of binary masks: run-length encoding (the one encoder and decoder of the
 package) and boxes."""
+
 import numpy as np
 from pycocotools import mask as coco_mask
 

@@ -5,6 +5,7 @@ row) at the top. The expression is the title; views where the expression is not 
 referent too hidden) are dimmed and marked "not valid". A generalized expression has every
 referent outlined, or none and the words "no target".
 """
+
 from pathlib import Path
 
 from matplotlib import patheffects
@@ -28,8 +29,9 @@ def _find_expression(store: DatasetStore, scene: int, expression_id: int) -> dic
         if expression["id"] == expression_id:
             return expression
     available = ", ".join(str(e["id"]) for e in expressions) or "none"
-    raise ClevrRemvError(f"--expression: scene {scene} has no expression {expression_id}; "
-                         f"its expression ids are {available}")
+    raise ClevrRemvError(
+        f"--expression: scene {scene} has no expression {expression_id}; its expression ids are {available}"
+    )
 
 
 def _describe(obj: dict) -> str:
@@ -41,8 +43,10 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
     expression ``expression_id`` outlined, u/v labels, and the expression as the title."""
     store = DatasetStore(root)
     if scene not in store.scene_ids():
-        raise ClevrRemvError(f"--scene: scene {scene} is not a complete scene of {store.root}; "
-                             f"pick one of {_id_range(store.scene_ids())}")
+        raise ClevrRemvError(
+            f"--scene: scene {scene} is not a complete scene of {store.root}; "
+            f"pick one of {_id_range(store.scene_ids())}"
+        )
     scene_json = store.load_scene(scene)
     expression = _find_expression(store, scene, expression_id)
     referents = referents_of(expression)
@@ -53,9 +57,12 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
     cell = SHEET_WIDTH_INCHES / grid
     aspect = scene_json["height"] / scene_json["width"]
     figure = Figure(figsize=(SHEET_WIDTH_INCHES + 0.6, grid * cell * aspect + 1.4))
-    axes = figure.subplots(grid, grid, squeeze=False,
-                           gridspec_kw={"wspace": 0.04, "hspace": 0.04,
-                                        "left": 0.6 / (SHEET_WIDTH_INCHES + 0.6), "right": 0.995})
+    axes = figure.subplots(
+        grid,
+        grid,
+        squeeze=False,
+        gridspec_kw={"wspace": 0.04, "hspace": 0.04, "left": 0.6 / (SHEET_WIDTH_INCHES + 0.6), "right": 0.995},
+    )
     outline_style = [patheffects.withStroke(linewidth=2.2, foreground="black")]
     for view in scene_json["views"]:
         u, v = view["u"], view["v"]
@@ -67,8 +74,17 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
             contour.set_path_effects(outline_style)
         if (u, v) not in valid:
             axis.imshow([[[0, 0, 0, 0.55]]], extent=axis.get_xlim() + axis.get_ylim())
-            axis.text(0.96, 0.05, "not valid", color="white", ha="right", va="bottom", fontsize=7,
-                      transform=axis.transAxes, bbox={"facecolor": "black", "alpha": 0.6, "linewidth": 0})
+            axis.text(
+                0.96,
+                0.05,
+                "not valid",
+                color="white",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                transform=axis.transAxes,
+                bbox={"facecolor": "black", "alpha": 0.6, "linewidth": 0},
+            )
         axis.set_xticks([])
         axis.set_yticks([])
         if (u, v) == center:
@@ -81,19 +97,25 @@ def contact_sheet(root, scene: int, expression_id: int = 0):
     objects = scene_json["objects"]
     height = figure.get_figheight()
     figure.suptitle(f"\u201c{expression['text']}\u201d", fontsize=15, fontweight="bold", y=1 - 0.12 / height)
-    figure.text(0.5, 1 - 0.5 / height,
-                f"scene {scene} \u00b7 expression {expression_id} \u00b7 {_describe_referents(referents, objects)} "
-                f"\u00b7 valid in {len(valid)} of {len(scene_json['views'])} "
-                "views\nyellow outline = referent mask \u00b7 dimmed = expression not valid in that view \u00b7 "
-                "red frame = centre view \u00b7 "
-                "u: cameras left \u2192 right \u00b7 v: cameras top \u2192 bottom",
-                ha="center", va="top", fontsize=9, linespacing=1.5)
+    figure.text(
+        0.5,
+        1 - 0.5 / height,
+        f"scene {scene} \u00b7 expression {expression_id} \u00b7 {_describe_referents(referents, objects)} "
+        f"\u00b7 valid in {len(valid)} of {len(scene_json['views'])} "
+        "views\nyellow outline = referent mask \u00b7 dimmed = expression not valid in that view \u00b7 "
+        "red frame = centre view \u00b7 "
+        "u: cameras left \u2192 right \u00b7 v: cameras top \u2192 bottom",
+        ha="center",
+        va="top",
+        fontsize=9,
+        linespacing=1.5,
+    )
     figure.subplots_adjust(top=1 - 1.25 / height, bottom=0.1 / height)
     return figure
 
 
 def _describe_referents(referents: list, objects: list) -> str:
-    """"referent: object 3 (large red rubber cube)", "referents: objects 2 (...), 5 (...)" or "no target"."""
+    """ "referent: object 3 (large red rubber cube)", "referents: objects 2 (...), 5 (...)" or "no target"."""
     if not referents:
         return "no target (no object fits the expression)"
     named = ", ".join(f"{k} ({_describe(objects[k - 1])})" for k in referents)

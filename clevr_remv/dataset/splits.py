@@ -8,6 +8,7 @@ changes once assigned: splitting again after more scenes were generated assigns 
 ones (in the same hash order), so that each split's total follows the ratios as closely as the
 scenes already assigned allow.
 """
+
 import hashlib
 from fractions import Fraction
 
@@ -28,16 +29,21 @@ def parse_ratios(text) -> list:
     try:
         ratios = [Fraction(str(part).strip()) for part in parts]
     except (ValueError, ZeroDivisionError) as error:
-        raise ClevrRemvError(f"--ratios: {text!r} is not a comma-separated list of numbers; "
-                             f"write e.g. {DEFAULT_RATIOS}") from error
+        raise ClevrRemvError(
+            f"--ratios: {text!r} is not a comma-separated list of numbers; write e.g. {DEFAULT_RATIOS}"
+        ) from error
     if len(ratios) != len(SPLIT_NAMES):
-        raise ClevrRemvError(f"--ratios: {text!r} gives {len(ratios)} ratio(s), expected "
-                             f"{len(SPLIT_NAMES)} ({' / '.join(SPLIT_NAMES)}); write e.g. {DEFAULT_RATIOS}")
+        raise ClevrRemvError(
+            f"--ratios: {text!r} gives {len(ratios)} ratio(s), expected "
+            f"{len(SPLIT_NAMES)} ({' / '.join(SPLIT_NAMES)}); write e.g. {DEFAULT_RATIOS}"
+        )
     if any(ratio < 0 for ratio in ratios):
         raise ClevrRemvError(f"--ratios: {text!r} has a negative ratio; every ratio must be >= 0")
     if abs(sum(ratios) - 1) > RATIO_TOLERANCE:
-        raise ClevrRemvError(f"--ratios: {text!r} sums to {float(sum(ratios)):g}, not 1; "
-                             f"adjust them so they add up to 1 (e.g. {DEFAULT_RATIOS})")
+        raise ClevrRemvError(
+            f"--ratios: {text!r} sums to {float(sum(ratios)):g}, not 1; "
+            f"adjust them so they add up to 1 (e.g. {DEFAULT_RATIOS})"
+        )
     return ratios
 
 
@@ -48,7 +54,7 @@ def split_sizes(count: int, ratios) -> list:
     quotas = [Fraction(ratio) / total * count for ratio in ratios]
     sizes = [quota.numerator // quota.denominator for quota in quotas]
     by_remainder = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - sizes[i]), i))
-    for i in by_remainder[:count - sum(sizes)]:
+    for i in by_remainder[: count - sum(sizes)]:
         sizes[i] += 1
     return sizes
 
@@ -56,7 +62,7 @@ def split_sizes(count: int, ratios) -> list:
 def scenes_for_every_split(ratios) -> int:
     """The fewest scenes that give every split with a positive ratio at least one scene."""
     count = 1
-    while any(size == 0 and ratio > 0 for size, ratio in zip(split_sizes(count, ratios), ratios)):
+    while any(size == 0 and ratio > 0 for size, ratio in zip(split_sizes(count, ratios), ratios, strict=False)):
         count += 1
     return count
 
@@ -66,14 +72,19 @@ def empty_split_warnings(document: dict) -> list:
     ratios = [Fraction(str(ratio)) for ratio in document["ratios"]]
     scenes = sum(len(ids) for ids in document["splits"].values())
     lines = []
-    for (name, ids), ratio in zip(document["splits"].items(), ratios):
+    for (name, ids), ratio in zip(document["splits"].items(), ratios, strict=False):
         if ids:
             continue
-        fix = (f"generate at least {scenes_for_every_split(ratios)} scenes for these ratios" if ratio > 0
-               else "its ratio is 0")
-        lines.append(f"split {name!r} is empty ({scenes} scene(s) at ratios "
-                     f"{','.join(f'{float(r):g}' for r in ratios)}); commands that read it (evaluate and "
-                     f"benchmark read val and test) will fail: {fix}")
+        fix = (
+            f"generate at least {scenes_for_every_split(ratios)} scenes for these ratios"
+            if ratio > 0
+            else "its ratio is 0"
+        )
+        lines.append(
+            f"split {name!r} is empty ({scenes} scene(s) at ratios "
+            f"{','.join(f'{float(r):g}' for r in ratios)}); commands that read it (evaluate and "
+            f"benchmark read val and test) will fail: {fix}"
+        )
     return lines
 
 
@@ -102,12 +113,13 @@ def extend_splits(splits: dict, scene_ids, ratios, seed: int) -> dict:
     ``scene_ids`` that none lists added: the new scenes in SHA-256 order of ``"<seed>:<scene>"``,
     cut into runs of :func:`new_scene_counts`. Assigned scenes never move."""
     assigned = {scene for ids in splits.values() for scene in ids}
-    order = sorted((scene for scene in set(scene_ids) if scene not in assigned),
-                   key=lambda scene: _shuffle_key(seed, scene))
+    order = sorted(
+        (scene for scene in set(scene_ids) if scene not in assigned), key=lambda scene: _shuffle_key(seed, scene)
+    )
     counts = new_scene_counts([len(splits[name]) for name in SPLIT_NAMES], len(order), ratios)
     extended, start = {}, 0
     for name, count in zip(SPLIT_NAMES, counts, strict=True):
-        extended[name] = sorted(list(splits[name]) + order[start:start + count])
+        extended[name] = sorted(list(splits[name]) + order[start : start + count])
         start += count
     return extended
 
@@ -116,13 +128,18 @@ def _previous(store: DatasetStore, ratios, seed) -> tuple:
     """(splits, ratios, seed) of the existing splits.json (empty splits and the requested or
     default ratios and seed without one); ClevrRemvError when it cannot be extended as asked."""
     if not store.splits_path.is_file():
-        return ({name: [] for name in SPLIT_NAMES}, parse_ratios(DEFAULT_RATIOS if ratios is None else ratios),
-                0 if seed is None else seed)
+        return (
+            {name: [] for name in SPLIT_NAMES},
+            parse_ratios(DEFAULT_RATIOS if ratios is None else ratios),
+            0 if seed is None else seed,
+        )
     fresh = f"or delete {store.splits_path} to split every scene anew (which moves scenes between splits)"
     document = read_json(store.splits_path, "splits", fix=f"fix it, {fresh}")
     if list(document["splits"]) != list(SPLIT_NAMES):
-        raise ClevrRemvError(f"{store.splits_path}: holds splits {', '.join(document['splits'])}, not "
-                             f"{', '.join(SPLIT_NAMES)}; new scenes cannot be added to it: {fresh}")
+        raise ClevrRemvError(
+            f"{store.splits_path}: holds splits {', '.join(document['splits'])}, not "
+            f"{', '.join(SPLIT_NAMES)}; new scenes cannot be added to it: {fresh}"
+        )
     listed = [scene for ids in document["splits"].values() for scene in ids]
     if len(listed) != len(set(listed)):
         raise ClevrRemvError(f"{store.splits_path}: a scene is listed in two splits; fix it, {fresh}")
@@ -133,7 +150,8 @@ def _previous(store: DatasetStore, ratios, seed) -> tuple:
             f"--ratios / --seed: {store.splits_path} was made with ratios "
             f"{','.join(f'{float(r):g}' for r in stored)} and seed {document['seed']}; a scene's split never "
             "changes, and new scenes are assigned with the file's ratios and seed: leave out --ratios and "
-            f"--seed, {fresh}")
+            f"--seed, {fresh}"
+        )
     return document["splits"], stored, document["seed"]
 
 
@@ -150,14 +168,20 @@ def write_splits(root, ratios=None, seed=None) -> tuple:
     store = DatasetStore(root)
     scene_ids = store.scene_ids()
     if not scene_ids:
-        raise ClevrRemvError(f"{store.scenes_dir}: the dataset has no complete scenes to split; "
-                             f"run `clevr-remv generate --out {store.root}` first")
+        raise ClevrRemvError(
+            f"{store.scenes_dir}: the dataset has no complete scenes to split; "
+            f"run `clevr-remv generate --out {store.root}` first"
+        )
     existed = store.splits_path.is_file()
     splits, ratios, seed = _previous(store, ratios, seed)
     extended = extend_splits(splits, scene_ids, ratios, seed)
     new = sum(len(ids) for ids in extended.values()) - sum(len(ids) for ids in splits.values())
-    document = {"format_version": FORMAT_VERSION, "seed": seed, "ratios": [float(r) for r in ratios],
-                "splits": extended}
+    document = {
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "ratios": [float(r) for r in ratios],
+        "splits": extended,
+    }
     if new or not existed:
         write_json_atomic(store.splits_path, document, "splits")
     missing = sorted({scene for ids in extended.values() for scene in ids} - set(scene_ids))
@@ -168,10 +192,13 @@ def split_scene_ids(store: DatasetStore, split: str) -> list:
     """The scene indices of ``split`` from splits.json, checked to exist on disk."""
     splits = store.load_splits()["splits"]
     if split not in splits:
-        raise ClevrRemvError(f"{store.splits_path}: no split named {split!r}; "
-                             f"choose one of {', '.join(sorted(splits))}")
+        raise ClevrRemvError(
+            f"{store.splits_path}: no split named {split!r}; choose one of {', '.join(sorted(splits))}"
+        )
     missing = sorted(set(splits[split]) - set(store.scene_ids()))
     if missing:
-        raise ClevrRemvError(f"{store.splits_path}: split {split!r} lists scene(s) {missing[:5]} that are "
-                             f"not complete on disk; finish `clevr-remv generate` or rerun `clevr-remv split`")
+        raise ClevrRemvError(
+            f"{store.splits_path}: split {split!r} lists scene(s) {missing[:5]} that are "
+            f"not complete on disk; finish `clevr-remv generate` or rerun `clevr-remv split`"
+        )
     return list(splits[split])

@@ -6,6 +6,7 @@ Words are whitespace-separated tokens of the expression text. In a generalized d
 referent may be several objects (their pixels add up) or none (no target: left out of the area
 figures); ``targets_per_expression_histogram`` counts expressions by how many objects they name.
 """
+
 from collections import Counter
 from pathlib import Path
 
@@ -61,8 +62,9 @@ def split_stats(store: DatasetStore, scene_ids, progress_label=None) -> dict:
                     continue
                 target_pairs += 1
                 # scene.json lists views v-major: row v-1, column u-1 of the reshaped counts is view (u, v)
-                pixels = sum(np.array([entry["pixels"] for entry in scene["objects"][k - 1]["views"]], float)
-                             for k in referents).reshape(grid, grid)
+                pixels = sum(
+                    np.array([entry["pixels"] for entry in scene["objects"][k - 1]["views"]], float) for k in referents
+                ).reshape(grid, grid)
                 pixel_sums += pixels
                 if pixels[vc - 1, uc - 1] > 0:
                     ratios = pixels / pixels[vc - 1, uc - 1]
@@ -70,8 +72,10 @@ def split_stats(store: DatasetStore, scene_ids, progress_label=None) -> dict:
                     ratio_pairs += 1
                     ratio_counts += np.histogram(np.minimum(ratios, AREA_RATIO_EDGES[-1]), AREA_RATIO_EDGES)[0]
         except (IndexError, KeyError, TypeError, ValueError) as error:
-            raise ClevrRemvError(f"{store.scene_dir(scene_id)}: scene.json and refexps.json do not fit the "
-                                 f"format ({error!r}); run `clevr-remv validate --data {store.root}`") from error
+            raise ClevrRemvError(
+                f"{store.scene_dir(scene_id)}: scene.json and refexps.json do not fit the "
+                f"format ({error!r}); run `clevr-remv validate --data {store.root}`"
+            ) from error
     pairs, scenes = len(words), len(scene_ids)
     return {
         "scenes": scenes,
@@ -101,9 +105,12 @@ def dataset_stats(root, progress: bool = False) -> dict:
         scene_lists = {name: split_scene_ids(store, name) for name in names}
     else:
         scene_lists = {ALL_SCENES: store.scene_ids()}
-    return {"grid": store.grid,
-            "splits": {name: split_stats(store, ids, f"{name} scenes" if progress else None)
-                       for name, ids in scene_lists.items()}}
+    return {
+        "grid": store.grid,
+        "splits": {
+            name: split_stats(store, ids, f"{name} scenes" if progress else None) for name, ids in scene_lists.items()
+        },
+    }
 
 
 def _save_figure(figure, path: Path) -> None:
@@ -132,11 +139,16 @@ def write_plots(stats: dict, out_dir) -> list:
     for name, split in stats["splits"].items():
         figure = Figure(figsize=(10, 4), layout="constrained")
         objects_axis, words_axis = figure.subplots(1, 2)
-        _bar_histogram(objects_axis, split["objects_per_pair_histogram"], "objects in the image",
-                       split["mean_objects_per_pair"])
+        _bar_histogram(
+            objects_axis, split["objects_per_pair_histogram"], "objects in the image", split["mean_objects_per_pair"]
+        )
         objects_axis.set_title("(a) number of objects")
-        _bar_histogram(words_axis, split["words_per_expression_histogram"], "words in the expression",
-                       split["mean_words_per_expression"])
+        _bar_histogram(
+            words_axis,
+            split["words_per_expression_histogram"],
+            "words in the expression",
+            split["mean_words_per_expression"],
+        )
         words_axis.set_title("(b) expression length")
         figure.suptitle(f"{name}: {split['pairs']} image-text pairs in {split['scenes']} scenes")
         written.append(out_dir / f"pairs_{name}.png")
@@ -147,19 +159,29 @@ def write_plots(stats: dict, out_dir) -> list:
     axes = figure.subplots(1, len(splits) + 1, squeeze=False)
     grid = stats["grid"]
     high = max([np.max(split["area_vs_center_by_view"]) for _, split in splits] + [1.0])
-    for axis, (name, split) in zip(axes[0], splits):
-        heat = axis.imshow(split["area_vs_center_by_view"], cmap="viridis", vmin=0.0, vmax=high,
-                           extent=(0.5, grid + 0.5, grid + 0.5, 0.5))
-        axis.set(title=f"{name}: referent area / centre view", xlabel="u", ylabel="v",
-                 xticks=range(1, grid + 1), yticks=range(1, grid + 1))
+    for axis, (name, split) in zip(axes[0], splits, strict=False):
+        heat = axis.imshow(
+            split["area_vs_center_by_view"],
+            cmap="viridis",
+            vmin=0.0,
+            vmax=high,
+            extent=(0.5, grid + 0.5, grid + 0.5, 0.5),
+        )
+        axis.set(
+            title=f"{name}: referent area / centre view",
+            xlabel="u",
+            ylabel="v",
+            xticks=range(1, grid + 1),
+            yticks=range(1, grid + 1),
+        )
         figure.colorbar(heat, ax=axis, shrink=0.8)
     ratio_axis = axes[0][-1]
     for name, split in splits:
         histogram = split["area_vs_center_histogram"]
-        ratio_axis.stairs(np.asarray(histogram["counts"]) / sum(histogram["counts"]), histogram["edges"],
-                          label=name)
-    ratio_axis.set(title="over all (pair, view)", xlabel="pixels(view) / pixels(centre view)",
-                   ylabel="fraction of (pair, view)")
+        ratio_axis.stairs(np.asarray(histogram["counts"]) / sum(histogram["counts"]), histogram["edges"], label=name)
+    ratio_axis.set(
+        title="over all (pair, view)", xlabel="pixels(view) / pixels(centre view)", ylabel="fraction of (pair, view)"
+    )
     if splits:
         ratio_axis.legend()
     figure.suptitle("Visible area of the referent across views")
@@ -175,17 +197,26 @@ def _format(value, pattern) -> str:
 def format_table(stats: dict) -> str:
     """The per-split numbers as a plain-text table, one column per split."""
     splits = stats["splits"]
-    rows = [("scenes", "scenes", "d"), ("views per scene", "views_per_scene", ".0f"), ("pairs", "pairs", "d"),
-            ("pairs per scene", "pairs_per_scene", ".2f"), ("(pair, view) samples", "samples", "d"),
-            ("objects per image", "mean_objects_per_image", ".3f"),
-            ("words per expression", "mean_words_per_expression", ".3f")]
+    rows = [
+        ("scenes", "scenes", "d"),
+        ("views per scene", "views_per_scene", ".0f"),
+        ("pairs", "pairs", "d"),
+        ("pairs per scene", "pairs_per_scene", ".2f"),
+        ("(pair, view) samples", "samples", "d"),
+        ("objects per image", "mean_objects_per_image", ".3f"),
+        ("words per expression", "mean_words_per_expression", ".3f"),
+    ]
     lines = [f"{'':<22}" + "".join(f"{name:>12}" for name in splits)]
     for label, key, pattern in rows:
         lines.append(f"{label:<22}" + "".join(f"{_format(s[key], pattern):>12}" for s in splits.values()))
     if any(set(s["targets_per_expression_histogram"]) - {"1"} for s in splits.values()):
         for label, low, high in (("no-target %", 0, 0), ("one-target %", 1, 1), ("multi-target %", 2, None)):
-            shares = [_format(_mean(100 * _count_between(s["targets_per_expression_histogram"], low, high),
-                                    s["pairs"]), ".1f") for s in splits.values()]
+            shares = [
+                _format(
+                    _mean(100 * _count_between(s["targets_per_expression_histogram"], low, high), s["pairs"]), ".1f"
+                )
+                for s in splits.values()
+            ]
             lines.append(f"{label:<22}" + "".join(f"{share:>12}" for share in shares))
     for family in sorted({family for s in splits.values() for family in s["families"]}):
         shares = [_format(_mean(100 * s["families"].get(family, 0), s["pairs"]), ".1f") for s in splits.values()]

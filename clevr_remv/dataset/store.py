@@ -6,9 +6,11 @@ into ``scenes/.tmp-NNNNNN-<run>`` and renamed into place, where ``<run>`` is the
 run that holds the lease ``scenes/.tmp-run-<run>`` (:mod:`clevr_remv.dataset.leases`). Several
 runs, on several hosts sharing the folder, may write one dataset at once.
 """
+
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -28,8 +30,17 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import grid_center, view_name
 from clevr_remv.schemas import read_json, validate
 
-__all__ = ["DatasetStore", "write_json_atomic", "create_json_atomic", "scene_folder_name", "atomic_scene_dir",
-           "remove_stale_temporaries", "host_name", "start_run", "other_runs_at_work"]
+__all__ = [
+    "DatasetStore",
+    "write_json_atomic",
+    "create_json_atomic",
+    "scene_folder_name",
+    "atomic_scene_dir",
+    "remove_stale_temporaries",
+    "host_name",
+    "start_run",
+    "other_runs_at_work",
+]
 
 COUNT_TRIES = 20
 RUN_LEASE_PREFIX = TMP_PREFIX + "run-"
@@ -54,6 +65,17 @@ def write_json_atomic(path, document, schema_name=None) -> None:
     write_text_atomic(path, _checked_json(path, document, schema_name))
 
 
+def json_safe(value):
+    """``value`` with every NaN float replaced by None, recursively (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def create_json_atomic(path, document, schema_name=None) -> bool:
     """Like :func:`write_json_atomic`, but only when ``path`` does not exist yet; returns whether
     this call created it (of several writers racing, exactly one does)."""
@@ -75,8 +97,10 @@ def other_runs_at_work(scenes_dir) -> bool:
     """Whether a lease in ``scenes_dir`` other than this process's says its run is at work."""
     scenes_dir = Path(scenes_dir)
     return scenes_dir.is_dir() and any(
-        lease_alive(path, RECENT_S) for path in scenes_dir.glob(RUN_LEASE_PREFIX + "*")
-        if _LEASE_NAME.fullmatch(path.name) and not held_here(path))
+        lease_alive(path, RECENT_S)
+        for path in scenes_dir.glob(RUN_LEASE_PREFIX + "*")
+        if _LEASE_NAME.fullmatch(path.name) and not held_here(path)
+    )
 
 
 def _last_change(path: Path) -> float:
@@ -201,19 +225,22 @@ class DatasetStore:
         self.splits_path = self.root / "splits.json"
         if not self.dataset_json_path.is_file():
             if is_packed(self.root):
-                raise ClevrRemvError(f"{self.root}: a packed dataset (the tar shards of `clevr-remv pack`), but this "
-                                     f"command reads the dataset folder: rebuild it with `clevr-remv unpack --data "
-                                     f"{self.root} --out DIR` and pass DIR (ClevrRemvDataset and `clevr-remv validate` "
-                                     "read the packed folder itself)")
-            raise ClevrRemvError(f"{self.root}: not a CLEVR-REMV dataset (no dataset.json); "
-                                 "pass the --out folder of `clevr-remv generate`")
+                raise ClevrRemvError(
+                    f"{self.root}: a packed dataset (the tar shards of `clevr-remv pack`), but this "
+                    f"command reads the dataset folder: rebuild it with `clevr-remv unpack --data "
+                    f"{self.root} --out DIR` and pass DIR (ClevrRemvDataset and `clevr-remv validate` "
+                    "read the packed folder itself)"
+                )
+            raise ClevrRemvError(
+                f"{self.root}: not a CLEVR-REMV dataset (no dataset.json); "
+                "pass the --out folder of `clevr-remv generate`"
+            )
         self._info = None
 
     def info(self) -> dict:
         """dataset.json: format version, generator version, full config, counts."""
         if self._info is None:
-            self._info = read_json(self.dataset_json_path, "dataset",
-                                   fix="regenerate the dataset description")
+            self._info = read_json(self.dataset_json_path, "dataset", fix="regenerate the dataset description")
         return self._info
 
     def write_info(self, info: dict) -> None:
@@ -225,8 +252,11 @@ class DatasetStore:
         """The counts of the scene folders as they are now: complete scenes, views per scene and
         their expressions."""
         scene_ids = self.scene_ids()
-        expressions = sum(len(json.loads(self.refexps_path(index).read_text())["expressions"])
-                          for index in scene_ids if self.refexps_path(index).is_file())
+        expressions = sum(
+            len(json.loads(self.refexps_path(index).read_text())["expressions"])
+            for index in scene_ids
+            if self.refexps_path(index).is_file()
+        )
         self._info = None  # another run may have changed the file
         return dict(self.info()["counts"], scenes=len(scene_ids), expressions=expressions)
 
@@ -244,9 +274,12 @@ class DatasetStore:
             if counts == self.info()["counts"] or others_at_work():
                 return counts
             self.write_info(dict(self.info(), counts=counts))
-        warnings.warn(f"{self.dataset_json_path}: the scene folders kept changing while recounting, but no other "
-                      "run says it is at work; its counts may be behind (`clevr-remv validate` checks them, and "
-                      "the next `generate` into the folder recounts)", stacklevel=2)
+        warnings.warn(
+            f"{self.dataset_json_path}: the scene folders kept changing while recounting, but no other "
+            "run says it is at work; its counts may be behind (`clevr-remv validate` checks them, and "
+            "the next `generate` into the folder recounts)",
+            stacklevel=2,
+        )
         return counts
 
     @property
@@ -259,8 +292,10 @@ class DatasetStore:
         """Raise ClevrRemvError naming ``source`` (the flag or argument that asked for depth)
         and ``fix`` unless the dataset has depth maps."""
         if "depth" not in self.passes:
-            raise ClevrRemvError(f"{source}: the dataset {self.root} has no depth maps (it was generated "
-                                 f"without `--passes depth`); {fix}")
+            raise ClevrRemvError(
+                f"{source}: the dataset {self.root} has no depth maps (it was generated "
+                f"without `--passes depth`); {fix}"
+            )
 
     @property
     def grid(self) -> int:
@@ -278,8 +313,9 @@ class DatasetStore:
         """Sorted indices of the complete scenes."""
         if not self.scenes_dir.is_dir():
             return []
-        return sorted(int(p.name) for p in self.scenes_dir.iterdir()
-                      if p.name.isdigit() and (p / "scene.json").is_file())
+        return sorted(
+            int(p.name) for p in self.scenes_dir.iterdir() if p.name.isdigit() and (p / "scene.json").is_file()
+        )
 
     def scene_dir(self, index: int) -> Path:
         return self.scenes_dir / scene_folder_name(index)
@@ -302,19 +338,21 @@ class DatasetStore:
     def load_scene(self, index: int, check: bool = True) -> dict:
         """scene.json of scene ``index``; ``check=False`` skips the schema check (for bulk
         readers of trusted data: `validate` is the command that checks every file)."""
-        return read_json(self.scene_json_path(index), "scene" if check else None,
-                         fix=f"regenerate scene {index}")
+        return read_json(self.scene_json_path(index), "scene" if check else None, fix=f"regenerate scene {index}")
 
     def load_refexps(self, index: int, check: bool = True) -> dict:
         """refexps.json of scene ``index``; ``check`` as for :meth:`load_scene`."""
-        return read_json(self.refexps_path(index), "refexps" if check else None,
-                         fix=f"regenerate the referring expressions of scene {index} "
-                             "(run `clevr-remv refexps`)")
+        return read_json(
+            self.refexps_path(index),
+            "refexps" if check else None,
+            fix=f"regenerate the referring expressions of scene {index} (run `clevr-remv refexps`)",
+        )
 
     def load_splits(self) -> dict:
         if not self.splits_path.is_file():
-            raise ClevrRemvError(f"{self.splits_path}: the dataset has no split file; "
-                                 f"run `clevr-remv split --data {self.root}` first")
+            raise ClevrRemvError(
+                f"{self.splits_path}: the dataset has no split file; run `clevr-remv split --data {self.root}` first"
+            )
         return read_json(self.splits_path, "splits", fix="regenerate the split file")
 
     def read_rgb(self, index: int, u: int, v: int) -> np.ndarray:
@@ -334,5 +372,7 @@ class DatasetStore:
             return decode_depth(np.asarray(image), self.info()["depth_scale"])
 
     def _image_fix(self, index: int) -> str:
-        return (f"delete scene folder {self.scene_dir(index)} and rerun `clevr-remv generate` with the same "
-                f"flags to render it again (`clevr-remv validate --data {self.root}` lists every broken file)")
+        return (
+            f"delete scene folder {self.scene_dir(index)} and rerun `clevr-remv generate` with the same "
+            f"flags to render it again (`clevr-remv validate --data {self.root}` lists every broken file)"
+        )

@@ -7,6 +7,7 @@ exactly one (rank, worker), whatever the numbers of shards, ranks and workers; e
 through whole stretches of few shards, and a shuffle buffer mixes its items. A dataset folder
 streams too, each scene standing for a shard.
 """
+
 import os
 import warnings
 
@@ -29,8 +30,10 @@ def rank_and_world(rank=None, world_size=None) -> tuple:
     else:
         found = (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
     if not 0 <= found[0] < found[1]:
-        raise ClevrRemvError(f"rank {found[0]} of world size {found[1]}: the rank must be from 0 to world size - 1 "
-                             "(check the rank= and world_size= arguments or the RANK and WORLD_SIZE variables)")
+        raise ClevrRemvError(
+            f"rank {found[0]} of world size {found[1]}: the rank must be from 0 to world size - 1 "
+            "(check the rank= and world_size= arguments or the RANK and WORLD_SIZE variables)"
+        )
     return found
 
 
@@ -51,9 +54,20 @@ class ClevrRemvStream(IterableDataset):
     by at most one item. ``rank``/``world_size`` override torch.distributed and RANK/WORLD_SIZE.
     """
 
-    def __init__(self, root, split: str = "train", views="center", transform=None, passes=(), seed: int = 0,
-                 shuffle: bool = True, shuffle_buffer: int = 1000, even_ranks: bool = False, rank=None,
-                 world_size=None):
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        views="center",
+        transform=None,
+        passes=(),
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_buffer: int = 1000,
+        even_ranks: bool = False,
+        rank=None,
+        world_size=None,
+    ):
         self.dataset = ClevrRemvDataset(root, split=split, views=views, transform=transform, passes=passes)
         self.seed, self.shuffle, self.shuffle_buffer, self.even_ranks = seed, shuffle, shuffle_buffer, even_ranks
         self.rank, self.world_size = rank_and_world(rank, world_size)
@@ -96,10 +110,13 @@ class ClevrRemvStream(IterableDataset):
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         if self.shards < self.world_size * workers and self.rank == 0 and worker_id == 0:
             readers = self.world_size * workers
-            warnings.warn(f"{self.dataset.store.root}: {self.shards} shard(s) for {self.world_size} rank(s) x "
-                          f"{workers} DataLoader worker(s): readers share shards (every item is still read exactly "
-                          "once), so reads are less sequential and each epoch's shuffle mixes fewer shards; pack "
-                          f"with a smaller --shard-size for at least {readers} shards per split", stacklevel=2)
+            warnings.warn(
+                f"{self.dataset.store.root}: {self.shards} shard(s) for {self.world_size} rank(s) x "
+                f"{workers} DataLoader worker(s): readers share shards (every item is still read exactly "
+                "once), so reads are less sequential and each epoch's shuffle mixes fewer shards; pack "
+                f"with a smaller --shard-size for at least {readers} shards per split",
+                stacklevel=2,
+            )
         start, stop = self._rank_run()
         run = self.order()[start:stop]
         mine = run[slice(*_cut(len(run), workers, worker_id))]
@@ -110,8 +127,10 @@ class ClevrRemvStream(IterableDataset):
             yield self.dataset[int(index)]
 
     def __repr__(self) -> str:
-        return (f"ClevrRemvStream({self.dataset!r}, shards={self.shards}, rank={self.rank}/{self.world_size}, "
-                f"epoch={self.epoch}, seed={self.seed})")
+        return (
+            f"ClevrRemvStream({self.dataset!r}, shards={self.shards}, rank={self.rank}/{self.world_size}, "
+            f"epoch={self.epoch}, seed={self.seed})"
+        )
 
 
 def _buffered(items: list, size: int, rng):

@@ -2,11 +2,12 @@
 
 Checks: dataset.json, scene.json, refexps.json and splits.json against their schemas; every
 RGB image, index mask and (in datasets with the depth pass) depth map (present, decodable, right
-size and mode, mask values within the object count, visible-pixel counts equal to scene.json); expression referents and their view
-lists against the scene's visibility (in generalized datasets every expression's ``referents``, and
-``referent`` agreeing with them); split coverage; the counts in dataset.json; leftover
-``.tmp-*`` entries of interrupted runs (warnings only).
+size and mode, mask values within the object count, visible-pixel counts equal to scene.json);
+expression referents and their view lists against the scene's visibility (in generalized
+datasets every expression's ``referents``, and ``referent`` agreeing with them); split coverage;
+the counts in dataset.json; leftover ``.tmp-*`` entries of interrupted runs (warnings only).
 """
+
 import dataclasses
 import multiprocessing
 from pathlib import Path
@@ -68,8 +69,14 @@ def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool
     except ClevrRemvError as error:
         return [Problem(str(store.dataset_json_path), _strip_source(error, store.dataset_json_path))]
     problems = _check_info(store, info)
-    expected = _Expected(info["config"]["grid"], info["config"]["width"], info["config"]["height"],
-                         info["config"]["properties"], "depth" in store.passes, is_generalized(info))
+    expected = _Expected(
+        info["config"]["grid"],
+        info["config"]["width"],
+        info["config"]["height"],
+        info["config"]["properties"],
+        "depth" in store.passes,
+        is_generalized(info),
+    )
     problems += _leftovers(store.root) + _leftovers(store.scenes_dir)
     folders, strays = _scene_folders(store)
     problems += strays
@@ -89,7 +96,7 @@ def _strip_source(error: ClevrRemvError, path) -> str:
     """A store error's message without its leading ``<path>: `` (the Problem carries the path)."""
     text = str(error)
     prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _run(tasks: list, workers: int, progress: bool) -> list:
@@ -104,31 +111,42 @@ def _check_info(store: DatasetStore, info: dict) -> list:
     try:
         validate_schema(info["config"]["properties"], "properties", store.dataset_json_path)
     except ClevrRemvError as error:
-        return [Problem(str(store.dataset_json_path), "config.properties: " +
-                        _strip_source(error, store.dataset_json_path))]
+        return [
+            Problem(str(store.dataset_json_path), "config.properties: " + _strip_source(error, store.dataset_json_path))
+        ]
     return []
 
 
 def _leftovers(folder: Path) -> list:
     if not folder.is_dir():
         return []
-    return [Problem(str(entry), "leftover of an interrupted run; rerun the command that made it "
-                    "(generate resumes) or delete it", WARNING)
-            for entry in sorted(folder.iterdir()) if entry.name.startswith(TMP_PREFIX)]
+    return [
+        Problem(
+            str(entry),
+            "leftover of an interrupted run; rerun the command that made it (generate resumes) or delete it",
+            WARNING,
+        )
+        for entry in sorted(folder.iterdir())
+        if entry.name.startswith(TMP_PREFIX)
+    ]
 
 
 def _scene_folders(store: DatasetStore) -> tuple:
     """Indices of all scene folders (complete or not), and problems with other entries."""
     if not store.scenes_dir.is_dir():
-        return [], [Problem(str(store.scenes_dir), "missing; the dataset has no scenes "
-                            "(run `clevr-remv generate`)")]
+        return [], [Problem(str(store.scenes_dir), "missing; the dataset has no scenes (run `clevr-remv generate`)")]
     folders, strays = [], []
     for entry in sorted(store.scenes_dir.iterdir()):
         if entry.name.isdigit() and entry.is_dir():
             folders.append(int(entry.name))
         elif not entry.name.startswith(TMP_PREFIX):
-            strays.append(Problem(str(entry), "unexpected entry in scenes/ (scene folders are "
-                                  "six-digit numbers); move it out of the dataset", WARNING))
+            strays.append(
+                Problem(
+                    str(entry),
+                    "unexpected entry in scenes/ (scene folders are six-digit numbers); move it out of the dataset",
+                    WARNING,
+                )
+            )
     return sorted(folders), strays
 
 
@@ -150,8 +168,9 @@ def _check_scene(store: DatasetStore, index: int, expected: _Expected, quick: bo
     try:
         refexps = store.load_refexps(index)
     except ClevrRemvError as error:
-        return problems + [Problem(str(store.refexps_path(index)),
-                                   _strip_source(error, store.refexps_path(index)))], None
+        return problems + [
+            Problem(str(store.refexps_path(index)), _strip_source(error, store.refexps_path(index)))
+        ], None
     problems += _check_refexps(store, index, scene, refexps, expected)
     return problems, len(refexps["expressions"])
 
@@ -162,13 +181,13 @@ def _check_scene_json(store: DatasetStore, index: int, scene: dict, expected: _E
     if scene["index"] != index:
         found.append(f"index is {scene['index']} but the folder is scene {index}")
     if (scene["width"], scene["height"]) != (expected.width, expected.height):
-        found.append(f"size {scene['width']}x{scene['height']} differs from dataset.json's "
-                     f"{expected.width}x{expected.height}")
+        found.append(
+            f"size {scene['width']}x{scene['height']} differs from dataset.json's {expected.width}x{expected.height}"
+        )
     views = [(view["u"], view["v"]) for view in scene["views"]]
     grid_views = _grid_views(expected.grid)
     if views != grid_views:
-        found.append(f"views are {_short(views)}, expected the {expected.grid}x{expected.grid} grid "
-                     f"in v-major order")
+        found.append(f"views are {_short(views)}, expected the {expected.grid}x{expected.grid} grid in v-major order")
     names = {"shapes": "shape", "colors": "color", "materials": "material", "sizes": "size"}
     for k, obj in enumerate(scene["objects"], start=1):
         if len(obj["views"]) != len(scene["views"]):
@@ -193,15 +212,20 @@ def _check_images(store: DatasetStore, index: int, scene: dict, expected: _Expec
             continue
         path = str(store.index_path(index, u, v))
         if int(mask.max()) > len(objects):
-            problems.append(Problem(path, f"holds value {int(mask.max())} but the scene has "
-                                    f"{len(objects)} objects; {_REGENERATE}"))
+            problems.append(
+                Problem(path, f"holds value {int(mask.max())} but the scene has {len(objects)} objects; {_REGENERATE}")
+            )
             continue
         counts = np.bincount(mask.ravel(), minlength=len(objects) + 1)
-        wrong = [k for k, obj in enumerate(objects, start=1)
-                 if i < len(obj["views"]) and obj["views"][i]["pixels"] != counts[k]]
+        wrong = [
+            k
+            for k, obj in enumerate(objects, start=1)
+            if i < len(obj["views"]) and obj["views"][i]["pixels"] != counts[k]
+        ]
         if wrong:
-            problems.append(Problem(path, f"visible pixels of object(s) {_short(wrong)} differ from "
-                                    f"scene.json; {_REGENERATE}"))
+            problems.append(
+                Problem(path, f"visible pixels of object(s) {_short(wrong)} differ from scene.json; {_REGENERATE}")
+            )
     return problems
 
 
@@ -265,8 +289,11 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
             found.append(f"{name}: views {_short(outside)} are not in the {expected.grid}x{expected.grid} grid")
         for referent in referents:
             entries = objects[referent - 1]["views"]
-            hidden = [view for view in views if positions.get(view, len(entries)) < len(entries)
-                      and entries[positions[view]]["pixels"] == 0]
+            hidden = [
+                view
+                for view in views
+                if positions.get(view, len(entries)) < len(entries) and entries[positions[view]]["pixels"] == 0
+            ]
             if hidden:
                 found.append(f"{name}: referent {referent} is not visible in listed views {_short(hidden)}")
         for position, node in enumerate(expression["program"]):
@@ -279,8 +306,14 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
 def _referent_problems(name: str, expression: dict, generalized: bool) -> list:
     """How ``referent`` and ``referents`` disagree with each other or with the dataset's kind."""
     if "referents" not in expression:
-        return [f"{name}: has no 'referents' (every expression of a generalized dataset lists the objects it "
-                "names; [] for no target)"] if generalized else []
+        return (
+            [
+                f"{name}: has no 'referents' (every expression of a generalized dataset lists the objects it "
+                "names; [] for no target)"
+            ]
+            if generalized
+            else []
+        )
     referents = expression["referents"]
     if referents != sorted(set(referents)):
         return [f"{name}: referents {referents} are not sorted and distinct"]
@@ -296,10 +329,18 @@ def _check_counts(store: DatasetStore, info: dict, scenes: int, expressions) -> 
     counts = info["counts"]
     grid = info["config"]["grid"]
     actual = {"scenes": scenes, "views_per_scene": grid * grid, "expressions": expressions}
-    wrong = [f"counts.{key} is {counts[key]}, the dataset has {value}"
-             for key, value in actual.items() if value is not None and counts[key] != value]
-    return [Problem(str(store.dataset_json_path), f"{message}; rerun `clevr-remv generate` with the "
-                    "same flags to refresh the counts") for message in wrong]
+    wrong = [
+        f"counts.{key} is {counts[key]}, the dataset has {value}"
+        for key, value in actual.items()
+        if value is not None and counts[key] != value
+    ]
+    return [
+        Problem(
+            str(store.dataset_json_path),
+            f"{message}; rerun `clevr-remv generate` with the same flags to refresh the counts",
+        )
+        for message in wrong
+    ]
 
 
 def _check_splits(store: DatasetStore, scene_ids: list) -> list:

@@ -4,6 +4,7 @@ One tokenizer and one vocabulary for the RES baseline, the retrieval models and 
 export. Stored vocabularies (``Vocabulary.words``, with or without the two special tokens in
 front) load back with the same indices.
 """
+
 import re
 from collections import Counter
 

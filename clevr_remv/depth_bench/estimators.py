@@ -4,6 +4,7 @@ light-field plane sweep (no learned weights).
 Both give the centre view's disparity in the benchmark's convention: a point at (x, y) of the
 centre view (uc, vc) lies at (x + (uc - u) d, y + (vc - v) d) in view (u, v).
 """
+
 import numpy as np
 
 ESTIMATORS = ("constant", "sweep")
@@ -32,7 +33,7 @@ def _shifted(padded: np.ndarray, pad: int, shape, dx: float, dy: float) -> np.nd
     ax, ay = dx - kx, dy - ky
 
     def window(oy, ox):
-        return padded[pad + ky + oy:pad + ky + oy + height, pad + kx + ox:pad + kx + ox + width]
+        return padded[pad + ky + oy : pad + ky + oy + height, pad + kx + ox : pad + kx + ox + width]
 
     top = window(0, 0) if ax == 0 else (1 - ax) * window(0, 0) + ax * window(0, 1)
     if ay == 0:
@@ -89,8 +90,7 @@ def plane_sweep(images: dict, centre: tuple, hypotheses, window: int = SWEEP_WIN
     views = {}
     for key, image in images.items():
         image = np.asarray(image, np.float32) / (255.0 if np.asarray(image).dtype == np.uint8 else 1.0)
-        views[key] = (np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=np.nan), pad,
-                      image.shape[:2])
+        views[key] = (np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=np.nan), pad, image.shape[:2])
     costs = np.stack([_box_mean(photo_consistency(views, centre, d), window) for d in hypotheses])
     costs = np.where(np.isfinite(costs), costs, np.inf)
     best = np.argmin(costs, axis=0)
@@ -100,8 +100,9 @@ def plane_sweep(images: dict, centre: tuple, hypotheses, window: int = SWEEP_WIN
         before, at, after = (np.take_along_axis(costs, (inner + step)[None], 0)[0] for step in (-1, 0, 1))
         curvature = before - 2 * at + after
         with np.errstate(invalid="ignore", divide="ignore"):
-            offset = np.where((best == inner) & (curvature > 0) & np.isfinite(curvature),
-                              0.5 * (before - after) / curvature, 0.0)
+            offset = np.where(
+                (best == inner) & (curvature > 0) & np.isfinite(curvature), 0.5 * (before - after) / curvature, 0.0
+            )
         step = hypotheses[1] - hypotheses[0]
         estimate = estimate + np.clip(np.nan_to_num(offset), -0.5, 0.5) * step
     return estimate.astype(np.float32)

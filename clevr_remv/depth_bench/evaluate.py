@@ -6,6 +6,7 @@ the dataset's centre-view depth map. Estimates come from a folder of PFM files
 (:class:`~clevr_remv.depth_bench.predictions.Submission`) or from a reference estimator, whose maps
 and runtimes are written to ``OUT`` in the benchmark's submission layout.
 """
+
 import math
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
 from clevr_remv.dataset.export.hci_lf import depth_or_infinity, scene_name
 from clevr_remv.dataset.pfm import read_pfm, write_pfm
 from clevr_remv.dataset.splits import split_scene_ids
-from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.store import DatasetStore, json_safe, write_json_atomic
 from clevr_remv.depth_bench.estimators import ESTIMATORS, constant_estimate, plane_sweep, sweep_hypotheses
 from clevr_remv.depth_bench.metrics import METRICS, border_pixels, evaluation_mask, score
 from clevr_remv.depth_bench.predictions import MAPS_FOLDER, RUNTIMES_FOLDER, Submission, check_convention
@@ -26,8 +27,14 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import disparity
 
 FIGURE_ERROR_RANGE = 0.2  # px: the signed error map's colour limits (the toolkit's)
-LABELS = {"badpix_0.07": "BadPix 0.07 (%)", "badpix_0.03": "BadPix 0.03 (%)", "badpix_0.01": "BadPix 0.01 (%)",
-          "mse_x100": "MSE x100", "q25_x100": "Q25 x100", "runtime": "runtime (s)"}
+LABELS = {
+    "badpix_0.07": "BadPix 0.07 (%)",
+    "badpix_0.03": "BadPix 0.03 (%)",
+    "badpix_0.01": "BadPix 0.01 (%)",
+    "mse_x100": "MSE x100",
+    "q25_x100": "Q25 x100",
+    "runtime": "runtime (s)",
+}
 
 
 def split_indices(store: DatasetStore, split: str) -> list:
@@ -37,12 +44,15 @@ def split_indices(store: DatasetStore, split: str) -> list:
     if split == "all" and not (has_splits and "all" in store.load_splits()["splits"]):
         indices = store.scene_ids()
         if not indices:
-            raise ClevrRemvError(f"--data {store.root}: the dataset has no complete scenes; "
-                                 "run `clevr-remv generate` first")
+            raise ClevrRemvError(
+                f"--data {store.root}: the dataset has no complete scenes; run `clevr-remv generate` first"
+            )
         return indices
     if not has_splits:
-        raise ClevrRemvError(f"--split {split}: the dataset {store.root} has no splits.json; run `clevr-remv split "
-                             f"--data {store.root}` first, or pass --split all to score every scene")
+        raise ClevrRemvError(
+            f"--split {split}: the dataset {store.root} has no splits.json; run `clevr-remv split "
+            f"--data {store.root}` first, or pass --split all to score every scene"
+        )
     return sorted(split_scene_ids(store, split))
 
 
@@ -88,24 +98,36 @@ def _mean(rows: list, keys) -> dict:
     return means
 
 
-def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", out="depth-evaluation",
-                   border=None, progress: bool = True) -> dict:
+def evaluate_depth(
+    data,
+    predictions=None,
+    estimator=None,
+    split: str = "test",
+    out="depth-evaluation",
+    border=None,
+    progress: bool = True,
+) -> dict:
     """Score ``predictions`` (a folder of PFM disparity maps) or a reference ``estimator``
     (``constant`` or ``sweep``) on ``split`` of dataset ``data``; ``border`` pixels are ignored on
     each side (default: :func:`~clevr_remv.depth_bench.metrics.border_pixels`). Writes the reports
     to ``out`` and returns the results dict."""
     if (predictions is None) == (estimator is None):
-        raise ClevrRemvError("--predictions / --estimator: pass exactly one of them; --predictions for a folder "
-                             f"of disparity maps, --estimator {'|'.join(ESTIMATORS)} for a reference")
+        raise ClevrRemvError(
+            "--predictions / --estimator: pass exactly one of them; --predictions for a folder "
+            f"of disparity maps, --estimator {'|'.join(ESTIMATORS)} for a reference"
+        )
     if estimator is not None and estimator not in ESTIMATORS:
         raise ClevrRemvError(f"--estimator: unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     store = DatasetStore(data)
-    store.require_depth("evaluate-depth", "regenerate it with `clevr-remv generate --passes depth` "
-                        "(the ground truth is the depth pass)")
+    store.require_depth(
+        "evaluate-depth", "regenerate it with `clevr-remv generate --passes depth` (the ground truth is the depth pass)"
+    )
     names = {scene_name(index): index for index in split_indices(store, split)}
     if not names:
-        raise ClevrRemvError(f"--split {split}: the split has no scenes; choose another split or rerun "
-                             f"`clevr-remv split --data {store.root}` with other --ratios")
+        raise ClevrRemvError(
+            f"--split {split}: the split has no scenes; choose another split or rerun "
+            f"`clevr-remv split --data {store.root}` with other --ratios"
+        )
     source = Submission(predictions, names, split) if predictions is not None else None
     out = Path(out)
     results = None
@@ -125,12 +147,18 @@ def evaluate_depth(data, predictions=None, estimator=None, split: str = "test", 
             _write_estimate(out, name, estimate, runtime)
         scene_scores[name] = dict(score(estimate, truth, mask), **({} if runtime is None else {"runtime": runtime}))
         for region, region_mask in region_masks(index_mask, depth, truth, scene).items():
-            region_scores[region][name] = dict(score(estimate, truth, mask & region_mask),
-                                               pixels=int((mask & region_mask).sum()))
+            region_scores[region][name] = dict(
+                score(estimate, truth, mask & region_mask), pixels=int((mask & region_mask).sum())
+            )
     keys = METRICS + (("runtime",) if all("runtime" in s for s in scene_scores.values()) else ())
-    results.update(scenes=scene_scores, mean=_mean(list(scene_scores.values()), keys), regions={
-        region: {"mean": _mean(list(rows.values()), METRICS + ("pixels",)), "scenes": rows}
-        for region, rows in region_scores.items()})
+    results.update(
+        scenes=scene_scores,
+        mean=_mean(list(scene_scores.values()), keys),
+        regions={
+            region: {"mean": _mean(list(rows.values()), METRICS + ("pixels",)), "scenes": rows}
+            for region, rows in region_scores.items()
+        },
+    )
     write_reports(results, store, source, out)
     return results
 
@@ -140,11 +168,19 @@ def _header(split: str, predictions, estimator, shape, border) -> dict:
     height, width = shape
     border = border_pixels(width, height) if border is None else border
     if border < 0 or 2 * border >= min(width, height):
-        raise ClevrRemvError(f"--border {border}: must be at least 0 and leave pixels inside a {width}x{height} "
-                             f"image; the default for this size is {border_pixels(width, height)}")
-    return {"split": split, "predictions": None if predictions is None else str(predictions),
-            "estimator": estimator, "resolution": [width, height], "border_px": border,
-            "occlusion_band_px": band_radius(width, height), "metrics": list(METRICS)}
+        raise ClevrRemvError(
+            f"--border {border}: must be at least 0 and leave pixels inside a {width}x{height} "
+            f"image; the default for this size is {border_pixels(width, height)}"
+        )
+    return {
+        "split": split,
+        "predictions": None if predictions is None else str(predictions),
+        "estimator": estimator,
+        "resolution": [width, height],
+        "border_px": border,
+        "occlusion_band_px": band_radius(width, height),
+        "metrics": list(METRICS),
+    }
 
 
 def _cell(value, key: str = "") -> str:
@@ -155,23 +191,34 @@ def _cell(value, key: str = "") -> str:
 
 def markdown_report(results: dict) -> str:
     """results.md: the per-scene table with the mean, then the means per region."""
-    source = (f"estimator `{results['estimator']}`" if results["estimator"]
-              else f"predictions `{results['predictions']}`")
+    source = (
+        f"estimator `{results['estimator']}`" if results["estimator"] else f"predictions `{results['predictions']}`"
+    )
     keys = list(results["mean"])
     width, height = results["resolution"]
-    lines = [f"# Depth evaluation: {source}, split {results['split']}", "",
-             f"{len(results['scenes'])} scenes, {width}x{height}, centre-view disparity; {results['border_px']} px "
-             "ignored along each border; the 4D Light Field Benchmark's metrics (lower is better).", "",
-             "| scene | " + " | ".join(LABELS[k] for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines = [
+        f"# Depth evaluation: {source}, split {results['split']}",
+        "",
+        f"{len(results['scenes'])} scenes, {width}x{height}, centre-view disparity; {results['border_px']} px "
+        "ignored along each border; the 4D Light Field Benchmark's metrics (lower is better).",
+        "",
+        "| scene | " + " | ".join(LABELS[k] for k in keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
     rows = list(results["scenes"].items()) + [("**mean**", results["mean"])]
     lines += [f"| {name} | " + " | ".join(_cell(scores.get(k), k) for k in keys) + " |" for name, scores in rows]
-    lines += ["", f"## By region (mean over scenes; occlusion band {results['occlusion_band_px']} px)", "",
-              "| region | pixels per scene | " + " | ".join(LABELS[k] for k in METRICS) + " |",
-              "|---" * (len(METRICS) + 2) + "|"]
+    lines += [
+        "",
+        f"## By region (mean over scenes; occlusion band {results['occlusion_band_px']} px)",
+        "",
+        "| region | pixels per scene | " + " | ".join(LABELS[k] for k in METRICS) + " |",
+        "|---" * (len(METRICS) + 2) + "|",
+    ]
     for region, block in results["regions"].items():
         mean = block["mean"]
-        lines.append(f"| {region} | {_cell(mean['pixels'], 'pixels')} | "
-                     + " | ".join(_cell(mean[k]) for k in METRICS) + " |")
+        lines.append(
+            f"| {region} | {_cell(mean['pixels'], 'pixels')} | " + " | ".join(_cell(mean[k]) for k in METRICS) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -203,13 +250,17 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
         low, high = float(truth.min()), float(truth.max())
         error = np.ma.masked_array(truth - estimate, ~mask)
         bad = np.ma.masked_array((np.abs(estimate - truth) > 0.07).astype(float), ~mask)
-        panels = [(store.read_rgb(indices[name], *store.center), {}, "centre view"),
-                  (truth, dict(cmap="viridis", vmin=low, vmax=high), "true disparity (px)"),
-                  (estimate, dict(cmap="viridis", vmin=low, vmax=high), "estimate (px)"),
-                  (error, dict(cmap="seismic", vmin=-FIGURE_ERROR_RANGE, vmax=FIGURE_ERROR_RANGE),
-                   "truth - estimate (px)"),
-                  (bad, dict(cmap="RdYlGn_r", vmin=0, vmax=1),
-                   f"BadPix 0.07: {results['scenes'][name]['badpix_0.07']:.1f} %")]
+        panels = [
+            (store.read_rgb(indices[name], *store.center), {}, "centre view"),
+            (truth, dict(cmap="viridis", vmin=low, vmax=high), "true disparity (px)"),
+            (estimate, dict(cmap="viridis", vmin=low, vmax=high), "estimate (px)"),
+            (error, dict(cmap="seismic", vmin=-FIGURE_ERROR_RANGE, vmax=FIGURE_ERROR_RANGE), "truth - estimate (px)"),
+            (
+                bad,
+                dict(cmap="RdYlGn_r", vmin=0, vmax=1),
+                f"BadPix 0.07: {results['scenes'][name]['badpix_0.07']:.1f} %",
+            ),
+        ]
         for axis, (image, style, title) in zip(row, panels, strict=True):
             axis.set_facecolor("0.6")
             shown = axis.imshow(image, interpolation="nearest", **style)
@@ -224,22 +275,15 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
         figure.savefig(tmp, format="png")
 
 
-def _json_safe(value):
-    """NaN -> None, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    return value
-
-
 def write_reports(results: dict, store: DatasetStore, source, out: Path) -> dict:
     """Write results.json, results.md and error_maps.png to ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "results.md", "figure": out / "error_maps.png"}
-    write_json_atomic(paths["json"], _json_safe(results))
+    write_json_atomic(paths["json"], json_safe(results))
     write_text_atomic(paths["markdown"], markdown_report(results))
-    estimates = {name: read_pfm(source.maps[name] if source is not None else out / MAPS_FOLDER / f"{name}.pfm")
-                 for name in figure_scenes(results)}
+    estimates = {
+        name: read_pfm(source.maps[name] if source is not None else out / MAPS_FOLDER / f"{name}.pfm")
+        for name in figure_scenes(results)
+    }
     draw_error_maps(results, store, estimates, paths["figure"])
     return paths

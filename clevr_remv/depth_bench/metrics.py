@@ -13,6 +13,7 @@ The evaluation mask leaves out a border of 15 pixels on each side of the benchma
 scenes; :func:`border_pixels` scales it with the image as the toolkit does for its other
 resolutions.
 """
+
 import numpy as np
 
 BADPIX_THRESHOLDS = (0.07, 0.03, 0.01)  # 0.07 is the benchmark's default
@@ -33,7 +34,7 @@ def evaluation_mask(shape, border: int) -> np.ndarray:
     """A boolean (height, width) mask, True except ``border`` pixels along each edge."""
     height, width = shape
     mask = np.zeros((height, width), bool)
-    mask[border:height - border, border:width - border] = True
+    mask[border : height - border, border : width - border] = True
     return mask
 
 

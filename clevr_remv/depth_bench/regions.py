@@ -9,6 +9,7 @@
   behind it, but not where it stands on the floor at the same depth. The band is every pixel within
   :func:`band_radius` pixels (a square) of a pixel on either side of one.
 """
+
 import numpy as np
 
 from clevr_remv.depth_bench.metrics import BADPIX_THRESHOLDS, HCI_SIZE
@@ -60,7 +61,9 @@ def region_masks(index: np.ndarray, depth: np.ndarray, truth: np.ndarray, scene:
     surface), true disparity and the scene.json document (for the objects' materials)."""
     height, width = index.shape
     metal = [k for k, item in enumerate(scene["objects"], start=1) if item["material"] == METAL]
-    return {"objects": index > 0,
-            "metal": np.isin(index, metal),
-            "floor": (index == 0) & np.isfinite(depth),
-            "occlusion": dilate(occlusion_edges(index, truth), band_radius(width, height))}
+    return {
+        "objects": index > 0,
+        "metal": np.isin(index, metal),
+        "floor": (index == 0) & np.isfinite(depth),
+        "occlusion": dilate(occlusion_edges(index, truth), band_radius(width, height)),
+    }

@@ -1,4 +1,5 @@
 """Generation settings: defaults (the paper's specification), validation, and the stored form."""
+
 import dataclasses
 
 from clevr_remv.dataset.depth import OPTIONAL_PASSES
@@ -51,8 +52,10 @@ class GenerateConfig:
             object.__setattr__(self, "min_pixels", default_min_pixels(self.width, self.height))
         unknown = [name for name in self.passes if name not in OPTIONAL_PASSES]
         if unknown:
-            raise ClevrRemvError(f"--passes: {', '.join(map(repr, unknown))} is not a pass; choose from "
-                                 f"{', '.join(OPTIONAL_PASSES)} (rgb and index are always written)")
+            raise ClevrRemvError(
+                f"--passes: {', '.join(map(repr, unknown))} is not a pass; choose from "
+                f"{', '.join(OPTIONAL_PASSES)} (rgb and index are always written)"
+            )
         checks = [
             (self.grid >= 1 and self.grid % 2 == 1, "--grid", f"{self.grid} must be a positive odd number (e.g. 9)"),
             (self.width > 0, "--width", f"{self.width} must be > 0"),
@@ -63,8 +66,11 @@ class GenerateConfig:
             (self.rig in RIG_TYPES, "--rig", f"{self.rig!r} must be one of {', '.join(RIG_TYPES)}"),
             (1 <= self.min_objects <= 255, "--min-objects", f"{self.min_objects} must be between 1 and 255"),
             (1 <= self.max_objects <= 255, "--max-objects", f"{self.max_objects} must be between 1 and 255"),
-            (self.min_objects <= self.max_objects, "--min-objects",
-             f"{self.min_objects} is greater than --max-objects {self.max_objects}"),
+            (
+                self.min_objects <= self.max_objects,
+                "--min-objects",
+                f"{self.min_objects} is greater than --max-objects {self.max_objects}",
+            ),
             (self.min_pixels is None or self.min_pixels >= 0, "--min-pixels", f"{self.min_pixels} must be >= 0"),
         ]
         for ok, flag, message in checks:

@@ -1,4 +1,5 @@
 """The local executor: supervised render worker processes on this machine, one scene each at a time."""
+
 import concurrent.futures
 import os
 import threading
@@ -19,8 +20,17 @@ def local_threads(workers: int, worker_cpus=None) -> int:
     return max(1, cores // workers)
 
 
-def run_local(job: SceneJob, todo: list, progress: Progress, workers: int, worker_cpus, command, device: str,
-              view_timeout: float, lease) -> dict:
+def run_local(
+    job: SceneJob,
+    todo: list,
+    progress: Progress,
+    workers: int,
+    worker_cpus,
+    command,
+    device: str,
+    view_timeout: float,
+    lease,
+) -> dict:
     """Make the scenes ``todo`` with ``workers`` render processes here, each reused for many
     scenes and given :func:`local_threads` threads; ``lease`` is the run's. On any error or
     interrupt every worker is closed at once: no new job starts, the processes end within the
@@ -40,8 +50,14 @@ def run_local(job: SceneJob, todo: list, progress: Progress, workers: int, worke
         return local.worker
 
     def one_scene(index):
-        rendered = make_scene(thread_worker(), job, index, lease, lambda event: progress.view(index, event["seconds"]),
-                              lambda: progress.restart(index))
+        rendered = make_scene(
+            thread_worker(),
+            job,
+            index,
+            lease,
+            lambda event: progress.view(index, event["seconds"]),
+            lambda: progress.restart(index),
+        )
         progress.finish(index, rendered)
 
     pool = concurrent.futures.ThreadPoolExecutor(workers)

@@ -3,6 +3,7 @@
 Every random draw comes from ``numpy.random.default_rng([seed, index, attempt])``, so a scene
 depends on (seed, scene index, layout attempt) alone.
 """
+
 import math
 
 import numpy as np
@@ -47,9 +48,12 @@ def ground_directions(camera_location) -> dict:
     right /= np.linalg.norm(right)
     behind /= np.linalg.norm(behind)
     return {
-        "left": (-right).tolist(), "right": right.tolist(),
-        "front": (-behind).tolist(), "behind": behind.tolist(),
-        "above": [0.0, 0.0, 1.0], "below": [0.0, 0.0, -1.0],
+        "left": (-right).tolist(),
+        "right": right.tolist(),
+        "front": (-behind).tolist(),
+        "behind": behind.tolist(),
+        "above": [0.0, 0.0, 1.0],
+        "below": [0.0, 0.0, -1.0],
     }
 
 
@@ -58,10 +62,9 @@ def relationships(objects: list, directions: dict, eps: float = RELATION_EPS) ->
     coords = np.array([obj["3d_coords"] for obj in objects], float)
     result = {}
     for name in GROUND_DIRECTIONS:
-        along = (coords @ np.asarray(directions[name]))
+        along = coords @ np.asarray(directions[name])
         result[name] = [
-            [j for j in range(len(objects)) if j != i and along[j] - along[i] > eps]
-            for i in range(len(objects))
+            [j for j in range(len(objects)) if j != i and along[j] - along[i] > eps] for i in range(len(objects))
         ]
     return result
 
@@ -101,20 +104,23 @@ def _place_objects(rng, count, properties, directions):
         else:
             return None
         placed.append((x, y, radius))
-        objects.append({
-            "shape": shape,
-            "size": size_name,
-            "material": materials[rng.integers(len(materials))],
-            "color": colors[rng.integers(len(colors))],
-            "3d_coords": [float(x), float(y), float(radius)],
-            "rotation": float(rng.uniform(0.0, 360.0)),
-            "radius": float(radius),
-        })
+        objects.append(
+            {
+                "shape": shape,
+                "size": size_name,
+                "material": materials[rng.integers(len(materials))],
+                "color": colors[rng.integers(len(colors))],
+                "3d_coords": [float(x), float(y), float(radius)],
+                "rotation": float(rng.uniform(0.0, 360.0)),
+                "radius": float(radius),
+            }
+        )
     return objects
 
 
-def sample_layout(seed: int, index: int, attempt: int, properties: dict,
-                  min_objects: int = 3, max_objects: int = 10) -> dict:
+def sample_layout(
+    seed: int, index: int, attempt: int, properties: dict, min_objects: int = 3, max_objects: int = 10
+) -> dict:
     """Sample one CLEVR layout: camera and lights with jitter, objects, directions, relationships.
 
     The result holds everything the renderer needs; ``attempt`` numbers re-samples of the same scene.
@@ -125,8 +131,9 @@ def sample_layout(seed: int, index: int, attempt: int, properties: dict,
     lights = []
     for name, base, energy in LIGHTS:
         jitter = rng.uniform(-LIGHT_JITTER, LIGHT_JITTER, size=3)
-        lights.append({"name": name, "location": np.add(base, jitter).tolist(),
-                       "energy": energy, "jitter": jitter.tolist()})
+        lights.append(
+            {"name": name, "location": np.add(base, jitter).tolist(), "energy": energy, "jitter": jitter.tolist()}
+        )
     directions = ground_directions(camera_location)
     count = int(rng.integers(min_objects, max_objects + 1))
     for _ in range(MAX_RESTARTS):  # CLEVR restarts the whole scene when one object finds no place
@@ -136,15 +143,20 @@ def sample_layout(seed: int, index: int, attempt: int, properties: dict,
     else:
         raise ClevrRemvError(
             f"scene {index}: could not place {count} objects in {MAX_RESTARTS} tries; "
-            "use smaller sizes in --properties or a lower --max-objects")
+            "use smaller sizes in --properties or a lower --max-objects"
+        )
     return {
         "index": index,
         "seed": seed,
         "layout_attempt": attempt,
         "objects": objects,
-        "camera": {"location": camera_location.tolist(), "look_at": [0.0, 0.0, 0.0],
-                   "lens": CAMERA_LENS_MM, "sensor_width": CAMERA_SENSOR_MM,
-                   "jitter": camera_jitter.tolist()},
+        "camera": {
+            "location": camera_location.tolist(),
+            "look_at": [0.0, 0.0, 0.0],
+            "lens": CAMERA_LENS_MM,
+            "sensor_width": CAMERA_SENSOR_MM,
+            "jitter": camera_jitter.tolist(),
+        },
         "lights": lights,
         "directions": directions,
         "relationships": relationships(objects, directions),

@@ -1,4 +1,5 @@
 """From a view's object-index mask to per-object visibility, boxes and occlusion."""
+
 import numpy as np
 
 from clevr_remv.dataset.rle import visible_box
@@ -35,7 +36,7 @@ def object_views(index_image: np.ndarray, objects: list, shape_kinds: list, view
     centres = project([obj["3d_coords"] for obj in objects], view)
     counts = np.bincount(index_image.ravel(), minlength=len(objects) + 1)
     entries = []
-    for k, (obj, kind) in enumerate(zip(objects, shape_kinds), start=1):
+    for k, (obj, kind) in enumerate(zip(objects, shape_kinds, strict=False), start=1):
         mask = index_image == k
         x0, y0, x1, y1 = projected_box(obj, kind, view, width, height)
         occlusion = 0.0
@@ -43,11 +44,12 @@ def object_views(index_image: np.ndarray, objects: list, shape_kinds: list, view
             nearer = [j + 1 for j in range(len(objects)) if centres[j, 2] < centres[k - 1, 2]]
             window = index_image[y0:y1, x0:x1]
             occlusion = float(np.isin(window, nearer).mean()) if nearer else 0.0
-        entries.append({
-            "pixel_coords": [float(c) for c in centres[k - 1]],
-            "pixels": int(counts[k]),
-            "bbox": visible_box(mask),
-            "occlusion": round(occlusion, 4),
-        })
+        entries.append(
+            {
+                "pixel_coords": [float(c) for c in centres[k - 1]],
+                "pixels": int(counts[k]),
+                "bbox": visible_box(mask),
+                "occlusion": round(occlusion, 4),
+            }
+        )
     return entries
-

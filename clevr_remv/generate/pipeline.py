@@ -4,6 +4,7 @@ executor (local worker processes or Ray actors), then recount the dataset.
 Each run holds a lease (:func:`clevr_remv.dataset.store.start_run`) from before it opens the dataset
 until its scenes are made; the recount at the end leaves disagreements to runs still at work.
 """
+
 import contextlib
 import time
 from pathlib import Path
@@ -33,8 +34,10 @@ def parse_shard(text):
     except ValueError:
         raise ClevrRemvError(f"--shard {text}: write K/N, e.g. 3/64 (0-based shard K of N)") from None
     if not (n >= 1 and 0 <= k < n):
-        raise ClevrRemvError(f"--shard {text}: K must be between 0 and N-1 (shards are 0-based: "
-                             f"0/{max(n, 1)} ... {max(n, 1) - 1}/{max(n, 1)})")
+        raise ClevrRemvError(
+            f"--shard {text}: K must be between 0 and N-1 (shards are 0-based: "
+            f"0/{max(n, 1)} ... {max(n, 1) - 1}/{max(n, 1)})"
+        )
     return k, n
 
 
@@ -51,10 +54,23 @@ def _remove_empty(folders) -> None:
             folder.rmdir()
 
 
-def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=None, command=None,
-             device: str = "cpu", refexps=None, view_timeout: float = 600.0, progress: bool = True,
-             executor: str = "local", shard=None, worker_cpus=None, ray_address=None,
-             stale_after: float = DEFAULT_STALE_AFTER_S) -> dict:
+def generate(
+    out,
+    scenes: int,
+    config: GenerateConfig,
+    start: int = 0,
+    workers=None,
+    command=None,
+    device: str = "cpu",
+    refexps=None,
+    view_timeout: float = 600.0,
+    progress: bool = True,
+    executor: str = "local",
+    shard=None,
+    worker_cpus=None,
+    ray_address=None,
+    stale_after: float = DEFAULT_STALE_AFTER_S,
+) -> dict:
     """Generate scenes ``start`` .. ``start + scenes - 1`` into ``out``; skip complete ones.
 
     ``command`` starts a render worker (see clevr_remv.generate.render.worker_command); ``refexps``
@@ -79,8 +95,10 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=N
     if stale_after <= 0:
         raise ClevrRemvError(f"--stale-after: {stale_after} must be > 0")
     if not view_timeout > 0:
-        raise ClevrRemvError(f"--view-timeout: {view_timeout} must be > 0 (seconds without progress before a "
-                             "render worker is restarted, e.g. 600)")
+        raise ClevrRemvError(
+            f"--view-timeout: {view_timeout} must be > 0 (seconds without progress before a "
+            "render worker is restarted, e.g. 600)"
+        )
     k, n = parse_shard(shard) or (0, 1)
     out = check_output_dir(out, "generate", ours=_generates_own)
     if executor == "ray":  # before anything is written
@@ -98,15 +116,17 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=N
         wanted = [index for index in range(start, start + scenes) if index % n == k]
         todo = [index for index in wanted if index not in done]
         job = SceneJob(str(store.root.resolve()), config, refexps)
-        tracker = Progress(len(todo), config.grid ** 2, progress)
+        tracker = Progress(len(todo), config.grid**2, progress)
         started = time.perf_counter()
         try:
             if executor == "ray":
-                per_node = run_on_ray(job, todo, tracker, workers, worker_cpus, command, device, view_timeout,
-                                      ray_address, stale_after)
+                per_node = run_on_ray(
+                    job, todo, tracker, workers, worker_cpus, command, device, view_timeout, ray_address, stale_after
+                )
             else:
-                per_node = run_local(job, todo, tracker, workers or 1, worker_cpus, command, device, view_timeout,
-                                     lease)
+                per_node = run_local(
+                    job, todo, tracker, workers or 1, worker_cpus, command, device, view_timeout, lease
+                )
         finally:
             tracker.close()
     except BaseException as error:
@@ -123,6 +143,14 @@ def generate(out, scenes: int, config: GenerateConfig, start: int = 0, workers=N
     lease.release()
     remove_stale_temporaries(store.scenes_dir, stale_after)  # e.g. of Ray actors lost meanwhile
     counts = store.refresh_counts(lambda: other_runs_at_work(store.scenes_dir))
-    return {"rendered": tracker.rendered, "skipped": len(wanted) - tracker.rendered, "views": tracker.views,
-            "wall_seconds": time.perf_counter() - started, "render_seconds": tracker.render_seconds,
-            "restarts": tracker.restarts, "counts": counts, "out": str(store.root), "per_node": per_node}
+    return {
+        "rendered": tracker.rendered,
+        "skipped": len(wanted) - tracker.rendered,
+        "views": tracker.views,
+        "wall_seconds": time.perf_counter() - started,
+        "render_seconds": tracker.render_seconds,
+        "restarts": tracker.restarts,
+        "counts": counts,
+        "out": str(store.root),
+        "per_node": per_node,
+    }

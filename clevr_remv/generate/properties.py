@@ -1,4 +1,5 @@
 """Object properties (shapes, colours, materials, sizes): load, validate, default set."""
+
 from pathlib import Path
 
 from clevr_remv.resources import resource_dir

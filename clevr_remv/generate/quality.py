@@ -4,6 +4,7 @@ PSNR is taken over the whole image, over the objects (the reference's index mask
 DILATION_PX pixels, so that edges, which carry most of the error, count), and for the worst object
 (each object's own dilated mask, objects with at least MIN_OBJECT_PIXELS pixels).
 """
+
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -18,7 +19,7 @@ def psnr(image, reference, region=None) -> float:
     if region is not None:
         error = error[np.asarray(region, bool)]
     mse = float(error.mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def dilate(mask, pixels: int = DILATION_PX) -> np.ndarray:
@@ -33,6 +34,8 @@ def view_quality(image, reference, index) -> dict:
     when none is big enough."""
     objects = [k for k in np.unique(index) if k > 0 and np.count_nonzero(index == k) >= MIN_OBJECT_PIXELS]
     per_object = [psnr(image, reference, dilate(index == k)) for k in objects]
-    return {"whole": psnr(image, reference),
-            "objects": psnr(image, reference, dilate(index > 0)) if (index > 0).any() else None,
-            "worst_object": min(per_object) if per_object else None}
+    return {
+        "whole": psnr(image, reference),
+        "objects": psnr(image, reference, dilate(index > 0)) if (index > 0).any() else None,
+        "worst_object": min(per_object) if per_object else None,
+    }

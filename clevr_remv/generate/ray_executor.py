@@ -9,6 +9,7 @@ is only unreachable may still finish and rename it (the first rename makes the s
 is discarded); the folder goes once its lease says the actor is dead.
 ``ray`` is imported only when this executor runs (the ``cluster`` extra).
 """
+
 import collections
 import os
 import socket
@@ -32,8 +33,9 @@ def import_ray():
     try:
         import ray
     except ImportError as error:
-        raise ClevrRemvError("--executor ray: the ray package is not installed; "
-                             "pip install clevr-remv[cluster]") from error
+        raise ClevrRemvError(
+            "--executor ray: the ray package is not installed; pip install clevr-remv[cluster]"
+        ) from error
     return ray
 
 
@@ -44,21 +46,24 @@ def check_reachable(address) -> None:
         return
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not (host and port.isdigit()):
-        raise ClevrRemvError(f"--ray-address {address}: write HOST:PORT of the head node (e.g. 10.0.0.1:6379), "
-                             "ray://HOST:10001, or auto")
+        raise ClevrRemvError(
+            f"--ray-address {address}: write HOST:PORT of the head node (e.g. 10.0.0.1:6379), ray://HOST:10001, or auto"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as error:
-        raise ClevrRemvError(f"--ray-address {address}: nothing answers there ({error.strerror or error}); "
-                             "start the cluster with `ray start --head` on the head node, or fix the address"
-                             ) from error
+        raise ClevrRemvError(
+            f"--ray-address {address}: nothing answers there ({error.strerror or error}); "
+            "start the cluster with `ray start --head` on the head node, or fix the address"
+        ) from error
 
 
 class RenderActor:
     """A Ray actor owning one supervised render worker; makes the scenes the driver hands it."""
 
-    def __init__(self, job: SceneJob, command, device: str, threads: int, view_timeout: float, events,
-                 stale_after: float):
+    def __init__(
+        self, job: SceneJob, command, device: str, threads: int, view_timeout: float, events, stale_after: float
+    ):
         self.job, self.events, self.stale_after = job, events, stale_after
         self.worker = SupervisedWorker(command, device, threads, view_timeout)
         self.lease = None
@@ -76,14 +81,24 @@ class RenderActor:
             self.lease = start_run(Path(self.job.root) / "scenes")
             remove_stale_temporaries(Path(self.job.root) / "scenes", self.stale_after)
             remove_stale_scratch(self.stale_after)
-        return {"host": host_name(), "pid": os.getpid(), "token": token,
-                "run": self.lease.run_id if self.lease else None, "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "host": host_name(),
+            "pid": os.getpid(),
+            "token": token,
+            "run": self.lease.run_id if self.lease else None,
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
     def make(self, index: int) -> bool:
         """Make scene ``index``; report each view (and each restart) to the driver's event queue."""
-        return make_scene(self.worker, self.job, index, self.lease,
-                          on_view=lambda event: self.events.put((index, event["seconds"])),
-                          on_retry=lambda: self.events.put((index, None)))
+        return make_scene(
+            self.worker,
+            self.job,
+            index,
+            self.lease,
+            on_view=lambda event: self.events.put((index, event["seconds"])),
+            on_retry=lambda: self.events.put((index, None)),
+        )
 
     def close(self) -> None:
         self.worker.close()
@@ -108,13 +123,15 @@ def _cluster_shape(ray, device: str, workers, worker_cpus) -> list:
     node_cpus = [int(node["Resources"].get("CPU", 0)) for node in nodes]
     largest = max(node_cpus, default=0)
     if worker_cpus is not None and worker_cpus > largest:
-        raise ClevrRemvError(f"--worker-cpus: {worker_cpus} is more than the largest node has ({largest:g}); "
-                             "ask for fewer")
+        raise ClevrRemvError(
+            f"--worker-cpus: {worker_cpus} is more than the largest node has ({largest:g}); ask for fewer"
+        )
     if device == "gpu":
         gpus = int(sum(node["Resources"].get("GPU", 0) for node in nodes))
         if gpus == 0:
-            raise ClevrRemvError("--device gpu: the Ray cluster has no GPU; start its nodes with GPUs or use "
-                                 "--device cpu")
+            raise ClevrRemvError(
+                "--device gpu: the Ray cluster has no GPU; start its nodes with GPUs or use --device cpu"
+            )
         return [(worker_cpus or 1, 1, None)] * (workers or gpus)
     if workers is None and worker_cpus is None:
         shapes = [(cpus, 0, node["NodeID"]) for node, cpus in zip(nodes, node_cpus, strict=True) if cpus > 0]
@@ -147,15 +164,19 @@ class _ActorPool:
         except self.ray.exceptions.RayActorError as error:
             self.failed_starts += 1
             if self.failed_starts > MAX_START_FAILURES:
-                raise ClevrRemvError(f"Ray actors keep failing to start ({self.failed_starts} times; last: "
-                                     f"{str(error).splitlines()[0]}); install the same clevr-remv environment "
-                                     "(with the render and cluster extras) on every node") from None
+                raise ClevrRemvError(
+                    f"Ray actors keep failing to start ({self.failed_starts} times; last: "
+                    f"{str(error).splitlines()[0]}); install the same clevr-remv environment "
+                    "(with the render and cluster extras) on every node"
+                ) from None
             self.start(self.shape[actor])
             return
         if identity["token"] != self.token:
-            raise ClevrRemvError(f"--out {self.root}: a node ({identity['host']}, Ray node {identity['node'][:8]}) "
-                                 "cannot read the dataset folder; --out must be a shared folder that every node "
-                                 "mounts at the same path (NFS, Lustre, ...)")
+            raise ClevrRemvError(
+                f"--out {self.root}: a node ({identity['host']}, Ray node {identity['node'][:8]}) "
+                "cannot read the dataset folder; --out must be a shared folder that every node "
+                "mounts at the same path (NFS, Lustre, ...)"
+            )
         self.identity[actor] = identity
         self.idle.append(actor)
 
@@ -180,8 +201,18 @@ class _ActorPool:
             self.ray.kill(actor, no_restart=True)
 
 
-def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cpus, command, device: str,
-               view_timeout: float, address, stale_after: float) -> dict:
+def run_on_ray(
+    job: SceneJob,
+    todo: list,
+    progress: Progress,
+    workers,
+    worker_cpus,
+    command,
+    device: str,
+    view_timeout: float,
+    address,
+    stale_after: float,
+) -> dict:
     """Make the scenes ``todo`` on a Ray cluster (joined at ``address``; default: a running one,
     else a new local instance) with ``workers`` actors; return {node: scenes rendered}."""
     ray = import_ray()
@@ -208,12 +239,12 @@ def run_on_ray(job: SceneJob, todo: list, progress: Progress, workers, worker_cp
         def make_actor(shape):
             cpus, gpus, node = shape
             placement = NodeAffinitySchedulingStrategy(node, soft=True) if node else "SPREAD"
-            return actor_class.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy=placement, max_restarts=0,
-                                       max_concurrency=2).remote(job, command, device, cpus, view_timeout, events,
-                                                                 stale_after)
+            return actor_class.options(
+                num_cpus=cpus, num_gpus=gpus, scheduling_strategy=placement, max_restarts=0, max_concurrency=2
+            ).remote(job, command, device, cpus, view_timeout, events, stale_after)
 
         pool = _ActorPool(ray, make_actor, str(check_file), token, job.root, stale_after)
-        for shape in shapes[:len(todo)]:
+        for shape in shapes[: len(todo)]:
             pool.start(shape)
         return _drive(ray, pool, todo, progress, events)
     finally:
@@ -251,9 +282,11 @@ def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dic
                 attempts[index] += 1
                 progress.restart(index)
                 if attempts[index] >= MAX_SCENE_ATTEMPTS:
-                    raise ClevrRemvError(f"scene {index}: its Ray actor was lost {attempts[index]} times (last: "
-                                         f"{str(error).splitlines()[0]}); check the nodes' logs, then run the "
-                                         "same command again to resume") from None
+                    raise ClevrRemvError(
+                        f"scene {index}: its Ray actor was lost {attempts[index]} times (last: "
+                        f"{str(error).splitlines()[0]}); check the nodes' logs, then run the "
+                        "same command again to resume"
+                    ) from None
                 waiting.appendleft(index)
                 pool.lost(actor, error)
                 continue
@@ -264,9 +297,11 @@ def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dic
         if ready or pool.busy:
             stalled_since = time.monotonic()
         elif time.monotonic() - stalled_since > ACTOR_START_TIMEOUT_S:
-            raise ClevrRemvError(f"no Ray actor could start in {ACTOR_START_TIMEOUT_S:.0f} s for the "
-                                 f"{len(waiting)} scenes left (not enough free CPUs or GPUs on the cluster?); "
-                                 "run the same command again when nodes are back")
+            raise ClevrRemvError(
+                f"no Ray actor could start in {ACTOR_START_TIMEOUT_S:.0f} s for the "
+                f"{len(waiting)} scenes left (not enough free CPUs or GPUs on the cluster?); "
+                "run the same command again when nodes are back"
+            )
     return dict(per_node)
 
 

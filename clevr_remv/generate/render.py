@@ -5,6 +5,7 @@ JSON-line jobs. Crashes and hangs stay in that process: the supervisor restarts 
 the job a bounded number of times. Closing a worker asks it to stop after its current view, kills
 it after a grace period, and removes every file it made outside the dataset.
 """
+
 import collections
 import contextlib
 import json
@@ -94,14 +95,21 @@ class RenderWorker:
             self._lease = Lease(self.scratch / "lease", new_run_id(), heartbeat_s=None)
             (self.scratch / "tmp").mkdir()
             try:
-                self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT, text=True,
-                                                env=dict(self.env, TMPDIR=str(self.scratch / "tmp")))
+                self.process = subprocess.Popen(
+                    self.command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=dict(self.env, TMPDIR=str(self.scratch / "tmp")),
+                )
             except OSError as error:
                 self._remove_scratch()
-                raise ClevrRemvError(f"cannot start the render worker {self.command[0]}: "
-                                     f"{error.strerror or error}; --blender must name a Blender binary "
-                                     "(without it the bpy module renders)") from None
+                raise ClevrRemvError(
+                    f"cannot start the render worker {self.command[0]}: "
+                    f"{error.strerror or error}; --blender must name a Blender binary "
+                    "(without it the bpy module renders)"
+                ) from None
             self.events = queue.Queue()
             process, events = self.process, self.events
         threading.Thread(target=self._read_events, args=(process, events), daemon=True).start()
@@ -110,7 +118,7 @@ class RenderWorker:
     def _read_events(self, process, events):
         for line in process.stdout:
             if line.startswith(EVENT_PREFIX):
-                events.put(json.loads(line[len(EVENT_PREFIX):]))
+                events.put(json.loads(line[len(EVENT_PREFIX) :]))
             elif line.strip():
                 self.log_tail.append(line.rstrip())
         events.put(None)  # end of stream: the process exited
@@ -122,8 +130,7 @@ class RenderWorker:
             raise WorkerFailure(f"no answer from the render worker in {timeout:.0f} s") from None
         if event is None:
             code = process.wait()
-            raise WorkerFailure(f"the render worker exited (code {code}); last output: "
-                                + " | ".join(self.log_tail))
+            raise WorkerFailure(f"the render worker exited (code {code}); last output: " + " | ".join(self.log_tail))
         return event
 
     def request(self, job: dict, on_event=None) -> dict:
@@ -185,8 +192,9 @@ class RenderWorker:
 class SupervisedWorker:
     """A RenderWorker that is restarted after a crash or hang and retried ``retries`` times."""
 
-    def __init__(self, command: list, device: str = "cpu", threads: int = 0,
-                 view_timeout: float = 600.0, retries: int = 2):
+    def __init__(
+        self, command: list, device: str = "cpu", threads: int = 0, view_timeout: float = 600.0, retries: int = 2
+    ):
         self.worker = RenderWorker(command, device, threads, view_timeout)
         self.retries = retries
 
@@ -203,8 +211,9 @@ class SupervisedWorker:
                     raise WorkerStopped(f"{what}: stopped (the run is ending)") from None
                 self.worker.stop()
                 if attempt == self.retries:
-                    raise ClevrRemvError(f"{what}: rendering failed {self.retries + 1} times; "
-                                         f"last failure: {failure}") from failure
+                    raise ClevrRemvError(
+                        f"{what}: rendering failed {self.retries + 1} times; last failure: {failure}"
+                    ) from failure
                 if on_retry is not None:
                     on_retry()
 

@@ -9,6 +9,7 @@ matching LF(x, y, u, v) = LF(x + (uc - u) d, y + (vc - v) d, uc, vc).
 principal point (Blender's lens shift) so that the plane through the look-at point, parallel to
 the image plane, has zero disparity.
 """
+
 import numpy as np
 
 from clevr_remv.geometry import grid_center, look_at_rotation, view_name
@@ -41,14 +42,17 @@ def build_views(camera: dict, grid: int, baseline: float, rig: str, width: int, 
             world_to_camera = np.eye(4)
             world_to_camera[:3, :3] = rotation.T
             world_to_camera[:3, 3] = -rotation.T @ position
-            views.append({
-                "u": u, "v": v, "name": view_name(u, v),
-                "position": position.tolist(),
-                "world_to_camera": world_to_camera.tolist(),
-                "intrinsics": {"fx": focal, "fy": focal, "cx": cx, "cy": cy},
-                # Blender lens shift, in units of the longer image side.
-                "shift": [(width / 2.0 - cx) / max(width, height), (cy - height / 2.0) / max(width, height)],
-            })
-    rig_info = {"type": rig, "grid": grid, "baseline": baseline, "center": [uc, vc],
-                "focus_distance": focus_distance}
+            views.append(
+                {
+                    "u": u,
+                    "v": v,
+                    "name": view_name(u, v),
+                    "position": position.tolist(),
+                    "world_to_camera": world_to_camera.tolist(),
+                    "intrinsics": {"fx": focal, "fy": focal, "cx": cx, "cy": cy},
+                    # Blender lens shift, in units of the longer image side.
+                    "shift": [(width / 2.0 - cx) / max(width, height), (cy - height / 2.0) / max(width, height)],
+                }
+            )
+    rig_info = {"type": rig, "grid": grid, "baseline": baseline, "center": [uc, vc], "focus_distance": focus_distance}
     return views, rig_info

@@ -1,4 +1,5 @@
 """Assemble a scene's spec (what the renderer needs) and its scene.json document."""
+
 from clevr_remv import FORMAT_VERSION
 from clevr_remv.generate.config import GenerateConfig
 from clevr_remv.generate.layout import sample_layout
@@ -11,11 +12,11 @@ def scene_spec(config: GenerateConfig, index: int, attempt: int = 0) -> dict:
 
     It is also the renderer's input and becomes scene.json once visibility is added.
     """
-    layout = sample_layout(config.seed, index, attempt, config.properties,
-                           config.min_objects, config.max_objects)
+    layout = sample_layout(config.seed, index, attempt, config.properties, config.min_objects, config.max_objects)
     layout["camera"]["lens"] = config.lens
-    views, rig_info = build_views(layout["camera"], config.grid, config.baseline, config.rig,
-                                  config.width, config.height)
+    views, rig_info = build_views(
+        layout["camera"], config.grid, config.baseline, config.rig, config.width, config.height
+    )
     return {
         "format_version": FORMAT_VERSION,
         **layout,
@@ -36,8 +37,6 @@ def add_visibility(spec: dict, properties: dict, index_images: dict) -> dict:
     """Return the scene.json document: ``spec`` with each object's per-view entries measured
     from ``index_images`` (view name -> uint8 index mask)."""
     kinds = shape_kinds(spec, properties)
-    per_view = [object_views(index_images[view["name"]], spec["objects"], kinds, view)
-                for view in spec["views"]]
-    objects = [dict(obj, views=[entries[k] for entries in per_view])
-               for k, obj in enumerate(spec["objects"])]
+    per_view = [object_views(index_images[view["name"]], spec["objects"], kinds, view) for view in spec["views"]]
+    objects = [dict(obj, views=[entries[k] for entries in per_view]) for k, obj in enumerate(spec["objects"])]
     return dict(spec, objects=objects)

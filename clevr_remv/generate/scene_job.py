@@ -4,6 +4,7 @@
 Every executor (local worker processes, Ray actors) runs :func:`make_scene`; any mix of runs,
 shards and hosts writing one folder makes every scene exactly once.
 """
+
 import dataclasses
 import threading
 from collections import defaultdict
@@ -45,10 +46,12 @@ def choose_layout(worker: SupervisedWorker, config: GenerateConfig, index: int) 
         counts = worker.run(job, f"scene {index} (visibility check)")["counts"]
         if min(counts[1:]) >= config.min_pixels:
             return spec
-    raise ClevrRemvError(f"scene {index}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts shows every object "
-                         f"with >= {config.min_pixels} pixels; lower --min-pixels (the default at "
-                         f"{config.width}x{config.height} is {default_min_pixels(config.width, config.height)}) "
-                         "or --max-objects")
+    raise ClevrRemvError(
+        f"scene {index}: no layout in {MAX_LAYOUT_ATTEMPTS} attempts shows every object "
+        f"with >= {config.min_pixels} pixels; lower --min-pixels (the default at "
+        f"{config.width}x{config.height} is {default_min_pixels(config.width, config.height)}) "
+        "or --max-objects"
+    )
 
 
 def _save_index_masks(scene_dir, spec) -> dict:
@@ -82,8 +85,13 @@ def make_scene(worker: SupervisedWorker, job: SceneJob, index: int, lease, on_vi
     spec = choose_layout(worker, job.config, index)
     folder = atomic_scene_dir(store.scenes_dir, index, lease)
     with folder as tmp:
-        render = {"op": "render", "spec": spec, "properties": job.config.properties, "out": str(tmp),
-                  "passes": list(job.config.passes)}
+        render = {
+            "op": "render",
+            "spec": spec,
+            "properties": job.config.properties,
+            "out": str(tmp),
+            "passes": list(job.config.passes),
+        }
         worker.run(render, f"scene {index}", on_view, on_retry)
         masks = _save_index_masks(tmp, spec)
         if "depth" in job.config.passes:
@@ -101,8 +109,9 @@ class Progress:
 
     def __init__(self, scenes: int, views_per_scene: int, enabled: bool = True):
         self.views_per_scene = views_per_scene
-        self.bar = tqdm(total=scenes * views_per_scene, unit="view", disable=not enabled,
-                        desc="generate", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=scenes * views_per_scene, unit="view", disable=not enabled, desc="generate", dynamic_ncols=True
+        )
         self.lock = threading.Lock()
         self.pending = defaultdict(list)
         self.rendered = self.views = self.restarts = 0

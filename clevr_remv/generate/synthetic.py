@@ -4,6 +4,7 @@ Objects are drawn as flat discs of their colour, projected through the real rig 
 far to near, so index masks, visibility, occlusion and expressions follow the real pipeline.
 With the depth pass, each disc lies at its object's centre depth and the background has no value.
 """
+
 import numpy as np
 from PIL import Image
 
@@ -30,7 +31,7 @@ def rasterize_view(spec: dict, view: dict, properties: dict) -> tuple:
     for k in np.argsort(-centres[:, 2]):  # far to near
         x, y, depth = centres[k]
         radius = view["intrinsics"]["fx"] * spec["objects"][k]["radius"] / depth
-        disc = (xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2
+        disc = (xs - x) ** 2 + (ys - y) ** 2 <= radius**2
         rgb[disc] = properties["colors"][spec["objects"][k]["color"]]
         index[disc] = k + 1
     return rgb, index
@@ -43,14 +44,34 @@ def disc_depth(spec: dict, view: dict, index_image: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], centres[:, 2]])[index_image]
 
 
-def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 48, height: int = 32,
-                            seed: int = 0, min_objects: int = 3, max_objects: int = 10,
-                            per_scene: int = 8, rig: str = "parallel", passes=()) -> DatasetStore:
+def write_synthetic_dataset(
+    root,
+    scenes: int = 4,
+    grid: int = 3,
+    width: int = 48,
+    height: int = 32,
+    seed: int = 0,
+    min_objects: int = 3,
+    max_objects: int = 10,
+    per_scene: int = 8,
+    rig: str = "parallel",
+    passes=(),
+) -> DatasetStore:
     """Write ``scenes`` stand-in scenes in the CLEVR-REMV format to ``root`` and return its store."""
     properties = load_properties()
-    config = GenerateConfig(seed=seed, grid=grid, width=width, height=height, samples=1,
-                            min_objects=min_objects, max_objects=max_objects, min_pixels=0,
-                            properties=properties, rig=rig, passes=passes)
+    config = GenerateConfig(
+        seed=seed,
+        grid=grid,
+        width=width,
+        height=height,
+        samples=1,
+        min_objects=min_objects,
+        max_objects=max_objects,
+        min_pixels=0,
+        properties=properties,
+        rig=rig,
+        passes=passes,
+    )
     refexps = refexp_settings(seed, per_scene)
     store = open_dataset(root, config, refexps)
     with start_run(store.scenes_dir) as lease:
@@ -60,8 +81,9 @@ def write_synthetic_dataset(root, scenes: int = 4, grid: int = 3, width: int = 4
     return store
 
 
-def _write_scene(store: DatasetStore, config: GenerateConfig, properties: dict, refexps: dict, index: int,
-                 lease) -> None:
+def _write_scene(
+    store: DatasetStore, config: GenerateConfig, properties: dict, refexps: dict, index: int, lease
+) -> None:
     spec = scene_spec(config, index)
     with atomic_scene_dir(store.scenes_dir, index, lease) as tmp:
         for folder in ("rgb", "index") + config.passes:

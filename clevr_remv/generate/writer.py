@@ -1,4 +1,5 @@
 """Writing a dataset: create or reopen its root, finish a scene's annotations."""
+
 import contextlib
 import json
 from pathlib import Path
@@ -14,8 +15,12 @@ from clevr_remv.refexp import generate_refexps
 
 def _config_difference(stored: dict, wanted: dict) -> str:
     keys = sorted(key for key in set(wanted) | set(stored) if wanted.get(key) != stored.get(key))
-    return ", ".join("properties differ" if key == "properties" else
-                     f"{key}: existing {stored.get(key)!r}, requested {wanted.get(key)!r}" for key in keys)
+    return ", ".join(
+        "properties differ"
+        if key == "properties"
+        else f"{key}: existing {stored.get(key)!r}, requested {wanted.get(key)!r}"
+        for key in keys
+    )
 
 
 def stored_config(root):
@@ -31,10 +36,19 @@ def create_or_open_dataset(root, config: GenerateConfig, refexps: dict) -> tuple
     dataset_json = Path(root) / "dataset.json"
     wanted = config.to_dict()
     depth = {"depth_scale": DEPTH_SCALE} if "depth" in config.passes else {}
-    if create_json_atomic(dataset_json, {
-            "format": "clevr-remv", "format_version": FORMAT_VERSION, "generator_version": __version__,
-            "config": wanted, "refexps": refexps, **depth,
-            "counts": {"scenes": 0, "views_per_scene": config.grid ** 2, "expressions": 0}}, "dataset"):
+    if create_json_atomic(
+        dataset_json,
+        {
+            "format": "clevr-remv",
+            "format_version": FORMAT_VERSION,
+            "generator_version": __version__,
+            "config": wanted,
+            "refexps": refexps,
+            **depth,
+            "counts": {"scenes": 0, "views_per_scene": config.grid**2, "expressions": 0},
+        },
+        "dataset",
+    ):
         return DatasetStore(root), True
     store = DatasetStore(root)
     # Datasets made before --passes (rgb + index) and --lens (CLEVR's 35 mm) lack those keys.
@@ -43,12 +57,14 @@ def create_or_open_dataset(root, config: GenerateConfig, refexps: dict) -> tuple
     if difference:
         raise ClevrRemvError(
             f"{dataset_json}: this dataset was generated with a different config ({difference}); "
-            "rerun with the same flags to resume it, or choose a new --out folder")
+            "rerun with the same flags to resume it, or choose a new --out folder"
+        )
     difference = _config_difference(store.info()["refexps"], refexps)
     if difference:
         raise ClevrRemvError(
             f"{dataset_json}: this dataset's expressions were made with other settings ({difference}); "
-            "resume with the same flags, then run `clevr-remv refexps` to remake all expressions")
+            "resume with the same flags, then run `clevr-remv refexps` to remake all expressions"
+        )
     return store, False
 
 

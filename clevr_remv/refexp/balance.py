@@ -1,4 +1,5 @@
 """Helpers that keep a scene's expressions varied: least-used choice and program identity."""
+
 import json
 
 

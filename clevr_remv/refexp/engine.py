@@ -8,6 +8,7 @@ Generalized expressions (:func:`answer_set`) read a program as naming a set of o
 ``unique`` names the set it picks from when that set has at most one member (none = "no
 target"), a set-valued end (a plural template) names its whole set.
 """
+
 import dataclasses
 
 from clevr_remv.errors import ClevrRemvError
@@ -45,10 +46,10 @@ class SceneFacts:
     (the same in every view: relations and ordinals use the central camera's ground directions,
     which the whole rig shares) and that view's occlusion (the one view-dependent fact)."""
 
-    attributes: tuple        # per object: {"size": .., "color": .., "material": .., "shape": ..}
-    relations: dict          # relation -> tuple of frozensets (objects that are r of object i)
-    positions: dict          # ordinal direction -> tuple of each object's coordinate along it
-    occlusion: tuple         # per object, occluded fraction of its box in this view
+    attributes: tuple  # per object: {"size": .., "color": .., "material": .., "shape": ..}
+    relations: dict  # relation -> tuple of frozensets (objects that are r of object i)
+    positions: dict  # ordinal direction -> tuple of each object's coordinate along it
+    occlusion: tuple  # per object, occluded fraction of its box in this view
 
     @property
     def count(self) -> int:
@@ -63,19 +64,23 @@ class SceneFacts:
         positions = {}
         for direction in ORDINAL_DIRECTIONS:
             axis = scene["directions"][direction]
-            positions[direction] = tuple(sum(c * a for c, a in zip(obj["3d_coords"], axis)) for obj in objects)
+            positions[direction] = tuple(
+                sum(c * a for c, a in zip(obj["3d_coords"], axis, strict=False)) for obj in objects
+            )
         return cls(
             attributes=tuple({attribute: obj[attribute] for attribute in ATTRIBUTES} for obj in objects),
-            relations={r: tuple(frozenset(js) for js in scene["relationships"][r])
-                       for r in RELATIONS if r in scene["relationships"]},
+            relations={
+                r: tuple(frozenset(js) for js in scene["relationships"][r])
+                for r in RELATIONS
+                if r in scene["relationships"]
+            },
             positions=positions,
             occlusion=tuple(obj["views"][view]["occlusion"] for obj in objects),
         )
 
     def seen_from(self, scene: dict, view: int) -> "SceneFacts":
         """These facts with the occlusion of view position ``view`` of ``scene``."""
-        return dataclasses.replace(self, occlusion=tuple(obj["views"][view]["occlusion"]
-                                                          for obj in scene["objects"]))
+        return dataclasses.replace(self, occlusion=tuple(obj["views"][view]["occlusion"] for obj in scene["objects"]))
 
 
 def centre_view_position(scene: dict) -> int:
@@ -84,8 +89,7 @@ def centre_view_position(scene: dict) -> int:
     for i, view in enumerate(scene["views"]):
         if [view["u"], view["v"]] == centre:
             return i
-    raise ClevrRemvError(f"scene {scene.get('index')}: no view at the rig centre {centre}; "
-                         "regenerate the scene")
+    raise ClevrRemvError(f"scene {scene.get('index')}: no view at the rig centre {centre}; regenerate the scene")
 
 
 def scene_set(facts: SceneFacts) -> frozenset:
@@ -116,7 +120,7 @@ def ordinal_ranking(facts: SceneFacts, objects: frozenset, direction: str):
         return None
     along = facts.positions[direction]
     ranking = sorted(objects, key=lambda k: -along[k])
-    if any(along[a] - along[b] <= ORDINAL_EPS for a, b in zip(ranking, ranking[1:])):
+    if any(along[a] - along[b] <= ORDINAL_EPS for a, b in zip(ranking, ranking[1:], strict=False)):
         return None
     return ranking
 
@@ -180,14 +184,15 @@ def execute(program: list, facts: SceneFacts) -> list:
             input_kinds, side_count, _ = SIGNATURES[kind]
             if len(inputs) != len(input_kinds) or any(not 0 <= i < position for i in inputs):
                 raise ValueError(f"needs {len(input_kinds)} input(s) from earlier nodes, got {inputs}")
-            if any(SIGNATURES[program[i]["type"]][2] != want for i, want in zip(inputs, input_kinds)):
+            if any(SIGNATURES[program[i]["type"]][2] != want for i, want in zip(inputs, input_kinds, strict=False)):
                 raise ValueError(f"needs inputs of kind {', '.join(input_kinds)}")
             if len(side_inputs) != side_count:
                 raise ValueError(f"needs {side_count} side input(s), got {side_inputs}")
             _check_side_inputs(kind, side_inputs, facts)
         except ValueError as error:
-            raise ClevrRemvError(f"program node {position} ({kind}): {error}; "
-                                 "regenerate the expressions with `clevr-remv refexps`") from error
+            raise ClevrRemvError(
+                f"program node {position} ({kind}): {error}; regenerate the expressions with `clevr-remv refexps`"
+            ) from error
         args = [outputs[i] for i in inputs]
         outputs.append(None if any(a is None for a in args) else apply_function(facts, kind, args, side_inputs))
     return outputs

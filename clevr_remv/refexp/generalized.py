@@ -12,6 +12,7 @@ Both kinds keep the per-view truth of single-referent expressions (``ViewTruth.s
 a multi-target expression lists the views where every referent is visible and the program names
 exactly that set; a no-target one the views where it names nothing.
 """
+
 import math
 
 from clevr_remv.errors import ClevrRemvError
@@ -40,8 +41,10 @@ def check_target_mix(mix) -> tuple:
     except (TypeError, ValueError):
         shares = ()
     if len(shares) != 3 or not all(math.isfinite(s) and s >= 0 for s in shares) or abs(sum(shares) - 1) > 1e-6:
-        raise ClevrRemvError(f"--target-mix: {mix!r} is not three shares (of no-target, single- and multi-target "
-                             "expressions) that are >= 0 and add up to 1; write e.g. 0.12,0.59,0.29")
+        raise ClevrRemvError(
+            f"--target-mix: {mix!r} is not three shares (of no-target, single- and multi-target "
+            "expressions) that are >= 0 and add up to 1; write e.g. 0.12,0.59,0.29"
+        )
     return shares
 
 
@@ -73,8 +76,9 @@ def plural_template_set(template_set: TemplateSet) -> TemplateSet:
     return TemplateSet(shipped.directory, shipped.plural().families, {**template_set.synonyms, **shipped.synonyms})
 
 
-def multi_target_expressions(template_set: TemplateSet, facts, truth, count: int, rng, seen_programs: set,
-                             seen_texts: set) -> list:
+def multi_target_expressions(
+    template_set: TemplateSet, facts, truth, count: int, rng, seen_programs: set, seen_texts: set
+) -> list:
     """Up to ``count`` (instance, text, views) of the plural templates of ``template_set``, each
     naming another group of two or more permitted referents (``truth.referent_views``), spread
     evenly over the families; ``seen_programs`` / ``seen_texts`` are avoided and grow."""
@@ -107,8 +111,9 @@ def multi_target_expressions(template_set: TemplateSet, facts, truth, count: int
     return chosen
 
 
-def no_target_expressions(template_set: TemplateSet, facts, truth, count: int, rng, seen_programs: set,
-                          seen_texts: set) -> list:
+def no_target_expressions(
+    template_set: TemplateSet, facts, truth, count: int, rng, seen_programs: set, seen_texts: set
+) -> list:
     """Up to ``count`` (instance, text, views) naming no object, each a template of ``template_set``
     filled in for a real object or group with one word changed (see the module docstring), spread
     evenly over the families; ``seen_programs`` / ``seen_texts`` are avoided and grow."""
@@ -120,8 +125,9 @@ def no_target_expressions(template_set: TemplateSet, facts, truth, count: int, r
         found = None
         for template in rng.sample(families[family], len(families[family])):
             base = None if template.out_neq else _base_instance(template, facts, rng)
-            found = base and _changed_to_nothing(base, template_set.synonyms, facts, truth, rng, seen_programs,
-                                                 seen_texts)
+            found = base and _changed_to_nothing(
+                base, template_set.synonyms, facts, truth, rng, seen_programs, seen_texts
+            )
             if found:
                 break
         if not found:

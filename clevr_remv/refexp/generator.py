@@ -1,4 +1,5 @@
 """A scene's referring expressions: which objects may be referents, balanced instantiation, the document."""
+
 import dataclasses
 import random
 from pathlib import Path
@@ -27,30 +28,45 @@ __all__ = ["DEFAULT_TARGET_MIX", "EXPRESSION_KINDS", "generate_refexps", "refexp
 PROPERTY_KEYS = {"size": "sizes", "color": "colors", "material": "materials", "shape": "shapes"}
 
 
-def refexp_settings(seed: int, per_scene: int = 8, templates_dir=None, keep_partial: bool = False,
-                    min_visible_pixels: int = 1, expressions: str = SINGLE, target_mix=None) -> dict:
+def refexp_settings(
+    seed: int,
+    per_scene: int = 8,
+    templates_dir=None,
+    keep_partial: bool = False,
+    min_visible_pixels: int = 1,
+    expressions: str = SINGLE,
+    target_mix=None,
+) -> dict:
     """How a dataset's expressions are made (stored in dataset.json as ``refexps``); the keys are
     the keyword arguments of ``clevr_remv.refexp.generate_refexps``. ``expressions`` and
     ``target_mix`` (shares of 0 / 1 / 2+ targets; default :data:`DEFAULT_TARGET_MIX`) are recorded
     only for generalized expressions, so single-referent settings stay as they always were."""
-    settings = {"seed": seed, "per_scene": per_scene,
-                "templates_dir": None if templates_dir is None else str(Path(templates_dir).resolve()),
-                "keep_partial": keep_partial, "min_visible_pixels": min_visible_pixels}
+    settings = {
+        "seed": seed,
+        "per_scene": per_scene,
+        "templates_dir": None if templates_dir is None else str(Path(templates_dir).resolve()),
+        "keep_partial": keep_partial,
+        "min_visible_pixels": min_visible_pixels,
+    }
     if expressions not in EXPRESSION_KINDS:
         raise ClevrRemvError(f"--expressions: {expressions!r} is not one of {', '.join(EXPRESSION_KINDS)}")
     if expressions == GENERALIZED:
         settings.update(expressions=GENERALIZED, target_mix=list(check_target_mix(target_mix)))
     elif target_mix is not None:
-        raise ClevrRemvError("--target-mix: only applies to --expressions generalized; add that option or "
-                             "drop --target-mix")
+        raise ClevrRemvError(
+            "--target-mix: only applies to --expressions generalized; add that option or drop --target-mix"
+        )
     return settings
 
 
 def visible_views(scene: dict, position: int, min_visible_pixels: int) -> list:
     """The [u, v] of every view where object ``position`` (0-based) shows enough pixels."""
     entries = scene["objects"][position]["views"]
-    return [[view["u"], view["v"]] for view, entry in zip(scene["views"], entries)
-            if entry["pixels"] >= min_visible_pixels]
+    return [
+        [view["u"], view["v"]]
+        for view, entry in zip(scene["views"], entries, strict=False)
+        if entry["pixels"] >= min_visible_pixels
+    ]
 
 
 def referent_views(scene: dict, keep_partial: bool, min_visible_pixels: int) -> dict:
@@ -70,7 +86,8 @@ def _check_attributes(scene: dict, properties: dict) -> None:
             if obj[attribute] not in properties[key]:
                 raise ClevrRemvError(
                     f"scene {scene['index']}: object {k} has {attribute} {obj[attribute]!r}, which the "
-                    f"dataset's properties do not list; use the properties the scene was generated with")
+                    f"dataset's properties do not list; use the properties the scene was generated with"
+                )
 
 
 class ViewTruth:
@@ -97,14 +114,7 @@ class ViewTruth:
 
     def views(self, program: list, referent: int):
         """The [u, v] where ``program`` names ``referent`` alone, or None when it must be rejected."""
-        candidates = self.referent_views[referent]
-        if not any(node["type"] == "filter_visibility" for node in program):
-            return candidates
-        holding = [view for view in candidates
-                   if engine.referent_of(program, self._facts(self.positions[tuple(view)])) == referent]
-        if not holding or (not self.keep_partial and len(holding) < len(candidates)):
-            return None
-        return holding
+        return self.set_views(program, frozenset([referent]))
 
     def set_views(self, program: list, answer: frozenset):
         """The [u, v] where ``program`` names exactly the objects ``answer`` (0-based; empty: no
@@ -112,21 +122,28 @@ class ViewTruth:
         if any(k not in self.referent_views for k in answer):
             return None
         shared = [set(map(tuple, self.referent_views[k])) for k in answer]
-        candidates = [[view["u"], view["v"]] for view in self.scene["views"]
-                      if all((view["u"], view["v"]) in views for views in shared)]
+        candidates = [
+            [view["u"], view["v"]]
+            for view in self.scene["views"]
+            if all((view["u"], view["v"]) in views for views in shared)
+        ]
         if not candidates:
             return None
         if not any(node["type"] == "filter_visibility" for node in program):
             return candidates
-        holding = [view for view in candidates
-                   if engine.answer_set(program, self._facts(self.positions[tuple(view)])) == answer]
+        holding = [
+            view
+            for view in candidates
+            if engine.answer_set(program, self._facts(self.positions[tuple(view)])) == answer
+        ]
         if not holding or (not self.keep_partial and len(holding) < len(candidates)):
             return None
         return holding
 
 
-def _balanced_expressions(template_set, facts, referents: list, per_scene: int, rng, truth: ViewTruth,
-                          seen_programs=None, seen_texts=None) -> list:
+def _balanced_expressions(
+    template_set, facts, referents: list, per_scene: int, rng, truth: ViewTruth, seen_programs=None, seen_texts=None
+) -> list:
     """Up to ``per_scene`` (instance, text, views) triples, spreading them evenly over referents and
     over families; a (referent, family) pair that yields nothing new is not tried again. A program
     that does not hold in its referent's views (``truth``) is never chosen, nor one (or a text) in
@@ -142,6 +159,7 @@ def _balanced_expressions(template_set, facts, referents: list, per_scene: int, 
         referent = least_used({k for k, _ in open_pairs}, referent_uses, rng)
         family = least_used({f for k, f in open_pairs if k == referent}, family_uses, rng)
         found = None
+
         def reject(program, referent=referent):
             return program_key(program) in seen_programs or truth.views(program, referent) is None
 
@@ -162,9 +180,18 @@ def _balanced_expressions(template_set, facts, referents: list, per_scene: int, 
     return chosen
 
 
-def generate_refexps(scene: dict, *, properties: dict, seed: int, per_scene: int = 8, templates_dir=None,
-                     keep_partial: bool = False, min_visible_pixels: int = 1, expressions: str = SINGLE,
-                     target_mix=None) -> dict:
+def generate_refexps(
+    scene: dict,
+    *,
+    properties: dict,
+    seed: int,
+    per_scene: int = 8,
+    templates_dir=None,
+    keep_partial: bool = False,
+    min_visible_pixels: int = 1,
+    expressions: str = SINGLE,
+    target_mix=None,
+) -> dict:
     """Return the refexps.json document of ``scene``: up to ``per_scene`` distinct expressions, each
     naming one object that is visible (>= ``min_visible_pixels`` pixels) in every view, or in some
     views with ``keep_partial``, and true in each view it lists (see :class:`ViewTruth`).
@@ -191,21 +218,33 @@ def generate_refexps(scene: dict, *, properties: dict, seed: int, per_scene: int
         chosen = _balanced_expressions(singular, facts, sorted(views), single, rng, truth, seen_programs, seen_texts)
         plural = plural_template_set(template_set)
         chosen += multi_target_expressions(plural, facts, truth, multi, rng, seen_programs, seen_texts)
-        chosen += no_target_expressions(dataclasses.replace(plural, families={**singular.families, **plural.families}),
-                                        facts, truth, no_target, rng, seen_programs, seen_texts)
+        chosen += no_target_expressions(
+            dataclasses.replace(plural, families={**singular.families, **plural.families}),
+            facts,
+            truth,
+            no_target,
+            rng,
+            seen_programs,
+            seen_texts,
+        )
         rng.shuffle(chosen)
     else:
         chosen = _balanced_expressions(singular, facts, sorted(views), per_scene, rng, truth)
-    documents = [_document(number, instance, text, expression_views, generalized=expressions == GENERALIZED)
-                 for number, (instance, text, expression_views) in enumerate(chosen)]
+    documents = [
+        _document(number, instance, text, expression_views, generalized=expressions == GENERALIZED)
+        for number, (instance, text, expression_views) in enumerate(chosen)
+    ]
     return {"format_version": FORMAT_VERSION, "scene": scene["index"], "expressions": documents}
 
 
 def _document(number: int, instance, text: str, views: list, generalized: bool = False) -> dict:
     """One expression of refexps.json (``referents`` only in generalized datasets)."""
-    document = {"id": number, "text": text,
-                "family": {"template": instance.template.family, "index": instance.template.index},
-                "program": instance.program}
+    document = {
+        "id": number,
+        "text": text,
+        "family": {"template": instance.template.family, "index": instance.template.index},
+        "program": instance.program,
+    }
     if instance.referent is not None:
         document["referent"] = instance.referent + 1
     if generalized:

@@ -6,6 +6,7 @@ can no longer lead to the goal (early rejection). The result is the first assign
 program names exactly the goal: one target object (:func:`instantiate`), a given set of objects,
 or any group of two or more allowed objects (:func:`instantiate_group`, for plural templates).
 """
+
 import dataclasses
 import itertools
 
@@ -17,8 +18,15 @@ MAX_STEPS = 2000
 # Relative preference for describing an object with 0..4 attributes (shorter is likelier).
 ATTRIBUTE_COUNT_WEIGHTS = (1.0, 8.0, 1.5, 0.4, 0.1)
 # Nodes whose output contains the referent whenever their consumer's output does.
-_SHRINKING = {"filter", "filter_unique", "unique", "filter_ordinal", "filter_visibility", "intersect",
-              *(f"filter_{attribute}" for attribute in engine.ATTRIBUTES)}
+_SHRINKING = {
+    "filter",
+    "filter_unique",
+    "unique",
+    "filter_ordinal",
+    "filter_visibility",
+    "intersect",
+    *(f"filter_{attribute}" for attribute in engine.ATTRIBUTES),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +140,10 @@ class _Search:
         for source in sources:
             for count in range(required, len(free) + 1):
                 for subset in itertools.combinations(free, count):
-                    chosen = {n: (self.facts.attributes[source][ATTRIBUTE_TYPES[params[n]]] if n in subset else "")
-                              for n in names}
+                    chosen = {
+                        n: (self.facts.attributes[source][ATTRIBUTE_TYPES[params[n]]] if n in subset else "")
+                        for n in names
+                    }
                     key = tuple(chosen.values())
                     if key not in seen:
                         seen.add(key)
@@ -159,8 +169,10 @@ class _Search:
             else:
                 numbers = self.rng.sample(range(1, len(ranking) + 1), len(ranking))
             for number in numbers:
-                yield ({by_type["Ordinal"]: str(number), by_type["Direction"]: direction},
-                       frozenset([ranking[number - 1]]))
+                yield (
+                    {by_type["Ordinal"]: str(number), by_type["Direction"]: direction},
+                    frozenset([ranking[number - 1]]),
+                )
 
     def _candidates(self, position, node, args):
         kind = node["type"]
@@ -179,8 +191,7 @@ class _Search:
             else:
                 options = self.rng.sample(engine.VISIBILITIES, len(engine.VISIBILITIES))
             for visibility in options:
-                yield ({node["side_inputs"][0]: visibility},
-                       engine.filter_visibility(self.facts, args[0], visibility))
+                yield ({node["side_inputs"][0]: visibility}, engine.filter_visibility(self.facts, args[0], visibility))
         else:
             yield {}, engine.apply_function(self.facts, kind, args, [])
 

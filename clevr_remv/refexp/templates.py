@@ -5,6 +5,7 @@ A template's nodes may use the CLEVR macros ``filter`` (any of <Z> <C> <M> <S>) 
 marked ``"plural": true`` names every object of its last node's set (multi-target expressions of
 ``--expressions generalized``; its last node must give a set); the others name one object.
 """
+
 import dataclasses
 import functools
 import re
@@ -36,13 +37,13 @@ SIDE_INPUT_TYPES = {
 class Template:
     """One checked template of a family file."""
 
-    family: str           # file name, e.g. "one_hop.json"
-    index: int            # position in that file
+    family: str  # file name, e.g. "one_hop.json"
+    index: int  # position in that file
     text: tuple
-    nodes: tuple          # {"type", "inputs", "side_inputs"} dicts
-    params: dict          # name -> type
+    nodes: tuple  # {"type", "inputs", "side_inputs"} dicts
+    params: dict  # name -> type
     null_params: frozenset
-    out_neq: tuple        # (node, node) pairs whose outputs must differ
+    out_neq: tuple  # (node, node) pairs whose outputs must differ
     plural: bool = False  # names a set of objects (its last node's), not one
 
 
@@ -51,7 +52,7 @@ class TemplateSet:
     """All families of a template folder and the synonyms used to vary their wording."""
 
     directory: Path
-    families: dict        # file name -> tuple of Template
+    families: dict  # file name -> tuple of Template
     synonyms: dict
 
     def _keeping(self, plural: bool) -> "TemplateSet":
@@ -78,15 +79,24 @@ def _check_side_inputs(path, index, position, node, params, used) -> None:
         if name not in params:
             raise _fail(path, index, field, f"{name} is not declared in params", "declare it in params")
         if name in used:
-            raise _fail(path, index, field, f"{name} is already a side input of node {used[name]}",
-                        "give each node its own parameters")
+            raise _fail(
+                path,
+                index,
+                field,
+                f"{name} is already a side input of node {used[name]}",
+                "give each node its own parameters",
+            )
         used[name] = position
     types = [params[name] for name in names]
     kind = node["type"]
     if kind in ATTRIBUTE_FILTERS:
         if any(t not in ATTRIBUTE_TYPES for t in types) or len(set(types)) != len(types):
-            raise _fail(path, index, field, f"{kind} takes at most one parameter of each of the types "
-                        f"{', '.join(ATTRIBUTE_TYPES)}, got {types}")
+            raise _fail(
+                path,
+                index,
+                field,
+                f"{kind} takes at most one parameter of each of the types {', '.join(ATTRIBUTE_TYPES)}, got {types}",
+            )
     elif sorted(types) != sorted(SIDE_INPUT_TYPES.get(kind, ())):
         wanted = list(SIDE_INPUT_TYPES.get(kind, ())) or "none"
         raise _fail(path, index, field, f"{kind} takes parameters of types {wanted}, got {types}")
@@ -98,18 +108,27 @@ def _check_nodes(path, index, nodes, params) -> None:
         input_kinds, _ = NODE_KINDS[node["type"]]
         inputs = node["inputs"]
         if len(inputs) != len(input_kinds) or any(i >= position for i in inputs):
-            raise _fail(path, index, f"nodes/{position}/inputs",
-                        f"{node['type']} needs {len(input_kinds)} input(s) from earlier nodes, got {inputs}")
-        for i, want in zip(inputs, input_kinds):
+            raise _fail(
+                path,
+                index,
+                f"nodes/{position}/inputs",
+                f"{node['type']} needs {len(input_kinds)} input(s) from earlier nodes, got {inputs}",
+            )
+        for i, want in zip(inputs, input_kinds, strict=False):
             if NODE_KINDS[nodes[i]["type"]][1] != want:
-                raise _fail(path, index, f"nodes/{position}/inputs",
-                            f"{node['type']} needs a {want} but node {i} ({nodes[i]['type']}) gives a "
-                            f"{NODE_KINDS[nodes[i]['type']][1]}")
+                raise _fail(
+                    path,
+                    index,
+                    f"nodes/{position}/inputs",
+                    f"{node['type']} needs a {want} but node {i} ({nodes[i]['type']}) gives a "
+                    f"{NODE_KINDS[nodes[i]['type']][1]}",
+                )
         _check_side_inputs(path, index, position, node, params, used)
     for name in params:
         if name not in used:
-            raise _fail(path, index, "params", f"{name} is not a side input of any node",
-                        "use it in a node or remove it")
+            raise _fail(
+                path, index, "params", f"{name} is not a side input of any node", "use it in a node or remove it"
+            )
 
 
 def _check_text(path, index, texts, params) -> None:
@@ -121,8 +140,13 @@ def _check_text(path, index, texts, params) -> None:
                 raise _fail(path, index, field, f"{name} is not declared in params")
         for name in params:
             if name not in found:
-                raise _fail(path, index, field, f"{name} does not appear in this variant",
-                            "every variant must mention every parameter")
+                raise _fail(
+                    path,
+                    index,
+                    field,
+                    f"{name} does not appear in this variant",
+                    "every variant must mention every parameter",
+                )
         if not re.fullmatch(r"[^\[\]]*(\[[^\[\]]*\][^\[\]]*)*", text):
             raise _fail(path, index, field, "unbalanced or nested [optional] brackets")
 
@@ -139,8 +163,9 @@ def _check_constraints(path, index, constraints, params, node_count) -> tuple:
         else:
             first, second = constraint["params"]
             if max(first, second) >= node_count:
-                raise _fail(path, index, field, f"OUT_NEQ names node {max(first, second)} but there are "
-                            f"{node_count} nodes")
+                raise _fail(
+                    path, index, field, f"OUT_NEQ names node {max(first, second)} but there are {node_count} nodes"
+                )
             out_neq.append((first, second))
     return frozenset(null_params), tuple(out_neq)
 
@@ -157,16 +182,21 @@ def parse_template_file(path: Path) -> tuple:
             params[param["name"]] = param["type"]
         _check_nodes(path, index, raw["nodes"], params)
         _check_text(path, index, raw["text"], params)
-        null_params, out_neq = _check_constraints(path, index, raw.get("constraints", []), params,
-                                                  len(raw["nodes"]))
+        null_params, out_neq = _check_constraints(path, index, raw.get("constraints", []), params, len(raw["nodes"]))
         plural = raw.get("plural", False)
         if plural and NODE_KINDS[raw["nodes"][-1]["type"]][1] != engine.SET:
-            raise _fail(path, index, "plural", f"a plural template names a set, but its last node "
-                        f"({raw['nodes'][-1]['type']}) gives an object", "end it with a set-valued node")
-        nodes = tuple({"type": n["type"], "inputs": list(n["inputs"]), "side_inputs": list(n.get("side_inputs", []))}
-                      for n in raw["nodes"])
-        templates.append(Template(path.name, index, tuple(raw["text"]), nodes, params, null_params, out_neq,
-                                  plural))
+            raise _fail(
+                path,
+                index,
+                "plural",
+                f"a plural template names a set, but its last node ({raw['nodes'][-1]['type']}) gives an object",
+                "end it with a set-valued node",
+            )
+        nodes = tuple(
+            {"type": n["type"], "inputs": list(n["inputs"]), "side_inputs": list(n.get("side_inputs", []))}
+            for n in raw["nodes"]
+        )
+        templates.append(Template(path.name, index, tuple(raw["text"]), nodes, params, null_params, out_neq, plural))
     return tuple(templates)
 
 
@@ -185,8 +215,10 @@ def _load_cached(directory: str, _signature: tuple) -> TemplateSet:
     folder = Path(directory)
     files = sorted(p for p in folder.glob("*.json") if p.name != SYNONYMS_FILE)
     if not files:
-        raise ClevrRemvError(f"--templates {folder}: the folder holds no template files (*.json); "
-                             "pass a folder with one JSON template file per family")
+        raise ClevrRemvError(
+            f"--templates {folder}: the folder holds no template files (*.json); "
+            "pass a folder with one JSON template file per family"
+        )
     synonyms_path = folder / SYNONYMS_FILE
     if not synonyms_path.is_file():
         synonyms_path = default_templates_dir() / SYNONYMS_FILE
@@ -198,7 +230,9 @@ def load_template_set(directory=None) -> TemplateSet:
     (the shipped synonyms when the folder has none). Results are cached until a file changes."""
     folder = Path(directory) if directory is not None else default_templates_dir()
     if not folder.is_dir():
-        raise ClevrRemvError(f"--templates {folder}: no such folder; pass a folder of template JSON files "
-                             "(see the shipped templates/ folder)")
+        raise ClevrRemvError(
+            f"--templates {folder}: no such folder; pass a folder of template JSON files "
+            "(see the shipped templates/ folder)"
+        )
     signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.json")))
     return _load_cached(str(folder.resolve()), signature)

@@ -1,4 +1,5 @@
 """Turn a template's text variant and parameter values into an English sentence."""
+
 import functools
 import re
 
@@ -15,7 +16,7 @@ TEXT_TRIES = 4
 
 
 def ordinal_word(number: int) -> str:
-    """"first" ... "ninth", then "10th", "11th", ..."""
+    """ "first" ... "ninth", then "10th", "11th", ..."""
     return ORDINAL_WORDS[number - 1] if number <= len(ORDINAL_WORDS) else f"{number}th"
 
 

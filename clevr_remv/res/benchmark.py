@@ -14,6 +14,7 @@ Each epoch reseeds torch with ``seed + epoch``, so a resumed run matches an unin
 On a generalized dataset the tested model answers "no target" with an empty mask below a
 predicted-area threshold chosen on val (``no_target.json``, :mod:`clevr_remv.res.no_target`).
 """
+
 import contextlib
 import json
 import shutil
@@ -33,26 +34,64 @@ from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.dataset.validate import image_header_problems
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.metrics import intersection_and_union, summarize
-from clevr_remv.res.evaluate import (build_results, evaluation_views, open_predictions, prediction_record,
-                                     score_predictions, write_reports)
+from clevr_remv.res.evaluate import (
+    build_results,
+    evaluation_views,
+    open_predictions,
+    prediction_record,
+    score_predictions,
+    write_reports,
+)
 from clevr_remv.res.models.augment import FlipAndShift
 from clevr_remv.res.models.registry import get_model, recipe_overrides
-from clevr_remv.res.models.training import (StepBatchSampler, collate, load_checkpoint, make_optimizer,
-                                            make_poly_schedule, predict, save_checkpoint, train_epoch,
-                                            training_rounds)
+from clevr_remv.res.models.training import (
+    StepBatchSampler,
+    collate,
+    load_checkpoint,
+    make_optimizer,
+    make_poly_schedule,
+    predict,
+    save_checkpoint,
+    train_epoch,
+    training_rounds,
+)
 from clevr_remv.res.no_target import choose_area_threshold, empty_below
 from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 # Settings that must not change when a run is resumed.
-RESUME_KEYS = ("model", "size", "epochs", "batch_size", "lr", "input_size", "seed", "text_encoder", "recipe",
-               "iterations", "val_every")
+RESUME_KEYS = (
+    "model",
+    "size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "input_size",
+    "seed",
+    "text_encoder",
+    "recipe",
+    "iterations",
+    "val_every",
+)
 RESUME_DEFAULTS = {"recipe": "default"}  # what a run written before the key existed used
 PROTOCOLS = ("heldout", "finetune-test")
 DEFAULT_FINETUNE_EPOCHS = 5
 
 
-def _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size, seed,
-              text_encoder, vision_weights, workers) -> dict:
+def _settings(
+    model_name,
+    module,
+    size,
+    epochs,
+    batch_size,
+    lr,
+    device,
+    views,
+    input_size,
+    seed,
+    text_encoder,
+    vision_weights,
+    workers,
+) -> dict:
     if epochs < 1 or batch_size < 1:
         raise ClevrRemvError("--epochs / --batch-size: must be at least 1")
     if device == "cuda" and not torch.cuda.is_available():
@@ -60,13 +99,21 @@ def _settings(model_name, module, size, epochs, batch_size, lr, device, views, i
     if vision_weights and not hasattr(module, "load_vision_weights"):
         raise ClevrRemvError(f"--vision-weights: model {model_name!r} has no Swin backbone to load into")
     if text_encoder and "text_encoder" not in module.default_config(size):
-        raise ClevrRemvError(f"--text-encoder: model {model_name!r} learns its own word vectors; "
-                             "drop the option")
-    return {"model": model_name, "size": size, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr if lr is not None else module.DEFAULT_LR, "device": device, "views": views,
-            "input_size": list(input_size) if input_size else None, "seed": seed,
-            "text_encoder": str(text_encoder) if text_encoder else None,
-            "vision_weights": str(vision_weights) if vision_weights else None, "workers": workers}
+        raise ClevrRemvError(f"--text-encoder: model {model_name!r} learns its own word vectors; drop the option")
+    return {
+        "model": model_name,
+        "size": size,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr if lr is not None else module.DEFAULT_LR,
+        "device": device,
+        "views": views,
+        "input_size": list(input_size) if input_size else None,
+        "seed": seed,
+        "text_encoder": str(text_encoder) if text_encoder else None,
+        "vision_weights": str(vision_weights) if vision_weights else None,
+        "workers": workers,
+    }
 
 
 def check_test_data(store: DatasetStore, test_store: DatasetStore) -> None:
@@ -75,16 +122,20 @@ def check_test_data(store: DatasetStore, test_store: DatasetStore) -> None:
     train_config, test_config = store.info()["config"], test_store.info()["config"]
     size, test_size = (train_config["width"], train_config["height"]), (test_config["width"], test_config["height"])
     if size != test_size:
-        raise ClevrRemvError(f"--test-data {test_store.root}: views are {test_size[0]}x{test_size[1]}, the training "
-                             f"data's {size[0]}x{size[1]}; render both at one size")
+        raise ClevrRemvError(
+            f"--test-data {test_store.root}: views are {test_size[0]}x{test_size[1]}, the training "
+            f"data's {size[0]}x{size[1]}; render both at one size"
+        )
     layout_keys = ("seed", "min_objects", "max_objects", "min_pixels", "properties", "lens")
     if all(train_config.get(key) == test_config.get(key) for key in layout_keys):
         seen = set(split_scene_ids(store, "train")) | set(split_scene_ids(store, "val"))
         shared = sorted(seen & set(split_scene_ids(test_store, "test")))
         if shared:
-            raise ClevrRemvError(f"--test-data {test_store.root}: its test scenes {shared[:5]} (and "
-                                 f"{max(0, len(shared) - 5)} more) are scenes of train or val in {store.root} "
-                                 "(same seed, same index); generate the test scenes with another --start or --seed")
+            raise ClevrRemvError(
+                f"--test-data {test_store.root}: its test scenes {shared[:5]} (and "
+                f"{max(0, len(shared) - 5)} more) are scenes of train or val in {store.root} "
+                "(same seed, same index); generate the test scenes with another --start or --seed"
+            )
 
 
 def _schedule(iterations, val_every) -> dict:
@@ -99,26 +150,38 @@ def _schedule(iterations, val_every) -> dict:
 def _check_resumable(previous: dict, requested: dict, out: Path) -> None:
     for key in RESUME_KEYS:
         if previous.get(key, RESUME_DEFAULTS.get(key)) != requested.get(key):
-            raise ClevrRemvError(f"--resume: the run in {out} used {key}={previous.get(key)!r}, not "
-                                 f"{requested.get(key)!r}; pass the same options or choose another --out")
+            raise ClevrRemvError(
+                f"--resume: the run in {out} used {key}={previous.get(key)!r}, not "
+                f"{requested.get(key)!r}; pass the same options or choose another --out"
+            )
 
 
 def _train_texts(store: DatasetStore) -> list:
-    return [expression["text"] for scene in split_scene_ids(store, "train")
-            for expression in store.load_refexps(scene, check=False)["expressions"]]
+    return [
+        expression["text"]
+        for scene in split_scene_ids(store, "train")
+        for expression in store.load_refexps(scene, check=False)["expressions"]
+    ]
 
 
 def _loader(dataset, settings, shuffle: bool, generator=None) -> DataLoader:
-    return DataLoader(dataset, batch_size=settings["batch_size"], shuffle=shuffle, collate_fn=collate,
-                      num_workers=settings["workers"], generator=generator,
-                      pin_memory=settings["device"] == "cuda")
+    return DataLoader(
+        dataset,
+        batch_size=settings["batch_size"],
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=settings["workers"],
+        generator=generator,
+        pin_memory=settings["device"] == "cuda",
+    )
 
 
 def _validate(model, loader, tokenizer, settings) -> dict:
     """Centre-view figures on val, computed in memory."""
     intersections, unions = [], []
-    for *_, prediction, target in predict(model, loader, tokenizer, settings["device"],
-                                          settings["input_size"], description="val"):
+    for *_, prediction, target in predict(
+        model, loader, tokenizer, settings["device"], settings["input_size"], description="val"
+    ):
         intersection, union = intersection_and_union(prediction, target)
         intersections.append(intersection)
         unions.append(union)
@@ -153,8 +216,10 @@ def _start(module, store, settings, out, resume, config_overrides):
     """(config, model, checkpoint state or None): fresh, or restored from ``last.pt``."""
     last = out / "checkpoints" / "last.pt"
     if last.is_file() and not resume:
-        raise ClevrRemvError(f"--out {out}: holds a previous run (checkpoints/last.pt); pass --resume "
-                             "to continue it or choose another --out")
+        raise ClevrRemvError(
+            f"--out {out}: holds a previous run (checkpoints/last.pt); pass --resume "
+            "to continue it or choose another --out"
+        )
     if resume and last.is_file():
         state = load_checkpoint(last)
         _check_resumable(state["settings"], settings, out)
@@ -174,11 +239,16 @@ def _start(module, store, settings, out, resume, config_overrides):
     if settings["vision_weights"]:  # load_vision_weights refuses a config without such a backbone
         report = module.load_vision_weights(model, settings["vision_weights"])
         write_json_atomic(out / "vision_weights.json", report)
-        tqdm.write(f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
-                   f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})")
+        tqdm.write(
+            f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
+            f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})"
+        )
     elif backbone:
-        warnings.warn(f"no --vision-weights: the {backbone} backbone trains from scratch, which needs far "
-                      "more epochs than fine-tuning pretrained weights", stacklevel=3)
+        warnings.warn(
+            f"no --vision-weights: the {backbone} backbone trains from scratch, which needs far "
+            "more epochs than fine-tuning pretrained weights",
+            stacklevel=3,
+        )
     return config, model, None
 
 
@@ -188,8 +258,10 @@ def _report_text_encoder(model, out: Path) -> None:
     if report is None:
         return
     write_json_atomic(out / "text_encoder.json", report)
-    tqdm.write(f"text encoder: {report['loaded']} tensors loaded, {len(report['missing'])} missing (randomly "
-               f"initialised), {len(report['unexpected'])} unexpected (see {out / 'text_encoder.json'})")
+    tqdm.write(
+        f"text encoder: {report['loaded']} tensors loaded, {len(report['missing'])} missing (randomly "
+        f"initialised), {len(report['unexpected'])} unexpected (see {out / 'text_encoder.json'})"
+    )
 
 
 def _write_lines(path, lines) -> None:
@@ -207,20 +279,34 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
     model.load_state_dict(tested_state["model"])
     views = evaluation_views(store, settings["views"])
     dataset = ClevrRemvDataset(store.root, split="test", views=views)
-    records = (json.dumps(prediction_record(scene, expression_id, view, empty_below(prediction, no_target)))
-               for scene, expression_id, view, prediction, _ in
-               predict(model, _loader(dataset, settings, False), tokenizer, settings["device"],
-                       settings["input_size"], description="test", refine=_refiner(settings)))
+    records = (
+        json.dumps(prediction_record(scene, expression_id, view, empty_below(prediction, no_target)))
+        for scene, expression_id, view, prediction, _ in predict(
+            model,
+            _loader(dataset, settings, False),
+            tokenizer,
+            settings["device"],
+            settings["input_size"],
+            description="test",
+            refine=_refiner(settings),
+        )
+    )
     predictions_path = out / "predictions.jsonl"
     with atomic_path(predictions_path) as tmp:
         _write_lines(tmp, records)
     source = open_predictions(predictions_path)
     scores, missing, shape = score_predictions(store, "test", views, source)
     results = build_results(store, "test", settings["views"], scores, missing, shape, source, "oIoU")
-    results["benchmark"] = {"model": settings["model"], "size": settings["size"],
-                            "best_epoch": best_state["epoch"], "best_val_oIoU": best_state["val_oIoU"],
-                            "protocol": settings["protocol"], "test_data": str(store.root),
-                            "finetune_epochs": tested_state.get("finetune_epochs", 0), "seed": settings["seed"]}
+    results["benchmark"] = {
+        "model": settings["model"],
+        "size": settings["size"],
+        "best_epoch": best_state["epoch"],
+        "best_val_oIoU": best_state["val_oIoU"],
+        "protocol": settings["protocol"],
+        "test_data": str(store.root),
+        "finetune_epochs": tested_state.get("finetune_epochs", 0),
+        "seed": settings["seed"],
+    }
     results["benchmark"]["densecrf"] = bool(settings.get("densecrf"))
     if no_target is not None:
         results["benchmark"]["no_target"] = no_target
@@ -246,14 +332,24 @@ def _no_target_rule(model, tokenizer, store, settings, tested_state, out):
         return None
     model.load_state_dict(tested_state["model"])
     loader = _loader(ClevrRemvDataset(store.root, split="val", views="center"), settings, False)
-    samples = ((int(prediction.sum()), *intersection_and_union(prediction, target), int(target.sum()))
-               for *_, prediction, target in predict(model, loader, tokenizer, settings["device"],
-                                                     settings["input_size"], description="val no-target area",
-                                                     refine=_refiner(settings)))
+    samples = (
+        (int(prediction.sum()), *intersection_and_union(prediction, target), int(target.sum()))
+        for *_, prediction, target in predict(
+            model,
+            loader,
+            tokenizer,
+            settings["device"],
+            settings["input_size"],
+            description="val no-target area",
+            refine=_refiner(settings),
+        )
+    )
     rule = choose_area_threshold(samples)
     write_json_atomic(out / "no_target.json", rule)
-    tqdm.write(f"no target below {rule['pixels']} predicted pixels: val centre gIoU {rule['val_gIoU_argmax']:.2f} "
-               f"-> {rule['val_gIoU']:.2f}")
+    tqdm.write(
+        f"no target below {rule['pixels']} predicted pixels: val centre gIoU {rule['val_gIoU_argmax']:.2f} "
+        f"-> {rule['val_gIoU']:.2f}"
+    )
     return rule
 
 
@@ -270,8 +366,9 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
     """Train the remaining rounds (all, or those after ``state``); returns the best checkpoint. A
     round is an epoch, or with ``iterations`` a block of ``val_every`` iterations (its number is
     the history's "epoch", its last iteration the history's "iteration")."""
-    train_set = ClevrRemvDataset(store.root, split="train", views="center",
-                                 transform=FlipAndShift() if config.get("augment") else None)
+    train_set = ClevrRemvDataset(
+        store.root, split="train", views="center", transform=FlipAndShift() if config.get("augment") else None
+    )
     val_set = ClevrRemvDataset(store.root, split="val", views="center")
     generator = torch.Generator()
     train_loader = _loader(train_set, settings, True, generator)
@@ -294,28 +391,57 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
         loader, description = train_loader, f"epoch {epoch}/{epochs}"
         if iterations:
             sampler = StepBatchSampler(len(train_set), settings["batch_size"], seed, start, stop)
-            loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=settings["workers"],
-                                pin_memory=settings["device"] == "cuda")
+            loader = DataLoader(
+                train_set,
+                batch_sampler=sampler,
+                collate_fn=collate,
+                num_workers=settings["workers"],
+                pin_memory=settings["device"] == "cuda",
+            )
             description = f"iterations {start + 1}-{stop}/{iterations}"
-        loss = train_epoch(model, loader, tokenizer, optimizer, scheduler, config["class_weights"],
-                           settings["device"], settings["input_size"], description=description,
-                           dice_weight=config.get("dice_weight", 0.0))
+        loss = train_epoch(
+            model,
+            loader,
+            tokenizer,
+            optimizer,
+            scheduler,
+            config["class_weights"],
+            settings["device"],
+            settings["input_size"],
+            description=description,
+            dice_weight=config.get("dice_weight", 0.0),
+        )
         val = _validate(model, val_loader, tokenizer, settings)
-        history.append({"epoch": epoch, **({"iteration": stop} if iterations else {}), "train_loss": loss,
-                        "val_oIoU": val["oIoU"], "val_mIoU": val["mIoU"]})
+        history.append(
+            {
+                "epoch": epoch,
+                **({"iteration": stop} if iterations else {}),
+                "train_loss": loss,
+                "val_oIoU": val["oIoU"],
+                "val_mIoU": val["mIoU"],
+            }
+        )
         tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
         # A copy: on the CPU, .cpu() returns the live tensors, which later epochs would change.
         weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
         if best is None or val["oIoU"] > best["val_oIoU"]:
-            best = {"model": weights, "config": config, "settings": settings, "epoch": epoch,
-                    "val_oIoU": val["oIoU"]}
+            best = {"model": weights, "config": config, "settings": settings, "epoch": epoch, "val_oIoU": val["oIoU"]}
             save_checkpoint(out / "checkpoints" / "best.pt", best)
-        save_checkpoint(out / "checkpoints" / "last.pt",
-                        {"model": weights, "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "history": history, "config": config,
-                         "settings": settings, "epoch": epoch})
-        write_json_atomic(out / "training.json", {"history": history, "best_epoch": best["epoch"],
-                                                  "best_val_oIoU": best["val_oIoU"]})
+        save_checkpoint(
+            out / "checkpoints" / "last.pt",
+            {
+                "model": weights,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+                "config": config,
+                "settings": settings,
+                "epoch": epoch,
+            },
+        )
+        write_json_atomic(
+            out / "training.json", {"history": history, "best_epoch": best["epoch"], "best_val_oIoU": best["val_oIoU"]}
+        )
         draw_training_curve(history, out / "training_curve.png")
     return best
 
@@ -332,8 +458,9 @@ def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict
         if previous["finetune_epochs"] == epochs and previous["from_epoch"] == best["epoch"]:
             return previous
     model.load_state_dict(best["model"])
-    dataset = ClevrRemvDataset(test_store.root, split="test", views="center",
-                               transform=FlipAndShift() if config.get("augment") else None)
+    dataset = ClevrRemvDataset(
+        test_store.root, split="test", views="center", transform=FlipAndShift() if config.get("augment") else None
+    )
     generator = torch.Generator()
     loader = _loader(dataset, settings, True, generator)
     optimizer = make_optimizer(model, settings["lr"])
@@ -341,10 +468,18 @@ def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict
     for epoch in range(1, epochs + 1):
         torch.manual_seed(settings["seed"] + 10_000 + epoch)
         generator.manual_seed(settings["seed"] + 10_000 + epoch)
-        loss = train_epoch(model, loader, tokenizer, optimizer, scheduler, config["class_weights"],
-                           settings["device"], settings["input_size"],
-                           description=f"fine-tune on test centre views {epoch}/{epochs}",
-                           dice_weight=config.get("dice_weight", 0.0))
+        loss = train_epoch(
+            model,
+            loader,
+            tokenizer,
+            optimizer,
+            scheduler,
+            config["class_weights"],
+            settings["device"],
+            settings["input_size"],
+            description=f"fine-tune on test centre views {epoch}/{epochs}",
+            dice_weight=config.get("dice_weight", 0.0),
+        )
         tqdm.write(f"fine-tune epoch {epoch}: loss {loss:.4f}")
     weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     state = {"model": weights, "finetune_epochs": epochs, "from_epoch": best["epoch"]}
@@ -359,18 +494,25 @@ def check_data(store: DatasetStore, views: str, test_store: DatasetStore = None)
     test_store = test_store or store
     test_views = evaluation_views(test_store, views)
     problems = []
-    for split, split_views, split_store in (("train", [store.center], store), ("val", [store.center], store),
-                                            ("test", test_views, test_store)):
+    for split, split_views, split_store in (
+        ("train", [store.center], store),
+        ("val", [store.center], store),
+        ("test", test_views, test_store),
+    ):
         if len(ClevrRemvDataset(split_store.root, split=split, views=split_views)) == 0:
-            raise ClevrRemvError(f"{split_store.splits_path}: split {split!r} has no sample in the views the "
-                                 "benchmark reads; generate more scenes and rerun `clevr-remv split`")
+            raise ClevrRemvError(
+                f"{split_store.splits_path}: split {split!r} has no sample in the views the "
+                "benchmark reads; generate more scenes and rerun `clevr-remv split`"
+            )
         scene_views = [(scene, view) for scene in split_scene_ids(split_store, split) for view in split_views]
-        problems += image_header_problems(split_store, tqdm(scene_views, desc=f"check {split} image headers",
-                                                            unit="view"))
+        problems += image_header_problems(
+            split_store, tqdm(scene_views, desc=f"check {split} image headers", unit="view")
+        )
     if problems:
         more = f" ({len(problems) - 1} more image problem(s))" if len(problems) > 1 else ""
-        raise ClevrRemvError(f"{problems[0].path}: {problems[0].message}{more}; "
-                             "`clevr-remv validate --data DIR --quick` lists them all")
+        raise ClevrRemvError(
+            f"{problems[0].path}: {problems[0].message}{more}; `clevr-remv validate --data DIR --quick` lists them all"
+        )
 
 
 def _earlier_run(folder: Path) -> bool:
@@ -392,12 +534,31 @@ def _removed_on_error(out: Path):
         raise
 
 
-def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int = 8, lr=None,
-                  device: str = "cpu", views: str = "corners", resume: bool = False, size: str = "tiny",
-                  text_encoder=None, vision_weights=None, input_size=None, workers: int = 0,
-                  recipe: str = "default", iterations=None, val_every=None, densecrf: bool = False,
-                  seed: int = 0, config_overrides=None, test_data=None, protocol: str = "heldout",
-                  finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS) -> dict:
+def run_benchmark(
+    data,
+    model_name: str,
+    out,
+    epochs: int = 40,
+    batch_size: int = 8,
+    lr=None,
+    device: str = "cpu",
+    views: str = "corners",
+    resume: bool = False,
+    size: str = "tiny",
+    text_encoder=None,
+    vision_weights=None,
+    input_size=None,
+    workers: int = 0,
+    recipe: str = "default",
+    iterations=None,
+    val_every=None,
+    densecrf: bool = False,
+    seed: int = 0,
+    config_overrides=None,
+    test_data=None,
+    protocol: str = "heldout",
+    finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS,
+) -> dict:
     """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
     centre and ``views`` of test; returns the results dict (also written to ``out``).
 
@@ -415,8 +576,21 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         raise ClevrRemvError(f"--protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if protocol == "finetune-test" and finetune_epochs < 1:
         raise ClevrRemvError(f"--finetune-epochs: {finetune_epochs} must be at least 1")
-    settings = _settings(model_name, module, size, epochs, batch_size, lr, device, views, input_size,
-                         seed, text_encoder, vision_weights, workers)
+    settings = _settings(
+        model_name,
+        module,
+        size,
+        epochs,
+        batch_size,
+        lr,
+        device,
+        views,
+        input_size,
+        seed,
+        text_encoder,
+        vision_weights,
+        workers,
+    )
     settings.update(_schedule(iterations, val_every), recipe=recipe, densecrf=densecrf)
     if densecrf:
         from clevr_remv.res.models.densecrf import check_available
@@ -424,11 +598,16 @@ def run_benchmark(data, model_name: str, out, epochs: int = 40, batch_size: int 
         check_available()  # a missing package fails now, not after training
     config_overrides = {**recipe_overrides(module, recipe), **(config_overrides or {})}
     if vision_weights and not module.vision_backbone({**module.default_config(size), **config_overrides}):
-        raise ClevrRemvError(f"--vision-weights: model {model_name!r} with --recipe {recipe} has no pretrained "
-                             "backbone to load into; drop the option or choose a recipe with one "
-                             "(baseline: paper-resnet101)")
-    settings.update(protocol=protocol, finetune_epochs=finetune_epochs if protocol == "finetune-test" else 0,
-                    test_data=str(test_store.root))
+        raise ClevrRemvError(
+            f"--vision-weights: model {model_name!r} with --recipe {recipe} has no pretrained "
+            "backbone to load into; drop the option or choose a recipe with one "
+            "(baseline: paper-resnet101)"
+        )
+    settings.update(
+        protocol=protocol,
+        finetune_epochs=finetune_epochs if protocol == "finetune-test" else 0,
+        test_data=str(test_store.root),
+    )
     if test_store is not store:
         check_test_data(store, test_store)
     check_data(store, views, test_store)  # bad splits, views or images fail now, not after training

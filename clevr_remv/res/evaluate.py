@@ -15,6 +15,7 @@ gIoU, cIoU, N-acc and T-acc (:func:`clevr_remv.metrics.generalized_summary`), br
 count (0, 1, 2+), template family and the camera's distance from the centre, with MVR and MRD on
 gIoU and cIoU.
 """
+
 import json
 import math
 import re
@@ -30,7 +31,7 @@ from clevr_remv.dataset.images import open_image
 from clevr_remv.dataset.outdir import check_output_dir, only_names, write_manifest
 from clevr_remv.dataset.rle import mask_to_rle, rle_to_mask
 from clevr_remv.dataset.splits import split_scene_ids
-from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.dataset.store import DatasetStore, json_safe, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import select_views, view_name
 from clevr_remv.metrics import (
@@ -59,10 +60,15 @@ BREAKDOWNS = ("by_target_count", "by_family", "by_distance")
 
 # --------------------------------------------------------------------------- predictions
 
+
 def prediction_record(scene: int, expression_id: int, view, mask) -> dict:
     """One line of a predictions JSON Lines file."""
-    return {"scene": int(scene), "expression_id": int(expression_id),
-            "view": [int(view[0]), int(view[1])], "mask": mask_to_rle(mask)}
+    return {
+        "scene": int(scene),
+        "expression_id": int(expression_id),
+        "view": [int(view[0]), int(view[1])],
+        "mask": mask_to_rle(mask),
+    }
 
 
 class JsonlPredictions:
@@ -73,8 +79,10 @@ class JsonlPredictions:
         self._rles = {}
         with open(self.path, "rb") as stream:
             if stream.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE:
-                raise ClevrRemvError(f"--predictions {self.path}: is a PNG image, not a JSON Lines file; pass "
-                                     "the folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks instead")
+                raise ClevrRemvError(
+                    f"--predictions {self.path}: is a PNG image, not a JSON Lines file; pass "
+                    "the folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks instead"
+                )
             stream.seek(0)
             for number, line in enumerate(stream, 1):
                 if line.strip():
@@ -85,20 +93,29 @@ class JsonlPredictions:
         try:
             record = json.loads(line.decode("utf-8-sig"))
         except UnicodeDecodeError as error:
-            raise ClevrRemvError(f"{self.path}:{number}: not UTF-8 text ({error.reason} at byte {error.start}); "
-                                 "write predictions as a UTF-8 JSON Lines file") from error
+            raise ClevrRemvError(
+                f"{self.path}:{number}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                "write predictions as a UTF-8 JSON Lines file"
+            ) from error
         except json.JSONDecodeError as error:
-            raise ClevrRemvError(f"{self.path}:{number}: not valid JSON ({error.msg}); write one "
-                                 "JSON object per line") from error
-        validate(record, "predictions", f"{self.path}:{number}",
-                 fix="write each record as {scene, expression_id, view: [u, v], mask: COCO RLE}")
+            raise ClevrRemvError(
+                f"{self.path}:{number}: not valid JSON ({error.msg}); write one JSON object per line"
+            ) from error
+        validate(
+            record,
+            "predictions",
+            f"{self.path}:{number}",
+            fix="write each record as {scene, expression_id, view: [u, v], mask: COCO RLE}",
+        )
         return record
 
     def _add(self, record: dict, number: int) -> None:
         key = (record["scene"], record["expression_id"], *record["view"])
         if key in self._rles:
-            raise ClevrRemvError(f"{self.path}:{number}: a second prediction for scene {key[0]}, "
-                                 f"expression {key[1]}, view {view_name(*key[2:])}; keep one per sample")
+            raise ClevrRemvError(
+                f"{self.path}:{number}: a second prediction for scene {key[0]}, "
+                f"expression {key[1]}, view {view_name(*key[2:])}; keep one per sample"
+            )
         self._rles[key] = record["mask"]
 
     def mask(self, key, shape):
@@ -111,8 +128,10 @@ class JsonlPredictions:
         try:
             mask = rle_to_mask(rle)
         except Exception as error:  # pycocotools raises plain Exceptions on corrupt counts
-            raise ClevrRemvError(f"{self.path}: the RLE of {_describe(key)} cannot be decoded "
-                                 f"({error}); write it with pycocotools.mask.encode") from error
+            raise ClevrRemvError(
+                f"{self.path}: the RLE of {_describe(key)} cannot be decoded "
+                f"({error}); write it with pycocotools.mask.encode"
+            ) from error
         return _checked(mask, shape, f"{self.path}: {_describe(key)}")
 
     def unused_keys(self) -> list:
@@ -162,19 +181,25 @@ def _check_rle(rle: dict, shape, where: str) -> None:
     and uncompressed counts that are negative or do not add up to H x W."""
     height, width = rle["size"]
     if (height, width) != tuple(shape):
-        raise ClevrRemvError(f"{where}: mask size is {width}x{height} (WxH) but the dataset's views are "
-                             f"{shape[1]}x{shape[0]}; predict at the native resolution")
+        raise ClevrRemvError(
+            f"{where}: mask size is {width}x{height} (WxH) but the dataset's views are "
+            f"{shape[1]}x{shape[0]}; predict at the native resolution"
+        )
     counts = rle["counts"]
     if isinstance(counts, list) and (min(counts, default=0) < 0 or sum(counts) != height * width):
-        raise ClevrRemvError(f"{where}: the uncompressed RLE counts add up to {sum(counts)} pixels (or hold a "
-                             f"negative run), not {height}x{width} = {height * width}; "
-                             "write it with pycocotools.mask.encode")
+        raise ClevrRemvError(
+            f"{where}: the uncompressed RLE counts add up to {sum(counts)} pixels (or hold a "
+            f"negative run), not {height}x{width} = {height * width}; "
+            "write it with pycocotools.mask.encode"
+        )
 
 
 def _checked(mask, shape, where: str):
     if mask.shape != tuple(shape):
-        raise ClevrRemvError(f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the dataset's "
-                             f"views are {shape[1]}x{shape[0]}; predict at the native resolution")
+        raise ClevrRemvError(
+            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but the dataset's "
+            f"views are {shape[1]}x{shape[0]}; predict at the native resolution"
+        )
     return mask
 
 
@@ -185,11 +210,14 @@ def open_predictions(path):
         return PngPredictions(path)
     if path.is_file():
         return JsonlPredictions(path)
-    raise ClevrRemvError(f"--predictions {path}: no such file or folder; pass a JSON Lines file "
-                         "or a folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks")
+    raise ClevrRemvError(
+        f"--predictions {path}: no such file or folder; pass a JSON Lines file "
+        "or a folder of {scene:06d}/{expression_id}/u{u}_v{v}.png masks"
+    )
 
 
 # --------------------------------------------------------------------------- scoring
+
 
 def evaluation_views(store: DatasetStore, views: str) -> list:
     """The (u, v) scored for a view set: "center", "corners" (the centre and the four corners,
@@ -225,8 +253,11 @@ def score_predictions(store: DatasetStore, split: str, views, predictions, progr
                 target = target_mask(index, expression)
                 intersection, union = intersection_and_union(prediction, target)
                 if generalized:
-                    labels = {"by_target_count": target_count_label(expression), "by_family": family_name(expression),
-                              "by_distance": manhattan_distance(view, store.center)}
+                    labels = {
+                        "by_target_count": target_count_label(expression),
+                        "by_family": family_name(expression),
+                        "by_distance": manhattan_distance(view, store.center),
+                    }
                     scores.add(view, intersection, union, int(np.count_nonzero(target)), labels)
                 else:
                     scores.add(view, intersection, union)
@@ -238,14 +269,17 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
     center = store.center
     per_view = scores.per_view()
     if not per_view:
-        raise ClevrRemvError(f"--split {split}: no sample to score in the chosen views; "
-                             "check the split file and the expressions' views")
+        raise ClevrRemvError(
+            f"--split {split}: no sample to score in the chosen views; check the split file and the expressions' views"
+        )
     figures = robustness(per_view, center, robustness_iou)
     unused = predictions.unused_keys()
     height, width = shape
     return {
         "format_version": RESULTS_FORMAT_VERSION,
-        "dataset": str(store.root), "split": split, "views": views,
+        "dataset": str(store.root),
+        "split": split,
+        "views": views,
         "predictions": str(predictions.path),
         "resolution": [width, height],
         "samples": sum(summary["samples"] for summary in per_view.values()),
@@ -255,10 +289,13 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
         "unused_examples": [_key_record(key) for key in unused[:UNUSED_EXAMPLES]],
         "overall": scores.overall(),
         "center": per_view.get(center),
-        "per_view": {view_name(*view): {"u": view[0], "v": view[1],
-                                        "distance": manhattan_distance(view, center), **summary}
-                     for view, summary in per_view.items()},
-        "MVR": figures["MVR"], "MRD": figures["MRD"], "robustness_iou": figures["robustness_iou"],
+        "per_view": {
+            view_name(*view): {"u": view[0], "v": view[1], "distance": manhattan_distance(view, center), **summary}
+            for view, summary in per_view.items()
+        },
+        "MVR": figures["MVR"],
+        "MRD": figures["MRD"],
+        "robustness_iou": figures["robustness_iou"],
         **generalized_results(scores, per_view, center),
     }
 
@@ -270,8 +307,9 @@ def generalized_results(scores: ScoreAccumulator, per_view: dict, center) -> dic
     if not breakdowns:
         return {}
     results = {"expressions": "generalized"}
-    results.update({name: {str(label): summary for label, summary in summaries.items()}
-                    for name, summaries in breakdowns.items()})
+    results.update(
+        {name: {str(label): summary for label, summary in summaries.items()} for name, summaries in breakdowns.items()}
+    )
     results["robustness_generalized"] = {key: robustness(per_view, center, key) for key in GENERALIZED_IOUS}
     return results
 
@@ -291,16 +329,21 @@ def require_a_match(results: dict) -> None:
     if results["missing_predictions"] < results["samples"]:
         return
     if results["unused_predictions"]:
-        found = (f"its {results['unused_predictions']} prediction(s) are for other samples, e.g. "
-                 f"{describe_keys(results['unused_examples'][:1])}")
+        found = (
+            f"its {results['unused_predictions']} prediction(s) are for other samples, e.g. "
+            f"{describe_keys(results['unused_examples'][:1])}"
+        )
     else:
         found = "it holds no prediction"
-    raise ClevrRemvError(f"--predictions {results['predictions']}: no prediction matches any of the "
-                         f"{results['samples']} samples of split {results['split']!r} at the {results['views']} "
-                         f"views ({found}); predict those samples, or pass the --split and --views they are for")
+    raise ClevrRemvError(
+        f"--predictions {results['predictions']}: no prediction matches any of the "
+        f"{results['samples']} samples of split {results['split']!r} at the {results['views']} "
+        f"views ({found}); predict those samples, or pass the --split and --views they are for"
+    )
 
 
 # --------------------------------------------------------------------------- reports
+
 
 def format_cell(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
@@ -319,19 +362,35 @@ def markdown_report(results: dict, center) -> str:
     iou_key = results["robustness_iou"]
     columns = list(PRECISION_KEYS) + ["mIoU", "oIoU"]
     width, height = results["resolution"]
-    lines = [f"# RES evaluation: {results['split']} split, {results['views']} views", "",
-             f"{results['samples']} samples; IoU at the native {width}x{height}; "
-             f"{results['missing_predictions']} missing predictions (scored as empty masks).", ""]
+    lines = [
+        f"# RES evaluation: {results['split']} split, {results['views']} views",
+        "",
+        f"{results['samples']} samples; IoU at the native {width}x{height}; "
+        f"{results['missing_predictions']} missing predictions (scored as empty masks).",
+        "",
+    ]
     if results["center"] is not None:
-        lines += [f"## Centre view {view_name(*center)}", "",
-                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-                  "| " + " | ".join(format_cell(results["center"][key]) for key in columns) + " |", ""]
-    lines += ["## Per view", "", "| view | distance | samples | " + " | ".join(columns) + " |",
-              "|" + "---|" * (len(columns) + 3)]
+        lines += [
+            f"## Centre view {view_name(*center)}",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns),
+            "| " + " | ".join(format_cell(results["center"][key]) for key in columns) + " |",
+            "",
+        ]
+    lines += [
+        "## Per view",
+        "",
+        "| view | distance | samples | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 3),
+    ]
     for name, summary in results["per_view"].items():
         label = f"{name} (centre)" if summary["distance"] == 0 else name
-        lines.append(f"| {label} | {summary['distance']} | {summary['samples']} | "
-                     + " | ".join(format_cell(summary[key]) for key in columns) + " |")
+        lines.append(
+            f"| {label} | {summary['distance']} | {summary['samples']} | "
+            + " | ".join(format_cell(summary[key]) for key in columns)
+            + " |"
+        )
     overall = results["overall"]
     lines += [f"| all | | {overall['samples']} | " + " | ".join(format_cell(overall[k]) for k in columns) + " |", ""]
     shifted = {name: s[iou_key] for name, s in results["per_view"].items() if s["distance"] > 0}
@@ -340,16 +399,32 @@ def markdown_report(results: dict, center) -> str:
         spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         lines += [f"## Shifted views ({iou_key}, %)", ""]
         if len(shifted) <= 8:
-            lines += ["| " + " | ".join(paper_view_label(name, results["per_view"][name]) for name in shifted)
-                      + " | Average | SD |", "|" + "---|" * (len(shifted) + 2),
-                      "| " + " | ".join(format_cell(v) for v in values)
-                      + f" | {format_cell(float(np.mean(values)))} | {format_cell(spread)} |", ""]
+            lines += [
+                "| "
+                + " | ".join(paper_view_label(name, results["per_view"][name]) for name in shifted)
+                + " | Average | SD |",
+                "|" + "---|" * (len(shifted) + 2),
+                "| "
+                + " | ".join(format_cell(v) for v in values)
+                + f" | {format_cell(float(np.mean(values)))} | {format_cell(spread)} |",
+                "",
+            ]
         else:
-            lines += [f"{len(values)} views: average {format_cell(float(np.mean(values)))}, SD {format_cell(spread)}.", ""]
-        lines += ["## Robustness (lower is better)", "", "| MVR (%) | MRD (%) | IoU used |", "|---|---|---|",
-                  f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |", "",
-                  "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
-                  "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).", ""]
+            lines += [
+                f"{len(values)} views: average {format_cell(float(np.mean(values)))}, SD {format_cell(spread)}.",
+                "",
+            ]
+        lines += [
+            "## Robustness (lower is better)",
+            "",
+            "| MVR (%) | MRD (%) | IoU used |",
+            "|---|---|---|",
+            f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |",
+            "",
+            "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
+            "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).",
+            "",
+        ]
     if "expressions" in results:
         lines += generalized_lines(results)
     if "trivial_predictors" in results:
@@ -360,24 +435,36 @@ def markdown_report(results: dict, center) -> str:
 def generalized_lines(results: dict) -> list:
     """The generalized figures as Markdown: overall and centre, by target count, by family, by
     distance from the centre, and MVR / MRD on gIoU and cIoU."""
+
     def table(title, rows) -> list:
-        lines = [f"| {title} | samples | " + " | ".join(GENERALIZED_KEYS) + " |",
-                 "|" + "---|" * (len(GENERALIZED_KEYS) + 2)]
+        lines = [
+            f"| {title} | samples | " + " | ".join(GENERALIZED_KEYS) + " |",
+            "|" + "---|" * (len(GENERALIZED_KEYS) + 2),
+        ]
         for label, summary in rows:
             cells = [format_cell(summary[key]) for key in GENERALIZED_KEYS]
             lines.append(f"| {label} | {summary['samples']} | " + " | ".join(cells) + " |")
         return lines
 
     rows = [("all", results["overall"])] + ([("centre", results["center"])] if results["center"] is not None else [])
-    lines = ["## Generalized RES (%)", "",
-             "An empty predicted mask answers \"no target\". gIoU: mean per-sample IoU, a no-target sample "
-             "scoring 100 when predicted empty, else 0; cIoU: cumulative I / cumulative U (= oIoU); N-acc: "
-             "no-target samples predicted empty; T-acc: target samples predicted non-empty.", ""] + table("views", rows)
+    lines = [
+        "## Generalized RES (%)",
+        "",
+        'An empty predicted mask answers "no target". gIoU: mean per-sample IoU, a no-target sample '
+        "scoring 100 when predicted empty, else 0; cIoU: cumulative I / cumulative U (= oIoU); N-acc: "
+        "no-target samples predicted empty; T-acc: target samples predicted non-empty.",
+        "",
+    ] + table("views", rows)
     titles = {"by_target_count": "targets", "by_family": "family", "by_distance": "distance from the centre"}
     for name, title in titles.items():
         lines += ["", f"### By {title}", ""] + table(title, results[name].items())
-    lines += ["", "### Robustness on gIoU and cIoU (lower is better)", "", "| IoU | MVR (%) | MRD (%) |",
-              "|---|---|---|"]
+    lines += [
+        "",
+        "### Robustness on gIoU and cIoU (lower is better)",
+        "",
+        "| IoU | MVR (%) | MRD (%) |",
+        "|---|---|---|",
+    ]
     for key, figures in results["robustness_generalized"].items():
         lines.append(f"| {key} | {format_cell(figures['MVR'])} | {format_cell(figures['MRD'])} |")
     return lines + [""]
@@ -389,16 +476,27 @@ def trivial_predictor_lines(results: dict) -> list:
     rows = [(f"{results['benchmark']['model']} (trained)", results["center"], results["overall"])]
     rows += [(name, s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
     extra = [key for key in GENERALIZED_KEYS if key in results["overall"]]
-    lines = ["## Against trivial predictors", "",
-             "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |"
-             + "".join(f" all {key} |" for key in extra), "|---|---|---|---|---|---|" + "---|" * len(extra)]
+    lines = [
+        "## Against trivial predictors",
+        "",
+        "| predictions | centre P@0.5 | centre mIoU | centre oIoU | all mIoU | all oIoU |"
+        + "".join(f" all {key} |" for key in extra),
+        "|---|---|---|---|---|---|" + "---|" * len(extra),
+    ]
     for name, center, overall in rows:
         center = center or {}
-        lines.append(f"| {name} | " + " | ".join(format_cell(center.get(k)) for k in ("P@0.5", "mIoU", "oIoU"))
-                     + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |"
-                     + "".join(f" {format_cell(overall.get(key))} |" for key in extra))
-    return lines + ["", "empty: no mask; largest / random: the largest / a random visible object; attributes: "
-                    "the one visible object matching the expression's attribute words (`evaluate --predictor`).", ""]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(format_cell(center.get(k)) for k in ("P@0.5", "mIoU", "oIoU"))
+            + f" | {format_cell(overall['mIoU'])} | {format_cell(overall['oIoU'])} |"
+            + "".join(f" {format_cell(overall.get(key))} |" for key in extra)
+        )
+    return lines + [
+        "",
+        "empty: no mask; largest / random: the largest / a random visible object; attributes: "
+        "the one visible object matching the expression's attribute words (`evaluate --predictor`).",
+        "",
+    ]
 
 
 def draw_heatmap(results: dict, grid: int, center, path) -> None:
@@ -417,10 +515,16 @@ def draw_heatmap(results: dict, grid: int, center, path) -> None:
     image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100)
     for (row, column), value in np.ndenumerate(values):
         if not np.isnan(value):
-            axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                      color="white" if value < 60 else "black")
-    axes.add_patch(Rectangle((center[0] - 1.5, center[1] - 1.5), 1, 1, fill=False,
-                             edgecolor="red", linewidth=2))
+            axes.text(
+                column,
+                row,
+                f"{value:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 60 else "black",
+            )
+    axes.add_patch(Rectangle((center[0] - 1.5, center[1] - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     axes.set_xticks(range(grid), [str(u) for u in range(1, grid + 1)])
     axes.set_yticks(range(grid), [str(v) for v in range(1, grid + 1)])
     axes.set_xlabel("u (camera column)")
@@ -432,23 +536,12 @@ def draw_heatmap(results: dict, grid: int, center, path) -> None:
         figure.savefig(tmp, format="png")
 
 
-def _json_safe(value):
-    """NaN -> None, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 def write_reports(results: dict, store: DatasetStore, out) -> dict:
     """Write results.json, results.md and iou_heatmap.png to ``out``; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in REPORT_NAMES.items()}
-    write_json_atomic(paths["json"], _json_safe(results))
+    write_json_atomic(paths["json"], json_safe(results))
     markdown = markdown_report(results, store.center)
     write_text_atomic(paths["markdown"], markdown)
     draw_heatmap(results, store.grid, store.center, paths["heatmap"])
@@ -458,8 +551,10 @@ def write_reports(results: dict, store: DatasetStore, out) -> dict:
 def open_source(store: DatasetStore, predictions, predictor, seed: int):
     """The prediction source: a file or folder (``predictions``) or a trivial ``predictor``."""
     if (predictions is None) == (predictor is None):
-        raise ClevrRemvError("--predictions / --predictor: pass exactly one of them; --predictions for a "
-                             f"model's masks, --predictor {'|'.join(PREDICTORS)} for a trivial floor")
+        raise ClevrRemvError(
+            "--predictions / --predictor: pass exactly one of them; --predictions for a "
+            f"model's masks, --predictor {'|'.join(PREDICTORS)} for a trivial floor"
+        )
     if predictor is None:
         return open_predictions(predictions)
     if predictor not in PREDICTORS:
@@ -467,8 +562,17 @@ def open_source(store: DatasetStore, predictions, predictor, seed: int):
     return TrivialPredictions(store, predictor, seed)
 
 
-def evaluate(data, predictions=None, split: str = "test", views: str = "corners", out="evaluation",
-             robustness_iou: str = "oIoU", progress: bool = True, predictor=None, seed: int = 0) -> dict:
+def evaluate(
+    data,
+    predictions=None,
+    split: str = "test",
+    views: str = "corners",
+    out="evaluation",
+    robustness_iou: str = "oIoU",
+    progress: bool = True,
+    predictor=None,
+    seed: int = 0,
+) -> dict:
     """Score ``predictions`` (JSON Lines file or PNG folder) or the trivial ``predictor`` (one of
     ``PREDICTORS``, seeded by ``seed``) on ``split`` of the dataset ``data`` at ``views``
     ("center", "corners" = centre + 4 corners, "all"), write the reports to ``out`` and return
@@ -476,8 +580,9 @@ def evaluate(data, predictions=None, split: str = "test", views: str = "corners"
     if robustness_iou not in ROBUSTNESS_IOUS:
         raise ClevrRemvError(f"--mvr-iou: {robustness_iou!r} is not one of {', '.join(ROBUSTNESS_IOUS)}")
     store = DatasetStore(data)
-    out = check_output_dir(out, "evaluate", {"--data": data, "--predictions": predictions},
-                           ours=only_names(*REPORT_NAMES.values()))
+    out = check_output_dir(
+        out, "evaluate", {"--data": data, "--predictions": predictions}, ours=only_names(*REPORT_NAMES.values())
+    )
     chosen = evaluation_views(store, views)
     source = open_source(store, predictions, predictor, seed)
     scores, missing, shape = score_predictions(store, split, chosen, source, progress)

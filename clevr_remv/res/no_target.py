@@ -5,6 +5,7 @@ often leaves a few stray pixels. The rule empties every predicted mask with fewe
 pixels. ``pixels`` is chosen on the val split (the model's predictions there) to maximise gIoU,
 so no test sample decides it; 0 keeps the argmax masks as they are.
 """
+
 import numpy as np
 
 from clevr_remv.metrics import generalized_summary
@@ -20,8 +21,7 @@ def choose_area_threshold(samples) -> dict:
     areas, intersections, unions, targets = areas[order], intersections[order], unions[order], targets[order]
     no_target = targets == 0
     # A sample's score when its mask is kept (GRES's per-sample IoU) and when it is emptied.
-    kept = np.where(no_target, areas == 0, np.divide(intersections, unions, out=np.zeros(len(areas)),
-                                                     where=unions > 0))
+    kept = np.where(no_target, areas == 0, np.divide(intersections, unions, out=np.zeros(len(areas)), where=unions > 0))
     emptied = no_target.astype(float)
     emptied_before = np.concatenate([[0.0], np.cumsum(emptied)])
     kept_from = np.concatenate([np.cumsum(kept[::-1])[::-1], [0.0]])
@@ -31,8 +31,12 @@ def choose_area_threshold(samples) -> dict:
     best = int(np.argmax(np.round(scores, 9)))  # ties (up to rounding of the sums): the smallest threshold
     count = len(areas)
     baseline = generalized_summary(intersections, unions, targets)["gIoU"] if count else 0.0
-    return {"pixels": int(candidates[best]), "val_gIoU": 100.0 * float(scores[best]) / count if count else 0.0,
-            "val_gIoU_argmax": baseline, "val_samples": count}
+    return {
+        "pixels": int(candidates[best]),
+        "val_gIoU": 100.0 * float(scores[best]) / count if count else 0.0,
+        "val_gIoU_argmax": baseline,
+        "val_samples": count,
+    }
 
 
 def empty_below(mask: np.ndarray, rule) -> np.ndarray:

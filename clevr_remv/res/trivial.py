@@ -19,6 +19,7 @@ On a generalized dataset the empty mask is the answer "no target": ``empty`` alw
 
 A predictor is a prediction source for :func:`clevr_remv.res.evaluate.score_predictions`.
 """
+
 import re
 from pathlib import Path
 
@@ -80,9 +81,11 @@ def _dataset_synonyms(store: DatasetStore) -> dict:
     """The synonyms the dataset's expressions were written with (its template folder's)."""
     folder = store.info()["refexps"]["templates_dir"]
     if folder is not None and not Path(folder).is_dir():
-        raise ClevrRemvError(f"{store.dataset_json_path}: the expressions were made with the templates in "
-                             f"{folder}, which is gone; the attributes predictor reads their synonyms.json, "
-                             "so restore that folder")
+        raise ClevrRemvError(
+            f"{store.dataset_json_path}: the expressions were made with the templates in "
+            f"{folder}, which is gone; the attributes predictor reads their synonyms.json, "
+            "so restore that folder"
+        )
     return load_template_set(folder).synonyms
 
 

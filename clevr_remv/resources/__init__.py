@@ -5,6 +5,7 @@ They live at the top of the repository. A source checkout (a pyproject.toml besi
 (``PYTHONPATH=.`` then tests this checkout's render worker, not the installed one's); an installed
 wheel carries them as the subpackages ``clevr_remv.resources.<name>``.
 """
+
 from importlib import resources
 from pathlib import Path
 

@@ -4,6 +4,7 @@ distance (Table 5.4), and R-sum over lambda with the L1 distance (Figure 5.2).
 Each run lives in ``<out>/runs/<name>/`` (best.pt, results.json); a run whose results.json holds the
 same config is reused, so an interrupted ablation resumes where it stopped.
 """
+
 import json
 from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
@@ -24,11 +25,21 @@ def ablation_runs(base: TrainConfig, lambdas) -> list:
     out = Path(base.out) / "runs"
     runs = [("mh", "λ = 0 (MH loss)", replace(base, loss="imc", lam=0.0, distance="l1", out=str(out / "mh")))]
     for distance in TABLE_DISTANCES:
-        runs.append((f"lambda1_{distance}", f"λ = 1, δ_{distance}",
-                     replace(base, loss="imc", lam=1.0, distance=distance, out=str(out / f"lambda1_{distance}"))))
+        runs.append(
+            (
+                f"lambda1_{distance}",
+                f"λ = 1, δ_{distance}",
+                replace(base, loss="imc", lam=1.0, distance=distance, out=str(out / f"lambda1_{distance}")),
+            )
+        )
     for lam in sorted(set(lambdas) - {0.0, 1.0}):
-        runs.append((f"lambda{lam:g}_l1", None,
-                     replace(base, loss="imc", lam=lam, distance="l1", out=str(out / f"lambda{lam:g}_l1"))))
+        runs.append(
+            (
+                f"lambda{lam:g}_l1",
+                None,
+                replace(base, loss="imc", lam=lam, distance="l1", out=str(out / f"lambda{lam:g}_l1")),
+            )
+        )
     return runs
 
 
@@ -53,12 +64,14 @@ def markdown_table(rows, split: str, imc_variant: str = "paper") -> str:
         return metrics["rsum"] if key[0] is None else metrics[key[0]][key[1]]
 
     best = {key: max(value(m, key) for _, m in rows) for key in keys}
-    lines = [f"| IMC ({split}, {imc_variant} variant) | Image→Text R@1 | R@5 | R@10 "
-             "| Text→Image R@1 | R@5 | R@10 | R-sum |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| IMC ({split}, {imc_variant} variant) | Image→Text R@1 | R@5 | R@10 | Text→Image R@1 | R@5 | R@10 | R-sum |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, metrics in rows:
-        cells = [f"**{value(metrics, k):.1f}**" if value(metrics, k) == best[k] else f"{value(metrics, k):.1f}"
-                 for k in keys]
+        cells = [
+            f"**{value(metrics, k):.1f}**" if value(metrics, k) == best[k] else f"{value(metrics, k):.1f}" for k in keys
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -92,8 +105,12 @@ def run_ablation(base: TrainConfig, lambdas=(0.0, 0.5, 1.0, 2.0)) -> dict:
     write_text_atomic(out / "ablation.md", table)
     points = [(config.lam, results[name][split]["rsum"]) for name, _, config in runs if config.distance == "l1"]
     plot_rsum_over_lambda(points, out / "rsum_lambda.png", split)
-    summary = {"split": split, "imc_variant": base.imc_variant,
-               "runs": {name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]}
-                        for name, _, c in runs}}
+    summary = {
+        "split": split,
+        "imc_variant": base.imc_variant,
+        "runs": {
+            name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]} for name, _, c in runs
+        },
+    }
     write_json_atomic(out / "ablation.json", summary)
     return {"table": table, **summary}

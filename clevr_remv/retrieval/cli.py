@@ -1,4 +1,5 @@
 """``clevr-remv retrieval``: train, evaluate, ablation (and a synthetic demo set)."""
+
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -14,15 +15,30 @@ DISTANCE_CHOICE = click.Choice(["cos", "msd", "l1", "l2"])
 def _data_options(command, format_default="precomp"):
     format_help = "precomp: VSE++/SCAN features; remv: CLEVR-REMV centre views."
     options = [
-        click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-                     help="Precomputed-feature folder ({train,dev,test}_ims.npy + _caps.txt) or a CLEVR-REMV root."),
-        click.option("--format", "data_format", type=click.Choice(["precomp", "remv"]), default=format_default,
-                     show_default=format_default is not None,
-                     help=format_help + ("" if format_default else " [default: the checkpoint's]")),
-        click.option("--image-size", type=click.IntRange(16), default=128, show_default=True,
-                     help="remv only: shrink centre views so the longer side is at most this many pixels."),
-        click.option("--device", default="auto", show_default=True,
-                     help="auto (CUDA when available), cpu, cuda or cuda:N."),
+        click.option(
+            "--data",
+            required=True,
+            type=click.Path(exists=True, file_okay=False),
+            help="Precomputed-feature folder ({train,dev,test}_ims.npy + _caps.txt) or a CLEVR-REMV root.",
+        ),
+        click.option(
+            "--format",
+            "data_format",
+            type=click.Choice(["precomp", "remv"]),
+            default=format_default,
+            show_default=format_default is not None,
+            help=format_help + ("" if format_default else " [default: the checkpoint's]"),
+        ),
+        click.option(
+            "--image-size",
+            type=click.IntRange(16),
+            default=128,
+            show_default=True,
+            help="remv only: shrink centre views so the longer side is at most this many pixels.",
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="auto (CUDA when available), cpu, cuda or cuda:N."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -32,30 +48,75 @@ def _data_options(command, format_default="precomp"):
 def _training_options(command):
     options = [
         click.option("--margin", type=float, default=0.2, show_default=True, help="Hinge margin alpha."),
-        click.option("--mu-down", type=float, default=0.05, show_default=True,
-                     help="IMC band: lower distance threshold (--imc-variant code: a rank fraction)."),
-        click.option("--mu-up", type=float, default=0.5, show_default=True,
-                     help="IMC band: upper distance threshold (code: a rank fraction)."),
-        click.option("--imc-variant", type=click.Choice(["paper", "code"]), default="paper", show_default=True,
-                     help="IMC term as the thesis writes it (paper: push in-band pairs apart) or as the authors' "
-                          "public code computes it (code: row-normalised distances, a rank band, pulls them "
-                          "together); the same for cos. See docs/fidelity.md."),
+        click.option(
+            "--mu-down",
+            type=float,
+            default=0.05,
+            show_default=True,
+            help="IMC band: lower distance threshold (--imc-variant code: a rank fraction).",
+        ),
+        click.option(
+            "--mu-up",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="IMC band: upper distance threshold (code: a rank fraction).",
+        ),
+        click.option(
+            "--imc-variant",
+            type=click.Choice(["paper", "code"]),
+            default="paper",
+            show_default=True,
+            help="IMC term as the thesis writes it (paper: push in-band pairs apart) or as the authors' "
+            "public code computes it (code: row-normalised distances, a rank band, pulls them "
+            "together); the same for cos. See docs/fidelity.md.",
+        ),
         click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="Training epochs."),
-        click.option("--batch-size", type=click.IntRange(2), default=128, show_default=True,
-                     help="(image, caption) pairs per batch."),
-        click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
-                     help="Adam learning rate."),
-        click.option("--lr-update", type=click.IntRange(1), default=15, show_default=True,
-                     help="Multiply the learning rate by 0.1 every this many epochs."),
-        click.option("--grad-clip", type=click.FloatRange(0), default=2.0, show_default=True,
-                     help="Clip the gradient norm to this (0: no clipping)."),
-        click.option("--embed-dim", type=click.IntRange(2), default=1024, show_default=True,
-                     help="Joint embedding size d (even: two LSTM directions)."),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(2),
+            default=128,
+            show_default=True,
+            help="(image, caption) pairs per batch.",
+        ),
+        click.option(
+            "--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate."
+        ),
+        click.option(
+            "--lr-update",
+            type=click.IntRange(1),
+            default=15,
+            show_default=True,
+            help="Multiply the learning rate by 0.1 every this many epochs.",
+        ),
+        click.option(
+            "--grad-clip",
+            type=click.FloatRange(0),
+            default=2.0,
+            show_default=True,
+            help="Clip the gradient norm to this (0: no clipping).",
+        ),
+        click.option(
+            "--embed-dim",
+            type=click.IntRange(2),
+            default=1024,
+            show_default=True,
+            help="Joint embedding size d (even: two LSTM directions).",
+        ),
         click.option("--word-dim", type=click.IntRange(1), default=300, show_default=True, help="Word vector size."),
-        click.option("--min-word-count", type=click.IntRange(1), default=1, show_default=True,
-                     help="Keep training words seen at least this often; others map to <unk>."),
-        click.option("--glove", type=click.Path(dir_okay=False), default=None,
-                     help="Initialise word vectors from this local GloVe .txt file (its size = --word-dim)."),
+        click.option(
+            "--min-word-count",
+            type=click.IntRange(1),
+            default=1,
+            show_default=True,
+            help="Keep training words seen at least this often; others map to <unk>.",
+        ),
+        click.option(
+            "--glove",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Initialise word vectors from this local GloVe .txt file (its size = --word-dim).",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         click.option("--fold5", is_flag=True, help="Also report the 5-fold mean on the test split (COCO 1K)."),
     ]
@@ -68,8 +129,10 @@ def _config(out, **options):
     from clevr_remv.retrieval.train import TrainConfig
 
     if options["mu_down"] >= options["mu_up"]:
-        raise ClevrRemvError(f"--mu-down {options['mu_down']} / --mu-up {options['mu_up']}: the band is empty; "
-                             "pass --mu-down below --mu-up")
+        raise ClevrRemvError(
+            f"--mu-down {options['mu_down']} / --mu-up {options['mu_up']}: the band is empty; "
+            "pass --mu-down below --mu-up"
+        )
     if options["embed_dim"] % 2:
         raise ClevrRemvError(f"--embed-dim {options['embed_dim']}: must be even (two LSTM directions)")
     names = {f.name for f in fields(TrainConfig)}
@@ -102,15 +165,31 @@ def retrieval():
 
 @retrieval.command()
 @_data_options
-@click.option("--loss", type=click.Choice(["sh", "mh", "imc"]), default="imc", show_default=True,
-              help="sh: sum of hinges; mh: max of hinges (VSE++); imc: MH + intra-modal constraint.")
-@click.option("--distance", type=DISTANCE_CHOICE, default="l1", show_default=True,
-              help="IMC distance, normalised onto the cosine distance's [0, 2] scale.")
-@click.option("--lambda", "lam", type=click.FloatRange(0), default=1.0, show_default=True,
-              help="IMC weight (0 = the MH loss).")
+@click.option(
+    "--loss",
+    type=click.Choice(["sh", "mh", "imc"]),
+    default="imc",
+    show_default=True,
+    help="sh: sum of hinges; mh: max of hinges (VSE++); imc: MH + intra-modal constraint.",
+)
+@click.option(
+    "--distance",
+    type=DISTANCE_CHOICE,
+    default="l1",
+    show_default=True,
+    help="IMC distance, normalised onto the cosine distance's [0, 2] scale.",
+)
+@click.option(
+    "--lambda", "lam", type=click.FloatRange(0), default=1.0, show_default=True, help="IMC weight (0 = the MH loss)."
+)
 @_training_options
-@click.option("--out", type=click.Path(file_okay=False), default="retrieval-run", show_default=True,
-              help="Output folder: best.pt (best validation R-sum) and results.json.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="retrieval-run",
+    show_default=True,
+    help="Output folder: best.pt (best validation R-sum) and results.json.",
+)
 def train(out, **options):
     """Train the two-branch embedding network; keep the best checkpoint by validation R-sum."""
     from clevr_remv.retrieval.train import train as run_training
@@ -125,11 +204,20 @@ def train(out, **options):
 
 
 @retrieval.command()
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
-              help="best.pt written by `clevr-remv retrieval train`.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="best.pt written by `clevr-remv retrieval train`.",
+)
 @partial(_data_options, format_default=None)
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
-              help="Split to evaluate (val = dev_* files in precomp folders).")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default="test",
+    show_default=True,
+    help="Split to evaluate (val = dev_* files in precomp folders).",
+)
 @click.option("--fold5", is_flag=True, help="Also report the mean over 5 folds of the images (COCO 1K protocol).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the metrics to this JSON file.")
 def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, out):
@@ -146,11 +234,15 @@ def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, ou
     model, vocab, payload = load_checkpoint(checkpoint, torch_device)
     split_data = load_split(data, data_format or payload["config"]["format"], split, image_size)
     if split_data.image_kind != model.spec["image"]:
-        raise ClevrRemvError(f"--checkpoint {checkpoint}: trained on image {model.spec['image']}, but --data "
-                             f"holds image {split_data.image_kind}; pass the --format it was trained with")
+        raise ClevrRemvError(
+            f"--checkpoint {checkpoint}: trained on image {model.spec['image']}, but --data "
+            f"holds image {split_data.image_kind}; pass the --format it was trained with"
+        )
     if split_data.image_kind == "features" and split_data.images.shape[1] != model.spec["feature_dim"]:
-        raise ClevrRemvError(f"--data {data}: {split_data.images.shape[1]}-d features, the checkpoint expects "
-                             f"{model.spec['feature_dim']}; pass the features it was trained on")
+        raise ClevrRemvError(
+            f"--data {data}: {split_data.images.shape[1]}-d features, the checkpoint expects "
+            f"{model.spec['feature_dim']}; pass the features it was trained on"
+        )
     if fold5 and len(split_data.images) < 5:
         raise ClevrRemvError(f"--fold5: the {split} split has {len(split_data.images)} images; 5 folds need 5")
     result = evaluate_split(model, vocab, split_data, torch_device, fold5=fold5)
@@ -163,10 +255,19 @@ def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, ou
 @retrieval.command()
 @_data_options
 @_training_options
-@click.option("--lambdas", default="0,0.5,1,2", show_default=True,
-              help="Comma-separated lambdas for the R-sum plot (L1 distance); 0 and 1 are always run.")
-@click.option("--out", type=click.Path(file_okay=False), default="retrieval-ablation", show_default=True,
-              help="Output folder: ablation.md, ablation.json, rsum_lambda.png and runs/.")
+@click.option(
+    "--lambdas",
+    default="0,0.5,1,2",
+    show_default=True,
+    help="Comma-separated lambdas for the R-sum plot (L1 distance); 0 and 1 are always run.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="retrieval-ablation",
+    show_default=True,
+    help="Output folder: ablation.md, ablation.json, rsum_lambda.png and runs/.",
+)
 def ablation(out, lambdas, **options):
     """Lambda = 0 (MH) vs lambda = 1 with each distance (Table 5.4) and R-sum over lambda (Figure 5.2)."""
     from clevr_remv.retrieval.ablation import run_ablation
@@ -198,8 +299,18 @@ def synthetic(out, n_train, n_dev, n_test, feature_dim, captions_per_image, nois
     from clevr_remv.retrieval.synthetic import make_synthetic_precomp
 
     _claim(out, "retrieval synthetic", {}, "*_ims.npy", "*_caps.txt")
-    make_synthetic_precomp(out, train=n_train, dev=n_dev, test=n_test, feature_dim=feature_dim,
-                           captions_per_image=captions_per_image, noise=noise, seed=seed)
+    make_synthetic_precomp(
+        out,
+        train=n_train,
+        dev=n_dev,
+        test=n_test,
+        feature_dim=feature_dim,
+        captions_per_image=captions_per_image,
+        noise=noise,
+        seed=seed,
+    )
     write_manifest(out, "retrieval synthetic")
-    click.echo(f"wrote {out}/{{train,dev,test}}_ims.npy and _caps.txt "
-               f"({n_train}/{n_dev}/{n_test} images, {captions_per_image} captions each)")
+    click.echo(
+        f"wrote {out}/{{train,dev,test}}_ims.npy and _caps.txt "
+        f"({n_train}/{n_dev}/{n_test} images, {captions_per_image} captions each)"
+    )

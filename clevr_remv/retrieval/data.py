@@ -5,6 +5,7 @@ CNN features per image, or (N, regions, D) region features, averaged) and ``<roo
 (one caption a line, the same number per image, image by image: usually 5).
 ``--format remv`` reads CLEVR-REMV (see ``remv.py``).
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,11 @@ def load_precomp_split(root, split: str) -> RetrievalSplit:
     ims_path, caps_path = precomp_paths(root, split)
     for path in (ims_path, caps_path):
         if not path.is_file():
-            raise ClevrRemvError(f"{path}: missing; a precomputed-feature folder holds "
-                                 f"{{train,dev,test}}_ims.npy and {{train,dev,test}}_caps.txt "
-                                 "(make a demo one with `clevr-remv retrieval synthetic`)")
+            raise ClevrRemvError(
+                f"{path}: missing; a precomputed-feature folder holds "
+                f"{{train,dev,test}}_ims.npy and {{train,dev,test}}_caps.txt "
+                "(make a demo one with `clevr-remv retrieval synthetic`)"
+            )
     try:
         images = np.load(ims_path, mmap_mode="r")
     except ValueError as error:
@@ -42,13 +45,16 @@ def load_precomp_split(root, split: str) -> RetrievalSplit:
     if images.ndim == 3:
         images = images.mean(axis=1)
     if images.ndim != 2 or images.shape[0] == 0:
-        raise ClevrRemvError(f"{ims_path}: shape {images.shape}; expected (images, features) "
-                             "or (images, regions, features)")
+        raise ClevrRemvError(
+            f"{ims_path}: shape {images.shape}; expected (images, features) or (images, regions, features)"
+        )
     captions = caps_path.read_text(encoding="utf-8").splitlines()
     if not captions or len(captions) % images.shape[0]:
-        raise ClevrRemvError(f"{caps_path}: {len(captions)} captions for {images.shape[0]} images in "
-                             f"{ims_path.name}; the layout needs the same number of captions per image "
-                             "(usually 5), one a line, in image order")
+        raise ClevrRemvError(
+            f"{caps_path}: {len(captions)} captions for {images.shape[0]} images in "
+            f"{ims_path.name}; the layout needs the same number of captions per image "
+            "(usually 5), one a line, in image order"
+        )
     per_image = len(captions) // images.shape[0]
     caption_image = np.arange(len(captions)) // per_image
     return RetrievalSplit(split, images, captions, caption_image)

@@ -7,6 +7,7 @@ everything alike gets the worst rank, not the best. R@K is the percentage of que
 top K, medr / meanr the median / mean 1-based rank, R-sum the six recalls added. Images with no
 caption are distractors: they are no image query but can be retrieved by texts.
 """
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -36,9 +37,9 @@ def image_to_text_ranks(sim: np.ndarray, caption_image: np.ndarray) -> np.ndarra
     np.add.at(own_tied, caption_image, own_score >= best[caption_image])
     ranks = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), CHUNK):
-        rows = queries[start:start + CHUNK]
+        rows = queries[start : start + CHUNK]
         at_least = (sim[rows] >= best[rows, None]).sum(axis=1)
-        ranks[start:start + CHUNK] = at_least - own_tied[rows]
+        ranks[start : start + CHUNK] = at_least - own_tied[rows]
     return ranks
 
 
@@ -75,9 +76,8 @@ def fold_metrics(sim: np.ndarray, caption_image: np.ndarray, folds: int = 5) -> 
     results = []
     for rows in np.array_split(np.arange(n_images), folds):
         columns = np.flatnonzero((caption_image >= rows[0]) & (caption_image <= rows[-1]))
-        results.append(recall_metrics(sim[rows[0]:rows[-1] + 1][:, columns], caption_image[columns] - rows[0]))
-    mean = {d: {key: float(np.mean([r[d][key] for r in results])) for key in results[0][d]}
-            for d in ("i2t", "t2i")}
+        results.append(recall_metrics(sim[rows[0] : rows[-1] + 1][:, columns], caption_image[columns] - rows[0]))
+    mean = {d: {key: float(np.mean([r[d][key] for r in results])) for key in results[0][d]} for d in ("i2t", "t2i")}
     mean["rsum"] = float(np.mean([r["rsum"] for r in results]))
     return {"folds": results, "mean": mean}
 
@@ -86,13 +86,15 @@ def fold_metrics(sim: np.ndarray, caption_image: np.ndarray, folds: int = 5) -> 
 def embed_split(model, vocab, split, device, batch_size: int = 256):
     """(image embeddings, caption embeddings) of a split as float32 numpy arrays."""
     model.eval()
-    images = [model.embed_images(split.image_batch(np.arange(s, min(s + batch_size, len(split.images))))
-                                 .to(device)).cpu()
-              for s in range(0, len(split.images), batch_size)]
+    images = [
+        model.embed_images(split.image_batch(np.arange(s, min(s + batch_size, len(split.images)))).to(device)).cpu()
+        for s in range(0, len(split.images), batch_size)
+    ]
     texts = []
-    for start in tqdm(range(0, len(split.captions), batch_size), desc=f"embed {split.name} captions",
-                      unit="batch", leave=False):
-        tokens, lengths = text_batch(vocab, split.captions[start:start + batch_size])
+    for start in tqdm(
+        range(0, len(split.captions), batch_size), desc=f"embed {split.name} captions", unit="batch", leave=False
+    ):
+        tokens, lengths = text_batch(vocab, split.captions[start : start + batch_size])
         texts.append(model.embed_texts(tokens.to(device), lengths).cpu())
     return torch.cat(images).numpy(), torch.cat(texts).numpy()
 

@@ -53,6 +53,7 @@ scale, so l1's sqrt(d) makes no difference there.
 negatives of each other (batches built from several captions per image can repeat an image). Both
 variants honour it; the public code masks only the diagonal, which ``ids=None`` reproduces.
 """
+
 import math
 
 import torch
@@ -123,8 +124,9 @@ def _rank_band(normalised: torch.Tensor, mu_down: float, mu_up: float) -> tuple:
     return tuple(first_row[min(round(fraction * size), size - 1)] for fraction in (mu_down, mu_up))
 
 
-def intra_modal_constraint(x: torch.Tensor, distance: str = "l1", mu_down: float = 0.05,
-                           mu_up: float = 0.5, ids=None, variant: str = "paper") -> torch.Tensor:
+def intra_modal_constraint(
+    x: torch.Tensor, distance: str = "l1", mu_down: float = 0.05, mu_up: float = 0.5, ids=None, variant: str = "paper"
+) -> torch.Tensor:
     """Unweighted IMC term of one modality, divided by the batch size.
 
     ``paper``: sum of (1 - distance) over the negative pairs whose distance lies strictly inside
@@ -148,9 +150,17 @@ def intra_modal_constraint(x: torch.Tensor, distance: str = "l1", mu_down: float
     return ((1 - dist) * in_band).sum() / x.shape[0]
 
 
-def imc_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, lam: float = 1.0,
-             distance: str = "l1", mu_down: float = 0.05, mu_up: float = 0.5, ids=None,
-             variant: str = "paper") -> torch.Tensor:
+def imc_loss(
+    img: torch.Tensor,
+    txt: torch.Tensor,
+    margin: float = 0.2,
+    lam: float = 1.0,
+    distance: str = "l1",
+    mu_down: float = 0.05,
+    mu_up: float = 0.5,
+    ids=None,
+    variant: str = "paper",
+) -> torch.Tensor:
     """MH + lam * (IMC(images) + IMC(texts)); ``lam=0`` returns ``mh_loss`` itself. ``variant``:
     ``paper`` (the thesis' text, the default) or ``code`` (the authors' public code)."""
     if distance not in DISTANCES:
@@ -160,6 +170,7 @@ def imc_loss(img: torch.Tensor, txt: torch.Tensor, margin: float = 0.2, lam: flo
     loss = mh_loss(img, txt, margin, ids)
     if lam == 0:
         return loss
-    constraint = (intra_modal_constraint(img, distance, mu_down, mu_up, ids, variant)
-                  + intra_modal_constraint(txt, distance, mu_down, mu_up, ids, variant))
+    constraint = intra_modal_constraint(img, distance, mu_down, mu_up, ids, variant) + intra_modal_constraint(
+        txt, distance, mu_down, mu_up, ids, variant
+    )
     return loss + lam * constraint

@@ -5,6 +5,7 @@ CNN on raw pixels for CLEVR-REMV centre views. Text branch: word embeddings + a 
 whose last forward and first backward states are concatenated. Both outputs are L2-normalised in a
 joint space of ``embed_dim`` (the paper: 1024).
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,8 +34,11 @@ class PixelEncoder(nn.Module):
         super().__init__()
         blocks, channels = [], 3
         for out in (width, 2 * width, 4 * width, 8 * width):
-            blocks += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            blocks += [
+                nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
             channels = out
         self.features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(channels, embed_dim)
@@ -52,7 +56,7 @@ def text_batch(vocabulary, texts) -> tuple:
     lengths = torch.tensor([len(ids) for ids in encoded])
     tokens = torch.zeros(len(encoded), int(lengths.max()), dtype=torch.long)
     for row, ids in enumerate(encoded):
-        tokens[row, :len(ids)] = torch.tensor(ids)
+        tokens[row, : len(ids)] = torch.tensor(ids)
     return tokens, lengths
 
 

@@ -2,6 +2,7 @@
 expressions (refexps.json) are its captions, so images have a variable number of captions.
 Scenes come from splits.json (``clevr-remv split``); a scene without expressions stays in as a
 distractor image."""
+
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -14,8 +15,10 @@ from clevr_remv.retrieval.split import RetrievalSplit
 
 def _split_scenes(store: DatasetStore, role: str) -> list:
     if not store.splits_path.is_file():
-        raise ClevrRemvError(f"{store.splits_path}: missing; retrieval on CLEVR-REMV needs train/val/test "
-                             f"scenes: run `clevr-remv split --data {store.root}` first")
+        raise ClevrRemvError(
+            f"{store.splits_path}: missing; retrieval on CLEVR-REMV needs train/val/test "
+            f"scenes: run `clevr-remv split --data {store.root}` first"
+        )
     complete = set(store.scene_ids())
     return [i for i in store.load_splits()["splits"][role] if i in complete]
 
@@ -40,8 +43,10 @@ def load_remv_split(root, role: str, image_size: int = 128) -> RetrievalSplit:
     store = DatasetStore(root)
     scenes = _split_scenes(store, role)
     if not scenes:
-        raise ClevrRemvError(f"{store.splits_path}: the {role} split has no complete scene; "
-                             f"rerun `clevr-remv split --data {store.root}` or generate more scenes")
+        raise ClevrRemvError(
+            f"{store.splits_path}: the {role} split has no complete scene; "
+            f"rerun `clevr-remv split --data {store.root}` or generate more scenes"
+        )
     u, v = store.center
     images, captions, caption_image = [], [], []
     for row, scene in enumerate(tqdm(scenes, desc=f"read {role} centre views", unit="scene")):
@@ -52,6 +57,8 @@ def load_remv_split(root, role: str, image_size: int = 128) -> RetrievalSplit:
             captions.append(expression["text"])
             caption_image.append(row)
     if not captions:
-        raise ClevrRemvError(f"{store.root}: the {role} scenes have no referring expressions; "
-                             f"run `clevr-remv refexps --data {store.root}`")
+        raise ClevrRemvError(
+            f"{store.root}: the {role} scenes have no referring expressions; "
+            f"run `clevr-remv refexps --data {store.root}`"
+        )
     return RetrievalSplit(role, np.stack(images), captions, np.asarray(caption_image, dtype=np.int64))

@@ -1,4 +1,5 @@
 """One retrieval split: images + captions + the image of each caption."""
+
 from dataclasses import dataclass
 
 import numpy as np

@@ -6,6 +6,7 @@ and a random subset of the other attributes, with synonyms and varied wording. T
 learnable (features and words share the attributes) but not trivial: a caption leaving attributes
 out fits many images, several images share all four attributes, and the noise blurs the rest.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,15 @@ from clevr_remv.retrieval.data import precomp_paths
 
 ATTRIBUTES = {
     "colour": [["red"], ["green"], ["blue"], ["yellow"], ["purple"], ["cyan"], ["brown"], ["gray", "grey"]],
-    "shape": [["cube", "block"], ["sphere", "ball"], ["cylinder", "can"], ["cone"], ["ring", "torus"],
-              ["pyramid"]],
+    "shape": [["cube", "block"], ["sphere", "ball"], ["cylinder", "can"], ["cone"], ["ring", "torus"], ["pyramid"]],
     "size": [["small", "tiny"], ["medium sized"], ["large", "big"]],
-    "place": [["on the grass"], ["on a table", "on a desk"], ["in the snow"], ["on the beach", "on the sand"],
-              ["in a box"]],
+    "place": [
+        ["on the grass"],
+        ["on a table", "on a desk"],
+        ["in the snow"],
+        ["on the beach", "on the sand"],
+        ["in a box"],
+    ],
 }
 MENTION_PROBABILITY = {"colour": 0.8, "size": 0.6, "place": 0.5}
 OPENINGS = ["a", "there is a", "a photo of a", "this shows a", "one"]
@@ -39,8 +44,15 @@ def _caption(values: dict, rng: np.random.RandomState) -> str:
     return " ".join(words)
 
 
-def _write_split(root: Path, split: str, count: int, attribute_vectors: dict, captions_per_image: int,
-                 noise: float, rng: np.random.RandomState) -> None:
+def _write_split(
+    root: Path,
+    split: str,
+    count: int,
+    attribute_vectors: dict,
+    captions_per_image: int,
+    noise: float,
+    rng: np.random.RandomState,
+) -> None:
     feature_dim = next(iter(attribute_vectors.values())).shape[1]
     features = noise * rng.randn(count, feature_dim)
     captions = []
@@ -56,8 +68,16 @@ def _write_split(root: Path, split: str, count: int, attribute_vectors: dict, ca
     write_text_atomic(caps_path, "\n".join(captions) + "\n")
 
 
-def make_synthetic_precomp(root, train: int = 1000, dev: int = 200, test: int = 200, feature_dim: int = 256,
-                           captions_per_image: int = 5, noise: float = 1.0, seed: int = 0) -> dict:
+def make_synthetic_precomp(
+    root,
+    train: int = 1000,
+    dev: int = 200,
+    test: int = 200,
+    feature_dim: int = 256,
+    captions_per_image: int = 5,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> dict:
     """Write ``{train,dev,test}_ims.npy`` and ``_caps.txt`` under ``root``; return the image counts."""
     rng = np.random.RandomState(seed)
     attribute_vectors = {a: rng.randn(len(choices), feature_dim) for a, choices in ATTRIBUTES.items()}

@@ -1,5 +1,6 @@
 """Training: batches of (image, caption) pairs, Adam with a step decay, gradient clipping, the best
 checkpoint by validation R-sum, and a results JSON with validation and test metrics."""
+
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -74,15 +75,26 @@ def loss_function(config: TrainConfig):
     if config.loss == "imc":
         if config.imc_variant not in VARIANTS:
             raise ClevrRemvError(f"--imc-variant: {config.imc_variant!r} is not one of {', '.join(VARIANTS)}")
-        return partial(imc_loss, margin=config.margin, lam=config.lam, distance=config.distance,
-                       mu_down=config.mu_down, mu_up=config.mu_up, variant=config.imc_variant)
+        return partial(
+            imc_loss,
+            margin=config.margin,
+            lam=config.lam,
+            distance=config.distance,
+            mu_down=config.mu_down,
+            mu_up=config.mu_up,
+            variant=config.imc_variant,
+        )
     raise ClevrRemvError(f"--loss: {config.loss!r} is not one of {', '.join(LOSSES)}")
 
 
 def build_model(config: TrainConfig, train_split, vocab: Vocabulary) -> PairwiseEmbedding:
     """The two-branch network for ``train_split``'s images, word vectors from --glove when given."""
-    spec = {"image": train_split.image_kind, "vocab_size": len(vocab), "word_dim": config.word_dim,
-            "embed_dim": config.embed_dim}
+    spec = {
+        "image": train_split.image_kind,
+        "vocab_size": len(vocab),
+        "word_dim": config.word_dim,
+        "embed_dim": config.embed_dim,
+    }
     if train_split.image_kind == "features":
         spec["feature_dim"] = int(train_split.images.shape[1])
     model = PairwiseEmbedding(spec)
@@ -99,7 +111,7 @@ def _train_epoch(model, vocab, split, loss_fn, optimizer, config, device, rng, d
     """One pass over every caption of ``split`` in random order; returns the mean batch loss."""
     model.train()
     order = rng.permutation(len(split.captions))
-    batches = [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+    batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
     batches = [batch for batch in batches if len(batch) > 1]  # a lone pair has no negative to learn from
     total = 0.0
     bar = tqdm(batches, desc=desc, unit="batch", leave=False)
@@ -128,17 +140,25 @@ def train(config: TrainConfig) -> dict:
     out = Path(config.out)
     train_split = load_split(config.data, config.format, "train", config.image_size)
     val_split = load_split(config.data, config.format, "val", config.image_size)
-    test_split = (load_split(config.data, config.format, "test", config.image_size)
-                  if split_exists(config.data, config.format, "test") else None)
+    test_split = (
+        load_split(config.data, config.format, "test", config.image_size)
+        if split_exists(config.data, config.format, "test")
+        else None
+    )
     val_images = len(val_split.images)
     if val_images < RECALL_MIN_IMAGES:
-        warnings.warn(f"--data {config.data}: the validation split has {val_images} image(s), where a random "
-                      f"ranking already reaches text-to-image R@10 = {min(100.0, 1000 / val_images):.0f} %; recall, "
-                      f"R-sum and the choice of the best epoch mean little below {RECALL_MIN_IMAGES} "
-                      "validation images (generate more scenes)", stacklevel=2)
+        warnings.warn(
+            f"--data {config.data}: the validation split has {val_images} image(s), where a random "
+            f"ranking already reaches text-to-image R@10 = {min(100.0, 1000 / val_images):.0f} %; recall, "
+            f"R-sum and the choice of the best epoch mean little below {RECALL_MIN_IMAGES} "
+            "validation images (generate more scenes)",
+            stacklevel=2,
+        )
     if len(train_split.captions) < 2:
-        raise ClevrRemvError(f"--data {config.data}: the training split has {len(train_split.captions)} "
-                             "caption(s); a ranking loss needs at least 2")
+        raise ClevrRemvError(
+            f"--data {config.data}: the training split has {len(train_split.captions)} "
+            "caption(s); a ranking loss needs at least 2"
+        )
     if config.fold5 and (test_split is None or len(test_split.images) < 5):
         raise ClevrRemvError(f"--fold5: needs a test split of at least 5 images in {config.data}")
     vocab = Vocabulary.build(train_split.captions, config.min_word_count)
@@ -149,8 +169,9 @@ def train(config: TrainConfig) -> dict:
     started = time.time()
     for epoch in range(1, config.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        loss = _train_epoch(model, vocab, train_split, loss_fn, optimizer, config, device, rng,
-                            f"epoch {epoch}/{config.epochs}")
+        loss = _train_epoch(
+            model, vocab, train_split, loss_fn, optimizer, config, device, rng, f"epoch {epoch}/{config.epochs}"
+        )
         schedule.step()
         val = evaluate_split(model, vocab, val_split, device)
         history.append({"epoch": epoch, "lr": lr, "loss": loss, "val_rsum": val["rsum"]})
@@ -158,10 +179,17 @@ def train(config: TrainConfig) -> dict:
         if improved:
             best = {"epoch": epoch, "val": val}
             save_checkpoint(out / "best.pt", model, vocab, config=asdict(config), epoch=epoch, val=val)
-        tqdm.write(f"epoch {epoch}/{config.epochs}: loss {loss:.4f}, val R-sum {val['rsum']:.1f}"
-                   + (" (best)" if improved else ""))
-    results = {"config": asdict(config), "best_epoch": best["epoch"], "val": best["val"], "history": history,
-               "train_seconds": round(time.time() - started, 1)}
+        tqdm.write(
+            f"epoch {epoch}/{config.epochs}: loss {loss:.4f}, val R-sum {val['rsum']:.1f}"
+            + (" (best)" if improved else "")
+        )
+    results = {
+        "config": asdict(config),
+        "best_epoch": best["epoch"],
+        "val": best["val"],
+        "history": history,
+        "train_seconds": round(time.time() - started, 1),
+    }
     if test_split is not None:
         model, vocab, _ = load_checkpoint(out / "best.pt", device)
         results["test"] = evaluate_split(model, vocab, test_split, device, fold5=config.fold5)

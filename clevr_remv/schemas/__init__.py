@@ -4,6 +4,7 @@ Documents are checked with a compiled validator (fastjsonschema, fast enough for
 of a large dataset); a failing document is checked again with jsonschema for the clearest message.
 When the two disagree (the compiled check rejects, jsonschema finds nothing) the document is rejected.
 """
+
 import functools
 import json
 from importlib import resources
@@ -42,9 +43,11 @@ def validate(document, schema_name: str, source, fix=None, item=None) -> None:
     validator = jsonschema.Draft202012Validator(load_schema(schema_name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is None:
-        raise ClevrRemvError(f"{source}: rejected by the compiled {schema_name} schema ({rejection}) although "
-                             "jsonschema accepts it; this disagreement is a clevr-remv bug: please report it with "
-                             "the file attached")
+        raise ClevrRemvError(
+            f"{source}: rejected by the compiled {schema_name} schema ({rejection}) although "
+            "jsonschema accepts it; this disagreement is a clevr-remv bug: please report it with "
+            "the file attached"
+        )
     path = [str(part) for part in error.absolute_path]
     if item is not None and path:
         field = "/".join(path[1:]) or f"({item})"
@@ -52,8 +55,9 @@ def validate(document, schema_name: str, source, fix=None, item=None) -> None:
     else:
         where = f"field '{'/'.join(path) or '(top level)'}'"
     fix = fix or f"fix it to match the {schema_name} schema"
-    raise ClevrRemvError(f"{source}: {where} is invalid: {error.message}; {fix} "
-                         f"(see clevr_remv/schemas/{schema_name}.schema.json)")
+    raise ClevrRemvError(
+        f"{source}: {where} is invalid: {error.message}; {fix} (see clevr_remv/schemas/{schema_name}.schema.json)"
+    )
 
 
 def read_json(path, schema_name=None, source=None, fix=None, item=None):
@@ -66,14 +70,19 @@ def read_json(path, schema_name=None, source=None, fix=None, item=None):
     try:
         document = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
     except OSError as error:
-        raise ClevrRemvError(f"{source}: cannot read the file ({error.strerror}); "
-                             f"{fix or 'pass an existing JSON file'}") from error
+        raise ClevrRemvError(
+            f"{source}: cannot read the file ({error.strerror}); {fix or 'pass an existing JSON file'}"
+        ) from error
     except UnicodeDecodeError as error:
-        raise ClevrRemvError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start}), so not a JSON "
-                             f"file; {fix or 'save it as UTF-8 JSON'}") from error
+        raise ClevrRemvError(
+            f"{source}: not UTF-8 text ({error.reason} at byte {error.start}), so not a JSON "
+            f"file; {fix or 'save it as UTF-8 JSON'}"
+        ) from error
     except json.JSONDecodeError as error:
-        raise ClevrRemvError(f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: "
-                             f"{error.msg}); {fix or 'fix the JSON syntax'}") from error
+        raise ClevrRemvError(
+            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: "
+            f"{error.msg}); {fix or 'fix the JSON syntax'}"
+        ) from error
     if schema_name is not None:
         validate(document, schema_name, source, fix, item)
     return document

@@ -1,5 +1,6 @@
 """The dataset as the viewer shows it: a scene list to filter, each scene's detail, and the
 files of the dataset root (never a file outside it)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,9 @@ class Catalog:
         self.store.info()  # a clear error now for a broken dataset.json
         self.root = self.store.root.resolve()
         ids = self.store.scene_ids()
-        self.summaries = {index: self._summary(index) for index in tqdm(ids, desc="index scenes", unit="scene",
-                                                                        disable=not progress)}
+        self.summaries = {
+            index: self._summary(index) for index in tqdm(ids, desc="index scenes", unit="scene", disable=not progress)
+        }
 
     def _summary(self, index: int) -> dict:
         """Index, object count and expression texts of a scene; a broken scene keeps its error."""
@@ -44,8 +46,10 @@ class Catalog:
             matches = [id_ for id_, text in summary["texts"] if query in text.lower()]
             if query and not matches:
                 continue
-            listed.append({key: summary[key] for key in ("index", "objects", "expressions", "error")}
-                          | {"matches": matches if query else []})
+            listed.append(
+                {key: summary[key] for key in ("index", "objects", "expressions", "error")}
+                | {"matches": matches if query else []}
+            )
         return listed
 
     def check_scene(self, index: int) -> None:
@@ -88,14 +92,27 @@ class Catalog:
         scene, refexps = self.store.load_scene(index), self.store.load_refexps(index)
         depth = self.has_depth(index)
         return {
-            "index": index, "width": scene["width"], "height": scene["height"], "grid": self.store.grid,
-            "center": list(self.store.center), "depth": depth,
-            "objects": [{"id": number, **{key: obj[key] for key in ("shape", "size", "material", "color")}}
-                        for number, obj in enumerate(scene["objects"], 1)],
+            "index": index,
+            "width": scene["width"],
+            "height": scene["height"],
+            "grid": self.store.grid,
+            "center": list(self.store.center),
+            "depth": depth,
+            "objects": [
+                {"id": number, **{key: obj[key] for key in ("shape", "size", "material", "color")}}
+                for number, obj in enumerate(scene["objects"], 1)
+            ],
             "expressions": refexps["expressions"],
-            "views": [{"u": u, "v": v, "name": view_name(u, v), "rgb": self.url(self.store.rgb_path(index, u, v)),
-                       "depth": self.url(self.store.depth_path(index, u, v)) if depth else None}
-                      for u, v in self.store.views()],
+            "views": [
+                {
+                    "u": u,
+                    "v": v,
+                    "name": view_name(u, v),
+                    "rgb": self.url(self.store.rgb_path(index, u, v)),
+                    "depth": self.url(self.store.depth_path(index, u, v)) if depth else None,
+                }
+                for u, v in self.store.views()
+            ],
         }
 
     def dataset_file(self, relative: str):
@@ -119,8 +136,7 @@ class Catalog:
 def read_image(path: Path, load=np.asarray):
     """``load(image)`` of the image file ``path``; a missing file raises NotInDataset and an
     undecodable one ClevrRemvError (the server answers both with a message and keeps running)."""
-    fix = ("regenerate its scene (delete the scene folder and run `clevr-remv generate` again "
-           "with the same arguments)")
+    fix = "regenerate its scene (delete the scene folder and run `clevr-remv generate` again with the same arguments)"
     if not path.is_file():
         raise NotInDataset(f"{path}: missing; {fix}")
     with open_image(path, fix) as image:

@@ -1,6 +1,7 @@
 """The page's image layers as PNG bytes: a referent outline, every instance mask in its own
 colour, a predicted mask, and depth as a colour map. Overlays are RGBA, transparent where empty,
 at the view's native size, so the page stacks them over the RGB view."""
+
 import io
 
 import numpy as np
@@ -8,13 +9,13 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from PIL import Image
 
-OUTLINE_RGBA = (255, 230, 0, 255)       # the yellow of `show`
-PREDICTION_RGBA = (255, 40, 200, 150)   # translucent magenta, so the ground-truth outline shows through
+OUTLINE_RGBA = (255, 230, 0, 255)  # the yellow of `show`
+PREDICTION_RGBA = (255, 40, 200, 150)  # translucent magenta, so the ground-truth outline shows through
 INSTANCE_ALPHA = 150
 INSTANCE_COLORMAP = "tab10"
 DEPTH_COLORMAP = "magma"
-DEPTH_EMPTY = (0, 65535)                # counts that mark "no depth" (background, saturation)
-DEPTH_FARTHEST = 0.15                   # colour-map position of the farthest pixel (0 is black: no depth)
+DEPTH_EMPTY = (0, 65535)  # counts that mark "no depth" (background, saturation)
+DEPTH_FARTHEST = 0.15  # colour-map position of the farthest pixel (0 is black: no depth)
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -29,7 +30,7 @@ def _shifted_all(mask: np.ndarray, combine) -> np.ndarray:
     padded = np.pad(mask, 1)
     result = mask.copy()
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        result = combine(result, padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]])
+        result = combine(result, padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]])
     return result
 
 
@@ -56,7 +57,7 @@ def instances_png(index: np.ndarray, count: int) -> bytes:
     """An RGBA layer painting each object k of an index mask in ``instance_colors(count)[k - 1]``."""
     palette = np.zeros((256, 4), np.uint8)
     for k, color in enumerate(instance_colors(count), 1):
-        palette[k] = (*(int(color[i:i + 2], 16) for i in (1, 3, 5)), INSTANCE_ALPHA)
+        palette[k] = (*(int(color[i : i + 2], 16) for i in (1, 3, 5)), INSTANCE_ALPHA)
     return png_bytes(palette[index])
 
 

@@ -1,5 +1,6 @@
 """Predicted masks and their IoU per view, read and scored with `evaluate`'s own code, so the
 viewer shows exactly the numbers `clevr-remv evaluate` reports."""
+
 import numpy as np
 
 from clevr_remv.dataset.expressions import target_mask
@@ -28,10 +29,19 @@ class ViewerPredictions:
             target = target_mask(read_index(u, v), expression)
             prediction = self.mask(scene, expression["id"], (u, v), target.shape)
             intersection, union = intersection_and_union(
-                np.zeros(target.shape, bool) if prediction is None else prediction, target)
+                np.zeros(target.shape, bool) if prediction is None else prediction, target
+            )
             intersections.append(intersection)
             unions.append(union)
-            views.append({"u": u, "v": v, "iou": summarize([intersection], [union])["oIoU"],
-                          "intersection": intersection, "union": union, "missing": prediction is None})
+            views.append(
+                {
+                    "u": u,
+                    "v": v,
+                    "iou": summarize([intersection], [union])["oIoU"],
+                    "intersection": intersection,
+                    "union": union,
+                    "missing": prediction is None,
+                }
+            )
         overall = summarize(intersections, unions)
         return {"views": views, "mIoU": overall["mIoU"], "oIoU": overall["oIoU"]}

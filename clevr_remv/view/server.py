@@ -1,5 +1,6 @@
 """The viewer's web server: a Starlette app with a JSON API over the dataset, its image layers,
 the dataset's own files under /data/ (never one outside the root) and the static page."""
+
 import errno
 import socket
 import threading
@@ -71,8 +72,13 @@ class HostCheck:
             header = Headers(scope=scope).get("host", "")
             if not host_allowed(header, self.hosts):
                 served = sorted(self.hosts) if self.hosts is not None else LOCAL_NAMES
-                response = JSONResponse({"error": f"Host {header!r} is not a name this viewer serves; open it as "
-                                                  f"one of {', '.join(served)}"}, status_code=400)
+                response = JSONResponse(
+                    {
+                        "error": f"Host {header!r} is not a name this viewer serves; open it as "
+                        f"one of {', '.join(served)}"
+                    },
+                    status_code=400,
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -81,6 +87,7 @@ class HostCheck:
 def _error(status: int):
     async def handler(request, error):
         return JSONResponse({"error": str(error)}, status_code=status)
+
     return handler
 
 
@@ -109,8 +116,14 @@ def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
         return params["scene"], params["u"], params["v"]
 
     def info(request):
-        return JSONResponse({"dataset": str(catalog.store.root), "grid": catalog.store.grid,
-                             "scenes": len(catalog.summaries), "predictions": predictions is not None})
+        return JSONResponse(
+            {
+                "dataset": str(catalog.store.root),
+                "grid": catalog.store.grid,
+                "scenes": len(catalog.summaries),
+                "predictions": predictions is not None,
+            }
+        )
 
     def scenes(request):
         return JSONResponse(catalog.scene_list(request.query_params.get("q", "")))
@@ -118,7 +131,7 @@ def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
     def scene(request):
         detail = catalog.scene_detail(request.path_params["scene"])
         colors = layers.instance_colors(len(detail["objects"]))
-        detail["objects"] = [obj | {"overlay": color} for obj, color in zip(detail["objects"], colors)]
+        detail["objects"] = [obj | {"overlay": color} for obj, color in zip(detail["objects"], colors, strict=False)]
         return JSONResponse(detail | {"predictions": predictions is not None})
 
     def outline(request):
@@ -184,8 +197,11 @@ def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
         Route("/data/{path:path}", dataset_file),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
-    return Starlette(routes=routes, exception_handlers={NotInDataset: _error(404), ClevrRemvError: _error(422)},
-                     middleware=[Middleware(HostCheck, hosts=hosts)])
+    return Starlette(
+        routes=routes,
+        exception_handlers={NotInDataset: _error(404), ClevrRemvError: _error(422)},
+        middleware=[Middleware(HostCheck, hosts=hosts)],
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -199,10 +215,13 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            raise ClevrRemvError(f"--port {port}: already in use; pass another --port "
-                                 "(--port 0 picks a free one)") from error
-        raise ClevrRemvError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error}); "
-                             "use 127.0.0.1 or an address of this machine, and a port above 1023") from error
+            raise ClevrRemvError(
+                f"--port {port}: already in use; pass another --port (--port 0 picks a free one)"
+            ) from error
+        raise ClevrRemvError(
+            f"--host {host} --port {port}: cannot listen there ({error.strerror or error}); "
+            "use 127.0.0.1 or an address of this machine, and a port above 1023"
+        ) from error
     return sock
 
 

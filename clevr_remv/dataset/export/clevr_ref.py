@@ -11,6 +11,7 @@ Masks are CLEVR-Ref+ run-length strings in ``scene["obj_mask"]`` keyed by the 1-
 index; the referents are the ``_output`` (0-based object list) of the program's last node (none or
 several for a generalized dataset's no-target and multi-target expressions).
 """
+
 import numpy as np
 
 from clevr_remv.dataset.export.common import iter_views, place_image, write_json
@@ -44,8 +45,9 @@ def image_file_name(split: str, image_index: int) -> str:
     return f"CLEVR_{split}_{image_index:06d}.png"
 
 
-def export_clevr_ref(store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False,
-                     progress: bool = True) -> dict:
+def export_clevr_ref(
+    store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False, progress: bool = True
+) -> dict:
     """Write CLEVR-Ref+ files of ``split_scenes`` (split name -> scene indices) and ``views``
     into folder ``out``; return counts of images and referring expressions."""
     totals = {"images": 0, "refexps": 0}
@@ -69,16 +71,26 @@ def export_clevr_ref(store: DatasetStore, out, split_scenes: dict, views: list, 
 
 def _scene_entry(view, split: str, image_index: int, file_name: str) -> dict:
     scene = view.scene
-    objects = [{
-        "shape": obj["shape"], "size": obj["size"], "material": obj["material"], "color": obj["color"],
-        "3d_coords": obj["3d_coords"], "rotation": obj["rotation"],
-        "pixel_coords": obj["views"][view.position]["pixel_coords"],
-    } for obj in scene["objects"]]
+    objects = [
+        {
+            "shape": obj["shape"],
+            "size": obj["size"],
+            "material": obj["material"],
+            "color": obj["color"],
+            "3d_coords": obj["3d_coords"],
+            "rotation": obj["rotation"],
+            "pixel_coords": obj["views"][view.position]["pixel_coords"],
+        }
+        for obj in scene["objects"]
+    ]
     return {
-        "split": split, "image_index": image_index, "image_filename": file_name,
-        "objects": objects, "relationships": scene["relationships"], "directions": scene["directions"],
-        "obj_mask": {str(k): encode_run_lengths(view.object_mask(k))
-                     for k in range(1, len(objects) + 1)},
+        "split": split,
+        "image_index": image_index,
+        "image_filename": file_name,
+        "objects": objects,
+        "relationships": scene["relationships"],
+        "directions": scene["directions"],
+        "obj_mask": {str(k): encode_run_lengths(view.object_mask(k)) for k in range(1, len(objects) + 1)},
         "clevr_remv": {"scene": view.scene_index, "view": [view.u, view.v]},
     }
 
@@ -87,13 +99,23 @@ def _refexp_entry(view, expression: dict, split: str, scene_entry: dict, refexp_
     program = []
     for node in expression["program"]:
         side_inputs = list(node.get("side_inputs", []))
-        program.append({"type": node["type"], "function": node["type"], "inputs": list(node["inputs"]),
-                        "side_inputs": side_inputs, "value_inputs": side_inputs})
+        program.append(
+            {
+                "type": node["type"],
+                "function": node["type"],
+                "inputs": list(node["inputs"]),
+                "side_inputs": side_inputs,
+                "value_inputs": side_inputs,
+            }
+        )
     program[-1]["_output"] = [k - 1 for k in referents_of(expression)]
     return {
-        "split": split, "image_index": scene_entry["image_index"],
-        "image_filename": scene_entry["image_filename"], "refexp_index": refexp_index,
-        "refexp": expression["text"], "program": program,
+        "split": split,
+        "image_index": scene_entry["image_index"],
+        "image_filename": scene_entry["image_filename"],
+        "refexp_index": refexp_index,
+        "refexp": expression["text"],
+        "program": program,
         "template_filename": expression["family"]["template"],
         "refexp_family_index": expression["family"]["index"],
         "clevr_remv": {"scene": view.scene_index, "view": [view.u, view.v], "expression_id": expression["id"]},

@@ -7,17 +7,19 @@
 
 Splits come from splits.json; without it everything is split "all".
 """
+
 from clevr_remv.dataset.export.common import categories, export_image, iter_views, object_annotations, write_json
 from clevr_remv.dataset.store import DatasetStore
 
 
-def export_coco(store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False,
-                progress: bool = True) -> dict:
+def export_coco(
+    store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False, progress: bool = True
+) -> dict:
     """Write COCO files of ``split_scenes`` (split name -> scene indices) and ``views`` into
     folder ``out``; return counts of images and annotations."""
     category_list = categories(store)
     category_ids = {category["name"]: category["id"] for category in category_list}
-    views_per_scene = store.grid ** 2
+    views_per_scene = store.grid**2
     totals = {"images": 0, "annotations": 0}
     for split, scene_ids in split_scenes.items():
         image_dir = out / "images" / split
@@ -27,10 +29,16 @@ def export_coco(store: DatasetStore, out, split_scenes: dict, views: list, link:
             images.append(export_image(view, image_dir, views_per_scene, link))
             image = images[-1]["id"]
             annotations += object_annotations(view, image, category_ids, rle_in_list=False)
-        write_json(out / "annotations" / f"instances_{split}.json", {
-            "info": {"description": f"CLEVR-REMV {split} split, exported by clevr-remv"},
-            "licenses": [], "images": images, "annotations": annotations, "categories": category_list,
-        })
+        write_json(
+            out / "annotations" / f"instances_{split}.json",
+            {
+                "info": {"description": f"CLEVR-REMV {split} split, exported by clevr-remv"},
+                "licenses": [],
+                "images": images,
+                "annotations": annotations,
+                "categories": category_list,
+            },
+        )
         totals["images"] += len(images)
         totals["annotations"] += len(annotations)
     return totals

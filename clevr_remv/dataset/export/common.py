@@ -1,4 +1,5 @@
 """What every export shares: choosing scenes and views, walking them, ids, and safe output."""
+
 import contextlib
 import dataclasses
 import json
@@ -28,8 +29,9 @@ def select_scenes(store: DatasetStore, split=None, require_splits: bool = False)
     """
     scene_ids = store.scene_ids()
     if not scene_ids:
-        raise ClevrRemvError(f"--data {store.root}: the dataset has no complete scenes; "
-                             "run `clevr-remv generate` first")
+        raise ClevrRemvError(
+            f"--data {store.root}: the dataset has no complete scenes; run `clevr-remv generate` first"
+        )
     if split is None and not require_splits and not store.splits_path.is_file():
         return {"all": scene_ids}
     names = [split] if split is not None else list(store.load_splits()["splits"])
@@ -89,10 +91,8 @@ def iter_views(store: DatasetStore, scene_ids: list, views: list, desc: str, pro
         for u, v in views:
             index_mask = _read_index(store, index, u, v)
             visible = set(np.unique(index_mask).tolist())
-            valid = [e for e in expressions
-                     if [u, v] in e["views"] and all(k in visible for k in referents_of(e))]
-            yield ExportView(index, scene, u, v, positions[(u, v)], index_mask,
-                             store.rgb_path(index, u, v), valid)
+            valid = [e for e in expressions if [u, v] in e["views"] and all(k in visible for k in referents_of(e))]
+            yield ExportView(index, scene, u, v, positions[(u, v)], index_mask, store.rgb_path(index, u, v), valid)
 
 
 def _validate_hint(store: DatasetStore) -> str:
@@ -129,14 +129,19 @@ def object_annotations(view: ExportView, image: int, category_ids: dict, rle_in_
         if area == 0:
             continue
         rle = mask_to_rle(mask)
-        annotations.append({
-            "id": annotation_id(image, k), "image_id": image,
-            "category_id": category_ids[obj["shape"]],
-            "segmentation": [rle] if rle_in_list else rle,
-            "area": area, "bbox": visible_box(mask), "iscrowd": 0,
-            "attributes": {key: obj[key] for key in ("size", "color", "material", "shape")},
-            "object": k,
-        })
+        annotations.append(
+            {
+                "id": annotation_id(image, k),
+                "image_id": image,
+                "category_id": category_ids[obj["shape"]],
+                "segmentation": [rle] if rle_in_list else rle,
+                "area": area,
+                "bbox": visible_box(mask),
+                "iscrowd": 0,
+                "attributes": {key: obj[key] for key in ("size", "color", "material", "shape")},
+                "object": k,
+            }
+        )
     return annotations
 
 
@@ -145,8 +150,14 @@ def export_image(view: ExportView, image_dir: Path, views_per_scene: int, link: 
     file_name = view_file_name(view.scene_index, view.u, view.v)
     place_image(view.rgb_path, image_dir / file_name, link)
     height, width = view.index_mask.shape
-    return {"id": image_id(view.scene_index, view.position, views_per_scene), "file_name": file_name,
-            "width": width, "height": height, "scene": view.scene_index, "view": [view.u, view.v]}
+    return {
+        "id": image_id(view.scene_index, view.position, views_per_scene),
+        "file_name": file_name,
+        "width": width,
+        "height": height,
+        "scene": view.scene_index,
+        "view": [view.u, view.v],
+    }
 
 
 def place_image(source: Path, target: Path, link: bool) -> None:

@@ -19,6 +19,7 @@ as in gRefCOCO, where ``getMaskByRef`` answers an all-zero mask for ``ann_id == 
 what detectron2-based loaders such as ReLA's ``load_grefcoco_json`` read (they take a list as
 polygons).
 """
+
 import re
 
 from clevr_remv.dataset.export.common import categories, export_image, iter_views, object_annotations, write_json
@@ -33,8 +34,16 @@ NO_TARGET = -1
 MASK_FORMATS = ("grefer", "detectron2")
 
 
-def export_grefcoco(store: DatasetStore, out, split_scenes: dict, views: list, split_by: str = "unc",
-                    mask_format: str = "grefer", link: bool = False, progress: bool = True) -> dict:
+def export_grefcoco(
+    store: DatasetStore,
+    out,
+    split_scenes: dict,
+    views: list,
+    split_by: str = "unc",
+    mask_format: str = "grefer",
+    link: bool = False,
+    progress: bool = True,
+) -> dict:
     """Write the gRefCOCO layout of ``split_scenes`` (split name -> scene indices) and ``views``
     into folder ``out``; return counts of images, annotations, refs, no-target refs and sentences."""
     if not re.fullmatch(r"[A-Za-z0-9_+-]+", split_by):
@@ -45,15 +54,14 @@ def export_grefcoco(store: DatasetStore, out, split_scenes: dict, views: list, s
     image_dir.mkdir(parents=True)
     category_list = categories(store)
     category_ids = {category["name"]: category["id"] for category in category_list}
-    views_per_scene = store.grid ** 2
+    views_per_scene = store.grid**2
     images, annotations, refs = [], [], []
     sentences = 0
     for split, scene_ids in split_scenes.items():
         for view in iter_views(store, scene_ids, views, desc=f"export grefcoco {split}", progress=progress):
             images.append(export_image(view, image_dir, views_per_scene, link))
             image = images[-1]
-            view_annotations = object_annotations(view, image["id"], category_ids,
-                                                  rle_in_list=mask_format == "grefer")
+            view_annotations = object_annotations(view, image["id"], category_ids, rle_in_list=mask_format == "grefer")
             annotations += view_annotations
             by_object = {annotation["object"]: annotation for annotation in view_annotations}
             groups = {}
@@ -64,26 +72,40 @@ def export_grefcoco(store: DatasetStore, out, split_scenes: dict, views: list, s
                 sentences += len(ref_sentences)
                 refs.append(_ref(len(refs), [by_object[k] for k in targets], image, split, ref_sentences, view))
     data_dir = out / DATASET_NAME
-    write_json(data_dir / "instances.json", {"images": images, "annotations": annotations,
-                                             "categories": category_list})
+    write_json(data_dir / "instances.json", {"images": images, "annotations": annotations, "categories": category_list})
     write_json(data_dir / f"grefs({split_by}).json", refs)
-    return {"images": len(images), "annotations": len(annotations), "refs": len(refs),
-            "no_target_refs": sum(ref["no_target"] for ref in refs), "sentences": sentences}
+    return {
+        "images": len(images),
+        "annotations": len(annotations),
+        "refs": len(refs),
+        "no_target_refs": sum(ref["no_target"] for ref in refs),
+        "sentences": sentences,
+    }
 
 
 def _ref(ref_id: int, targets: list, image: dict, split: str, sentences: list, view) -> dict:
     """One gRefCOCO ref: the annotations of ``targets`` (none: no target) with its sentences."""
     return {
-        "ref_id": ref_id, "image_id": image["id"], "split": split, "file_name": image["file_name"],
+        "ref_id": ref_id,
+        "image_id": image["id"],
+        "split": split,
+        "file_name": image["file_name"],
         "ann_id": [a["id"] for a in targets] or [NO_TARGET],
         "category_id": [a["category_id"] for a in targets] or NO_TARGET,
         "no_target": not targets,
-        "sent_ids": [s["sent_id"] for s in sentences], "sentences": sentences,
-        "scene": view.scene_index, "view": [view.u, view.v],
+        "sent_ids": [s["sent_id"] for s in sentences],
+        "sentences": sentences,
+        "scene": view.scene_index,
+        "view": [view.u, view.v],
     }
 
 
 def _sentence(expression: dict, sent_id: int) -> dict:
     tokens = tokenize(expression["text"])
-    return {"tokens": tokens, "raw": expression["text"], "sent": " ".join(tokens), "sent_id": sent_id,
-            "expression_id": expression["id"]}
+    return {
+        "tokens": tokens,
+        "raw": expression["text"],
+        "sent": " ".join(tokens),
+        "sent_id": sent_id,
+        "expression_id": expression["id"],
+    }

@@ -16,6 +16,7 @@ positive in front of the focus plane: :func:`clevr_remv.geometry.disparity`. The
 at infinity and writes ``focus_distance_m = inf``. Pixels without depth (sky) are infinitely far:
 depth inf, disparity of a point at infinity. The renders are pinhole images: ``fstop = inf``.
 """
+
 import configparser
 import datetime
 
@@ -65,9 +66,15 @@ def export_hci_lf(store: DatasetStore, out, split_scenes: dict, link: bool = Fal
 def _export_scene(store: DatasetStore, index: int, folder, split: str, link: bool) -> int:
     grid, (uc, vc) = store.grid, store.center
     views = store.views()
-    require_files(store, [path for u, v in views for path in
-                          (store.rgb_path(index, u, v), store.index_path(index, u, v), store.depth_path(index, u, v))]
-                  + [store.refexps_path(index)])
+    require_files(
+        store,
+        [
+            path
+            for u, v in views
+            for path in (store.rgb_path(index, u, v), store.index_path(index, u, v), store.depth_path(index, u, v))
+        ]
+        + [store.refexps_path(index)],
+    )
     scene = store.load_scene(index, check=False)
     (folder / "masks").mkdir(parents=True)
     for u, v in views:
@@ -93,8 +100,9 @@ def depth_or_infinity(depth: np.ndarray) -> np.ndarray:
     return np.where(depth > 0, depth, np.float32(np.inf)).astype(np.float32)
 
 
-def _parameters(store: DatasetStore, scene: dict, index: int, split: str, centre_disparity: np.ndarray,
-                frustum: np.ndarray) -> configparser.ConfigParser:
+def _parameters(
+    store: DatasetStore, scene: dict, index: int, split: str, centre_disparity: np.ndarray, frustum: np.ndarray
+) -> configparser.ConfigParser:
     """The benchmark's parameters.cfg of one scene (one world unit = one metre)."""
     info = store.info()
     rig, camera = scene["rig"], scene["camera"]
@@ -105,16 +113,35 @@ def _parameters(store: DatasetStore, scene: dict, index: int, split: str, centre
     focus = rig["focus_distance"] if rig["type"] == "convergent" else float("inf")
     parser = configparser.ConfigParser()
     parser["intrinsics"] = {
-        "image_resolution_x_px": scene["width"], "image_resolution_y_px": scene["height"],
-        "focal_length_mm": camera["lens"], "sensor_size_mm": camera["sensor_width"], "fstop": "inf"}
+        "image_resolution_x_px": scene["width"],
+        "image_resolution_y_px": scene["height"],
+        "focal_length_mm": camera["lens"],
+        "sensor_size_mm": camera["sensor_width"],
+        "fstop": "inf",
+    }
     parser["extrinsics"] = {
-        "num_cams_x": rig["grid"], "num_cams_y": rig["grid"], "baseline_mm": rig["baseline"] * 1000.0,
-        "focus_distance_m": focus, "center_cam_x_m": x, "center_cam_y_m": y, "center_cam_z_m": z,
-        "center_cam_rx_rad": rx, "center_cam_ry_rad": ry, "center_cam_rz_rad": rz}
+        "num_cams_x": rig["grid"],
+        "num_cams_y": rig["grid"],
+        "baseline_mm": rig["baseline"] * 1000.0,
+        "focus_distance_m": focus,
+        "center_cam_x_m": x,
+        "center_cam_y_m": y,
+        "center_cam_z_m": z,
+        "center_cam_rx_rad": rx,
+        "center_cam_ry_rad": ry,
+        "center_cam_rz_rad": rz,
+    }
     parser["meta"] = {
-        "disp_min": float(np.nanmin(centre_disparity)), "disp_max": float(np.nanmax(centre_disparity)),
-        "frustum_disp_min": float(frustum[0]), "frustum_disp_max": float(frustum[1]), "depth_map_scale": 1.0,
-        "scene": scene_name(index), "category": split,
-        "date": datetime.date.today().isoformat(), "version": info["generator_version"],
-        "authors": AUTHORS, "contact": "see the clevr-remv README"}
+        "disp_min": float(np.nanmin(centre_disparity)),
+        "disp_max": float(np.nanmax(centre_disparity)),
+        "frustum_disp_min": float(frustum[0]),
+        "frustum_disp_max": float(frustum[1]),
+        "depth_map_scale": 1.0,
+        "scene": scene_name(index),
+        "category": split,
+        "date": datetime.date.today().isoformat(),
+        "version": info["generator_version"],
+        "authors": AUTHORS,
+        "contact": "see the clevr-remv README",
+    }
     return parser

@@ -11,6 +11,7 @@ decodes a list of RLEs with pycocotools and sums them. A REFER ref names one obj
 no-target and multi-target expressions of a generalized dataset are left out (and counted as
 ``skipped_sentences``); ``--format grefcoco`` exports them.
 """
+
 import pickle
 import re
 
@@ -29,8 +30,16 @@ IMAGE_FOLDERS = {
 }
 
 
-def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, name: str = "refcoco",
-                   split_by: str = "unc", link: bool = False, progress: bool = True) -> dict:
+def export_refcoco(
+    store: DatasetStore,
+    out,
+    split_scenes: dict,
+    views: list,
+    name: str = "refcoco",
+    split_by: str = "unc",
+    link: bool = False,
+    progress: bool = True,
+) -> dict:
     """Write the REFER layout of ``split_scenes`` (split name -> scene indices) and ``views``
     into folder ``out``; return counts of images, annotations, refs and sentences."""
     if name not in IMAGE_FOLDERS:
@@ -41,7 +50,7 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
     image_dir.mkdir(parents=True)
     category_list = categories(store)
     category_ids = {category["name"]: category["id"] for category in category_list}
-    views_per_scene = store.grid ** 2
+    views_per_scene = store.grid**2
     images, annotations, refs = [], [], []
     sentences, skipped = 0, 0
     for split, scene_ids in split_scenes.items():
@@ -57,15 +66,22 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
                 group = [e for e in single if e["referent"] == referent]
                 ref_sentences = [_sentence(e, sentences + i) for i, e in enumerate(group)]
                 sentences += len(ref_sentences)
-                refs.append({
-                    "ref_id": len(refs), "ann_id": by_object[referent]["id"], "image_id": image,
-                    "split": split, "category_id": by_object[referent]["category_id"],
-                    "file_name": images[-1]["file_name"], "sent_ids": [s["sent_id"] for s in ref_sentences],
-                    "sentences": ref_sentences, "scene": view.scene_index, "view": [view.u, view.v],
-                })
+                refs.append(
+                    {
+                        "ref_id": len(refs),
+                        "ann_id": by_object[referent]["id"],
+                        "image_id": image,
+                        "split": split,
+                        "category_id": by_object[referent]["category_id"],
+                        "file_name": images[-1]["file_name"],
+                        "sent_ids": [s["sent_id"] for s in ref_sentences],
+                        "sentences": ref_sentences,
+                        "scene": view.scene_index,
+                        "view": [view.u, view.v],
+                    }
+                )
     data_dir = out / name
-    write_json(data_dir / "instances.json",
-               {"images": images, "annotations": annotations, "categories": category_list})
+    write_json(data_dir / "instances.json", {"images": images, "annotations": annotations, "categories": category_list})
     with open(data_dir / f"refs({split_by}).p", "wb") as stream:
         pickle.dump(refs, stream, protocol=2)
     counts = {"images": len(images), "annotations": len(annotations), "refs": len(refs), "sentences": sentences}
@@ -74,5 +90,10 @@ def export_refcoco(store: DatasetStore, out, split_scenes: dict, views: list, na
 
 def _sentence(expression: dict, sent_id: int) -> dict:
     tokens = tokenize(expression["text"])
-    return {"tokens": tokens, "raw": expression["text"], "sent": " ".join(tokens), "sent_id": sent_id,
-            "expression_id": expression["id"]}
+    return {
+        "tokens": tokens,
+        "raw": expression["text"],
+        "sent": " ".join(tokens),
+        "sent_id": sent_id,
+        "expression_id": expression["id"],
+    }

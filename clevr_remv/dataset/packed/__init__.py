@@ -7,6 +7,7 @@ dataset.json and splits.json, byte for byte) and one folder of shards per view s
 One sample is one scene: its scene.json and refexps.json and the packed views' PNGs, under the
 scene's key (``000042.refexps.json``, ``000042.u5_v5.rgb.png``, ...). See docs/shards.md.
 """
+
 from pathlib import Path
 
 MANIFEST_NAME = "manifest.json"

@@ -5,6 +5,7 @@ The header declares one config per packed view subset with its data files per sp
 licence and the split sizes; the text gives the sample layout, the mask and depth conventions,
 how to load and check the shards, and how to cite.
 """
+
 import json
 
 from clevr_remv.dataset.atomic import write_text_atomic
@@ -54,10 +55,25 @@ def _yaml(value) -> str:
 
 def _header(subsets: dict, default: str) -> list:
     samples = sum(shard["samples"] for subset in subsets.values() for shard in subset["shards"])
-    lines = ["---", f"license: {LICENSE}", "pretty_name: CLEVR-REMV", "language:", "- en",
-             "task_categories:", "- image-segmentation", "tags:", "- referring-expression-segmentation",
-             "- multi-view", "- light-field", "- clevr", "- synthetic", "- webdataset",
-             "size_categories:", f"- {_size_category(samples)}", "configs:"]
+    lines = [
+        "---",
+        f"license: {LICENSE}",
+        "pretty_name: CLEVR-REMV",
+        "language:",
+        "- en",
+        "task_categories:",
+        "- image-segmentation",
+        "tags:",
+        "- referring-expression-segmentation",
+        "- multi-view",
+        "- light-field",
+        "- clevr",
+        "- synthetic",
+        "- webdataset",
+        "size_categories:",
+        f"- {_size_category(samples)}",
+        "configs:",
+    ]
     for name, subset in subsets.items():
         lines += [f"- config_name: {_yaml(name)}"] + (["  default: true"] if name == default else [])
         lines += ["  data_files:"]
@@ -71,8 +87,11 @@ def _header(subsets: dict, default: str) -> list:
         lines += ["  - name: __key__", "    dtype: string", "  - name: __url__", "    dtype: string", "  splits:"]
         for split in _card_splits(subset):
             shards = shards_of(subset, split)
-            lines += [f"  - name: {split}", f"    num_bytes: {sum(shard['bytes'] for shard in shards)}",
-                      f"    num_examples: {sum(shard['samples'] for shard in shards)}"]
+            lines += [
+                f"  - name: {split}",
+                f"    num_bytes: {sum(shard['bytes'] for shard in shards)}",
+                f"    num_examples: {sum(shard['samples'] for shard in shards)}",
+            ]
     return lines + ["---"]
 
 
@@ -84,20 +103,28 @@ def _body(manifest: dict, subsets: dict, default: str) -> str:
     depth = "depth" in config.get("passes", ())
     rows = "\n".join(
         f"| `{name}` | {len(subset['views'])} | "
-        + ", ".join(f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scene(s) in "
-                    f"{len(shards_of(subset, split))} shard(s)" for split in _card_splits(subset)) + " |"
-        for name, subset in subsets.items())
-    depth_text = (f"`uU_vV.depth.png`: 16-bit grey z-depth along the camera's optical axis, in counts of "
-                  f"`depth_scale` = {manifest['dataset'].get('depth_scale')} world units (in `meta/dataset.json`); "
-                  "**0 means no value** (sky, or farther than 65535 counts)." if depth else
-                  "This dataset was generated without the depth pass.")
+        + ", ".join(
+            f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scene(s) in "
+            f"{len(shards_of(subset, split))} shard(s)"
+            for split in _card_splits(subset)
+        )
+        + " |"
+        for name, subset in subsets.items()
+    )
+    depth_text = (
+        f"`uU_vV.depth.png`: 16-bit grey z-depth along the camera's optical axis, in counts of "
+        f"`depth_scale` = {manifest['dataset'].get('depth_scale')} world units (in `meta/dataset.json`); "
+        "**0 means no value** (sky, or farther than 65535 counts)."
+        if depth
+        else "This dataset was generated without the depth pass."
+    )
     return f"""
 # CLEVR-REMV (packed)
 
 A synthetic multi-view referring-expression segmentation dataset: CLEVR scenes of 3 to 10 objects,
-each rendered by a {grid}x{grid} light-field camera array ({config['width']}x{config['height']} per view), with an
+each rendered by a {grid}x{grid} light-field camera array ({config["width"]}x{config["height"]} per view), with an
 object-index mask per view and referring expressions whose referent is visible in the listed views.
-Written by `clevr-remv pack` ({manifest['packer']}) as tar shards in the WebDataset convention.
+Written by `clevr-remv pack` ({manifest["packer"]}) as tar shards in the WebDataset convention.
 
 | config | views per scene | splits |
 |---|---|---|
@@ -109,7 +136,7 @@ One sample is one scene, key `NNNNNN` (the scene index). Its members are the dat
 byte for byte: `NNNNNN.scene.json` (objects, cameras, per-view visibility), `NNNNNN.refexps.json`
 (expressions: `text`, `referent`, `views`, `program`; `referents` in generalized datasets), and per
 packed view (u, v)
-`NNNNNN.uU_vV.rgb.png` and `NNNNNN.uU_vV.index.png`{' and `NNNNNN.uU_vV.depth.png`' if depth else ''}.
+`NNNNNN.uU_vV.rgb.png` and `NNNNNN.uU_vV.index.png`{" and `NNNNNN.uU_vV.depth.png`" if depth else ""}.
 
 - Views: u is the column (1 = leftmost camera), v the row (1 = top); the centre view is u{center}_v{center}.
 - `uU_vV.index.png`: 8-bit grey object index, **0 = background, k = object k** (1-based, in

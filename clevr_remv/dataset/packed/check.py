@@ -6,6 +6,7 @@ its index (member names, offsets, sizes) and the manifest's sample count and sce
 ``quick``, every member decoded (JSON parsed, PNG pixels read). Unfinished splits are errors;
 leftover temporary files of a killed `pack` and tar files the manifest does not list are warnings.
 """
+
 import io
 import json
 import multiprocessing
@@ -32,18 +33,28 @@ def validate_packed(root, quick: bool = False, workers: int = 1, progress: bool 
         manifest = read_manifest(root)
     except ClevrRemvError as error:
         return [Problem(str(manifest_path(root)), str(error).removeprefix(f"{manifest_path(root)}: "))]
-    problems = [problem for entry in manifest["meta"]
-                for problem in _check_file(root, entry, _repack(manifest, root, "all", "all"))]
+    problems = [
+        problem
+        for entry in manifest["meta"]
+        for problem in _check_file(root, entry, _repack(manifest, root, "all", "all"))
+    ]
     tasks = []
     for name, subset in manifest["subsets"].items():
         for split, state in subset["splits"].items():
             if not state["complete"]:
-                problems.append(Problem(str(root / name), f"split {split!r} was not packed to the end (the run "
-                                        f"stopped); {_repack(manifest, root, split, name)}"))
+                problems.append(
+                    Problem(
+                        str(root / name),
+                        f"split {split!r} was not packed to the end (the run "
+                        f"stopped); {_repack(manifest, root, split, name)}",
+                    )
+                )
         listed = {shard["name"] for shard in subset["shards"]}
         problems += _strays(root, name, listed)
-        tasks += [(root, shard, subset["fields"], quick, _repack(manifest, root, shard["split"], name))
-                  for shard in subset["shards"]]
+        tasks += [
+            (root, shard, subset["fields"], quick, _repack(manifest, root, shard["split"], name))
+            for shard in subset["shards"]
+        ]
     bar = dict(total=len(tasks), unit="shard", desc="validate", disable=not progress)
     if workers <= 1 or len(tasks) <= 1:
         results = [_check_shard_task(task) for task in tqdm(tasks, **bar)]
@@ -54,8 +65,10 @@ def validate_packed(root, quick: bool = False, workers: int = 1, progress: bool 
 
 
 def _repack(manifest: dict, root: Path, split: str, subset: str) -> str:
-    return (f"rerun `clevr-remv pack --data {manifest['source']} --out {root} --split {split} --views {subset}` "
-            "(it rewrites only missing or damaged shards)")
+    return (
+        f"rerun `clevr-remv pack --data {manifest['source']} --out {root} --split {split} --views {subset}` "
+        "(it rewrites only missing or damaged shards)"
+    )
 
 
 def _strays(root: Path, subset: str, listed: set) -> list:
@@ -66,11 +79,21 @@ def _strays(root: Path, subset: str, listed: set) -> list:
     for path in sorted(folder.iterdir()):
         relative = f"{subset}/{path.name}"
         if path.name.startswith(TMP_PREFIX):
-            found.append(Problem(str(path), "leftover of an interrupted `clevr-remv pack`; rerun it (it removes "
-                                 "these) or delete the file", WARNING))
+            found.append(
+                Problem(
+                    str(path),
+                    "leftover of an interrupted `clevr-remv pack`; rerun it (it removes these) or delete the file",
+                    WARNING,
+                )
+            )
         elif path.suffix == ".tar" and relative not in listed:
-            found.append(Problem(str(path), "a shard that manifest.json does not list (readers ignore it); "
-                                 "move it out of the packed folder", WARNING))
+            found.append(
+                Problem(
+                    str(path),
+                    "a shard that manifest.json does not list (readers ignore it); move it out of the packed folder",
+                    WARNING,
+                )
+            )
     return found
 
 
@@ -81,8 +104,11 @@ def _check_file(root: Path, entry: dict, fix: str) -> list:
         return [Problem(str(path), f"missing; {fix}")]
     size = path.stat().st_size
     if size != entry["bytes"]:
-        return [Problem(str(path), f"{size} bytes, but manifest.json records {entry['bytes']} (truncated or "
-                        f"damaged); {fix}")]
+        return [
+            Problem(
+                str(path), f"{size} bytes, but manifest.json records {entry['bytes']} (truncated or damaged); {fix}"
+            )
+        ]
     if file_sha256(path) != entry["sha256"]:
         return [Problem(str(path), f"SHA-256 differs from manifest.json's (damaged); {fix}")]
     return []
@@ -95,21 +121,34 @@ def _check_shard_task(task: tuple) -> list:
         return problems
     path = root / shard["name"]
     index = read_json(root / shard["index"]["name"])
-    expected = [(f"{sample['key']}.{field}", offset, size) for sample in index["samples"]
-                for field, (offset, size) in zip(fields, sample["members"], strict=True)]
+    expected = [
+        (f"{sample['key']}.{field}", offset, size)
+        for sample in index["samples"]
+        for field, (offset, size) in zip(fields, sample["members"], strict=True)
+    ]
     try:
         found = member_headers(path)
     except (tarfile.TarError, OSError) as error:
         return [Problem(str(path), f"cannot be read as a tar archive ({error}); {fix}")]
     if found != expected:
-        wrong = next((f"{have[0] if have else 'nothing'} where the index has {want[0]}"
-                      for have, want in zip(found + [None] * len(expected), expected, strict=False) if have != want),
-                     f"{len(found) - len(expected)} member(s) more than the index lists")
+        wrong = next(
+            (
+                f"{have[0] if have else 'nothing'} where the index has {want[0]}"
+                for have, want in zip(found + [None] * len(expected), expected, strict=False)
+                if have != want
+            ),
+            f"{len(found) - len(expected)} member(s) more than the index lists",
+        )
         return [Problem(str(path), f"its members differ from {shard['index']['name']} (first: {wrong}); {fix}")]
     keys = [sample["key"] for sample in index["samples"]]
     if len(keys) != shard["samples"] or keys != [scene_key(scene) for scene in shard["scenes"]]:
-        return [Problem(str(path), f"holds {len(keys)} sample(s), manifest.json records {shard['samples']} "
-                        f"(scenes {shard['scenes'][:5]}...); {fix}")]
+        return [
+            Problem(
+                str(path),
+                f"holds {len(keys)} sample(s), manifest.json records {shard['samples']} "
+                f"(scenes {shard['scenes'][:5]}...); {fix}",
+            )
+        ]
     return [] if quick else _check_members(path, expected, fix)
 
 

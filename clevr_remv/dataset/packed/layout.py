@@ -4,6 +4,7 @@ A sample is one scene under the key ``NNNNNN`` (its folder name); its members, i
 ``scene.json``, ``refexps.json``, then for each packed view (v-major) ``u{u}_v{v}.rgb.png``,
 ``u{u}_v{v}.index.png`` and, in datasets with depth, ``u{u}_v{v}.depth.png``.
 """
+
 import re
 
 from clevr_remv.errors import ClevrRemvError
@@ -18,8 +19,18 @@ ROOT_FILES = ("dataset.json", "splits.json")  # copied into meta/ byte for byte
 CARD_NAME = "README.md"
 DEFAULT_SHARD_SIZE = "512MB"
 SPLIT_CHOICES = ("train", "val", "test", "all")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def view_fields(u: int, v: int, passes) -> list:
@@ -66,8 +77,10 @@ def parse_views(text: str, grid: int) -> tuple:
     for part in filter(None, (part.strip() for part in text.split(","))):
         match = re.fullmatch(r"u(\d+)_v(\d+)", part)
         if match is None:
-            raise ClevrRemvError(f"--views: {part!r} is not a view; use {', '.join(VIEW_SETS)} or view names "
-                                 f"such as u1_v1,u{grid}_v{grid} (u and v from 1 to {grid})")
+            raise ClevrRemvError(
+                f"--views: {part!r} is not a view; use {', '.join(VIEW_SETS)} or view names "
+                f"such as u1_v1,u{grid}_v{grid} (u and v from 1 to {grid})"
+            )
         views.append((int(match.group(1)), int(match.group(2))))
     views = select_views(views, grid)
     for preset in VIEW_SETS:
@@ -80,8 +93,10 @@ def parse_size(text) -> int:
     """``--shard-size`` such as 512MB, 1GB, 64MiB or a plain number of bytes -> bytes (> 0)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
     if match is None or match.group(2).lower() not in _UNITS:
-        raise ClevrRemvError(f"--shard-size: {text!r} is not a size; write a number with a unit such as "
-                             f"{DEFAULT_SHARD_SIZE}, 2GB or 256MiB")
+        raise ClevrRemvError(
+            f"--shard-size: {text!r} is not a size; write a number with a unit such as "
+            f"{DEFAULT_SHARD_SIZE}, 2GB or 256MiB"
+        )
     size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if size < 1:
         raise ClevrRemvError(f"--shard-size: {text!r} is empty; give a positive size such as {DEFAULT_SHARD_SIZE}")

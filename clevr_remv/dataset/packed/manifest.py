@@ -1,4 +1,5 @@
 """manifest.json of a packed folder: read (version and schema checked), write, and look up."""
+
 import json
 from pathlib import Path
 
@@ -21,12 +22,16 @@ def read_manifest(root) -> dict:
     document = read_json(path, fix=f"the manifest is damaged; {repack}")
     found = document.get("format") if isinstance(document, dict) else None
     if found != FORMAT:
-        raise ClevrRemvError(f"{path}: not a clevr-remv packed manifest (format is {found!r}, expected {FORMAT!r}); "
-                             "pass a folder written by `clevr-remv pack`")
+        raise ClevrRemvError(
+            f"{path}: not a clevr-remv packed manifest (format is {found!r}, expected {FORMAT!r}); "
+            "pass a folder written by `clevr-remv pack`"
+        )
     if document.get("version") != VERSION:
-        raise ClevrRemvError(f"{path}: packed layout version {document.get('version')!r}, but this clevr-remv reads "
-                             f"version {VERSION}; install the clevr-remv that packed it (manifest field 'packer': "
-                             f"{document.get('packer')!r}), or {repack}")
+        raise ClevrRemvError(
+            f"{path}: packed layout version {document.get('version')!r}, but this clevr-remv reads "
+            f"version {VERSION}; install the clevr-remv that packed it (manifest field 'packer': "
+            f"{document.get('packer')!r}), or {repack}"
+        )
     validate(document, "packed_manifest", path, fix=f"the manifest is damaged; {repack}")
     return document
 
@@ -55,15 +60,26 @@ def shards_of(subset: dict, split: str) -> list:
 def choose_subset(manifest: dict, root, split: str, views, passes) -> str:
     """The name of the smallest subset (fewest views) that holds ``views`` and ``passes`` of a
     completely packed ``split``; ClevrRemvError with the pack command that would make one."""
-    fitting = [(len(subset["views"]), name) for name, subset in manifest["subsets"].items()
-               if split in complete_splits(subset) and set(views) <= set(views_of(subset))
-               and set(passes) <= set(subset["passes"])]
+    fitting = [
+        (len(subset["views"]), name)
+        for name, subset in manifest["subsets"].items()
+        if split in complete_splits(subset)
+        and set(views) <= set(views_of(subset))
+        and set(passes) <= set(subset["passes"])
+    ]
     if fitting:
         return min(fitting)[1]
-    packed = "; ".join(f"{name}: {', '.join(complete_splits(subset)) or 'no complete split'}"
-                       for name, subset in manifest["subsets"].items()) or "nothing"
+    packed = (
+        "; ".join(
+            f"{name}: {', '.join(complete_splits(subset)) or 'no complete split'}"
+            for name, subset in manifest["subsets"].items()
+        )
+        or "nothing"
+    )
     names = ",".join(f"u{u}_v{v}" for u, v in views)
-    raise ClevrRemvError(f"{manifest_path(root)}: no packed subset holds split {split!r} with views {names} "
-                         f"(packed: {packed}); pack them from the dataset folder: `clevr-remv pack --data "
-                         f"{manifest['source']} --out {root} --split {split} --views {names}` "
-                         "(or --views all), or read the dataset folder itself")
+    raise ClevrRemvError(
+        f"{manifest_path(root)}: no packed subset holds split {split!r} with views {names} "
+        f"(packed: {packed}); pack them from the dataset folder: `clevr-remv pack --data "
+        f"{manifest['source']} --out {root} --split {split} --views {names}` "
+        "(or --views all), or read the dataset folder itself"
+    )

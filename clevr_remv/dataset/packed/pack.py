@@ -7,6 +7,7 @@ its last shard is written), so an interrupted run resumes with the same command:
 present and match their manifest record (size and SHA-256, shard and index) are kept, the others
 written again.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -53,8 +54,9 @@ class SplitReport:
     bytes: int = 0
 
 
-def pack_dataset(data, out, split: str = "all", views: str = "all", shard_size=DEFAULT_SHARD_SIZE,
-                 progress: bool = False) -> tuple:
+def pack_dataset(
+    data, out, split: str = "all", views: str = "all", shard_size=DEFAULT_SHARD_SIZE, progress: bool = False
+) -> tuple:
     """Pack ``split`` ("train", "val", "test" or "all") of the dataset folder ``data`` with ``views``
     (center, corners, all or view names) into the packed folder ``out``; return (subset name, list of
     :class:`SplitReport`). Re-running writes only missing or damaged shards."""
@@ -100,8 +102,10 @@ def _splits_to_pack(store: DatasetStore, split: str) -> dict:
         listed = {scene for members in splits.values() for scene in members}
         outside = sorted(set(store.scene_ids()) - listed)
         if outside:
-            raise ClevrRemvError(f"{store.splits_path}: scenes {outside[:5]} are in no split, so `--split all` would "
-                                 f"leave them out; run `clevr-remv split --data {store.root}` again first")
+            raise ClevrRemvError(
+                f"{store.splits_path}: scenes {outside[:5]} are in no split, so `--split all` would "
+                f"leave them out; run `clevr-remv split --data {store.root}` again first"
+            )
         names = list(splits)
     else:
         names = [split]
@@ -113,36 +117,54 @@ def _meta_files(store: DatasetStore) -> list:
     entries = []
     for file_name in ROOT_FILES:
         data = (store.root / file_name).read_bytes()
-        entries.append({"name": f"{META_DIR}/{file_name}", "bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest()})
+        entries.append(
+            {"name": f"{META_DIR}/{file_name}", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        )
     return entries
 
 
 def _start_manifest(store: DatasetStore, out: Path, meta: list) -> dict:
     """The existing manifest of ``out`` (checked to come from this very dataset) or a new one."""
     if not manifest_path(out).is_file():
-        return {"format": FORMAT, "version": VERSION, "packer": f"clevr-remv {__version__}",
-                "source": str(store.root.resolve()), "dataset": store.info(), "meta": meta, "subsets": {}}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "packer": f"clevr-remv {__version__}",
+            "source": str(store.root.resolve()),
+            "dataset": store.info(),
+            "meta": meta,
+            "subsets": {},
+        }
     manifest = read_manifest(out)
     if manifest["meta"] != meta:
         changed = [entry["name"] for entry, now in zip(manifest["meta"], meta, strict=False) if entry != now]
-        raise ClevrRemvError(f"{manifest_path(out)}: {out} was packed from a dataset whose "
-                             f"{', '.join(Path(name).name for name in changed) or 'meta files'} differ(s) from "
-                             f"{store.root}'s "
-                             "(another dataset, or this one changed since); pack into a new --out folder")
+        raise ClevrRemvError(
+            f"{manifest_path(out)}: {out} was packed from a dataset whose "
+            f"{', '.join(Path(name).name for name in changed) or 'meta files'} differ(s) from "
+            f"{store.root}'s "
+            "(another dataset, or this one changed since); pack into a new --out folder"
+        )
     return manifest
 
 
 def _start_subset(manifest: dict, out: Path, name: str, views: list, passes: list, fields: list, size: int) -> dict:
     subset = manifest["subsets"].get(name)
     if subset is None:
-        subset = {"views": [list(view) for view in views], "passes": passes, "fields": fields, "shard_size": size,
-                  "splits": {}, "shards": []}
+        subset = {
+            "views": [list(view) for view in views],
+            "passes": passes,
+            "fields": fields,
+            "shard_size": size,
+            "splits": {},
+            "shards": [],
+        }
         manifest["subsets"][name] = subset
     elif subset["shard_size"] != size:
-        raise ClevrRemvError(f"--shard-size: {manifest_path(out)} holds subset {name!r} packed with "
-                             f"--shard-size {subset['shard_size']} bytes ({format_size(subset['shard_size'])}); "
-                             "pass that size to resume or extend it, or pack into a new --out folder")
+        raise ClevrRemvError(
+            f"--shard-size: {manifest_path(out)} holds subset {name!r} packed with "
+            f"--shard-size {subset['shard_size']} bytes ({format_size(subset['shard_size'])}); "
+            "pass that size to resume or extend it, or pack into a new --out folder"
+        )
     return subset
 
 
@@ -162,11 +184,14 @@ def _plan(store: DatasetStore, scenes: list, views: list, passes: list, size: in
         try:
             sample = sum(member_bytes(os.stat(path).st_size) for path in _sources(store, scene, views, passes))
         except FileNotFoundError as error:
-            raise ClevrRemvError(f"{error.filename}: missing, so scene {scene} cannot be packed; run `clevr-remv "
-                                 f"validate --data {store.root}` and regenerate the broken scenes") from error
+            raise ClevrRemvError(
+                f"{error.filename}: missing, so scene {scene} cannot be packed; run `clevr-remv "
+                f"validate --data {store.root}` and regenerate the broken scenes"
+            ) from error
         if scene == scenes[0]:  # unpack puts members back by their field names: the two layouts must agree
-            relative = [path.relative_to(store.scene_dir(scene)).as_posix()
-                        for path in _sources(store, scene, views, passes)]
+            relative = [
+                path.relative_to(store.scene_dir(scene)).as_posix() for path in _sources(store, scene, views, passes)
+            ]
             assert relative == [member_path(field) for field in sample_fields(views, passes)], relative
         if current and archive_bytes(current_bytes + sample) > size:
             plan.append((current, archive_bytes(current_bytes)))
@@ -230,9 +255,15 @@ def _write(out: Path, shard: str, split: str, scenes: list, samples, fields: lis
     text = json.dumps(index, separators=(",", ":"))
     write_text_atomic(out / index_name(shard), text)
     encoded = text.encode("utf-8")
-    return {"name": shard, "split": split, "samples": len(index["samples"]),
-            "bytes": written["bytes"], "sha256": written["sha256"], "scenes": scenes,
-            "index": {"name": index_name(shard), "bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}}
+    return {
+        "name": shard,
+        "split": split,
+        "samples": len(index["samples"]),
+        "bytes": written["bytes"],
+        "sha256": written["sha256"],
+        "scenes": scenes,
+        "index": {"name": index_name(shard), "bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()},
+    }
 
 
 def _intact(out: Path, record: dict) -> bool:

@@ -6,6 +6,7 @@ reader needs, from the smallest packed subset that holds them, and reads refexps
 views' images with one positioned read each (member offsets from the shards' index files). It
 pickles without its open files, so DataLoader workers open their own.
 """
+
 import io
 import json
 import os
@@ -51,8 +52,10 @@ class PackedStore:
     def require_depth(self, source: str, fix: str) -> None:
         """As :meth:`DatasetStore.require_depth`."""
         if "depth" not in self.passes:
-            raise ClevrRemvError(f"{source}: the packed dataset {self.root} has no depth maps (it was generated "
-                                 f"without `--passes depth`); {fix}")
+            raise ClevrRemvError(
+                f"{source}: the packed dataset {self.root} has no depth maps (it was generated "
+                f"without `--passes depth`); {fix}"
+            )
 
     def split_reader(self, split: str, views, passes=()) -> "PackedSplit":
         """A reader of ``split``'s scenes for ``views`` (list of (u, v)) and optional ``passes``."""
@@ -90,10 +93,14 @@ class PackedSplit:
         fix = f"run `clevr-remv validate --data {self.root}`, then rerun the `clevr-remv pack` command that wrote it"
         index = read_json(path, "packed_index", fix=fix)
         keys = [sample["key"] for sample in index["samples"]]
-        if index["fields"] != fields or keys != [scene_key(scene) for scene in shard["scenes"]] or any(
-                len(sample["members"]) != len(fields) for sample in index["samples"]):
-            raise ClevrRemvError(f"{path}: does not match manifest.json's record of {shard['name']} (other samples "
-                                 f"or fields); {fix}")
+        if (
+            index["fields"] != fields
+            or keys != [scene_key(scene) for scene in shard["scenes"]]
+            or any(len(sample["members"]) != len(fields) for sample in index["samples"])
+        ):
+            raise ClevrRemvError(
+                f"{path}: does not match manifest.json's record of {shard['name']} (other samples or fields); {fix}"
+            )
         return index
 
     def scene_ids(self) -> list:
@@ -119,16 +126,21 @@ class PackedSplit:
             try:
                 self._fds[number] = os.open(path, os.O_RDONLY)
             except OSError as error:
-                raise ClevrRemvError(f"{path}: cannot open the shard ({error.strerror}); run `clevr-remv validate "
-                                     f"--data {self.root}` and rerun the `clevr-remv pack` command that wrote it"
-                                     ) from error
+                raise ClevrRemvError(
+                    f"{path}: cannot open the shard ({error.strerror}); run `clevr-remv validate "
+                    f"--data {self.root}` and rerun the `clevr-remv pack` command that wrote it"
+                ) from error
         return self._fds[number]
 
     def read(self, scene: int, field: str) -> bytes:
         """The bytes of member ``field`` (e.g. ``u5_v5.rgb.png``) of ``scene``."""
         row, column = self._row[scene], self._column[field]
-        return read_member(self._fd(int(self._shard_of[row])), int(self._offsets[row, column]),
-                           int(self._sizes[row, column]), self.member_name(scene, field))
+        return read_member(
+            self._fd(int(self._shard_of[row])),
+            int(self._offsets[row, column]),
+            int(self._sizes[row, column]),
+            self.member_name(scene, field),
+        )
 
     def load_refexps(self, scene: int, check: bool = True) -> dict:
         """refexps.json of ``scene`` (schema-checked unless ``check`` is False)."""
@@ -136,8 +148,9 @@ class PackedSplit:
         try:
             document = json.loads(self.read(scene, "refexps.json"))
         except ValueError as error:
-            raise ClevrRemvError(f"{name}: not valid JSON ({error}); run `clevr-remv validate --data "
-                                 f"{self.root}`") from error
+            raise ClevrRemvError(
+                f"{name}: not valid JSON ({error}); run `clevr-remv validate --data {self.root}`"
+            ) from error
         if check:
             validate(document, "refexps", name)
         return document
@@ -148,9 +161,11 @@ class PackedSplit:
             image = Image.open(io.BytesIO(self.read(scene, field)))
             image.load()
         except IMAGE_ERRORS as error:
-            raise ClevrRemvError(f"{self.member_name(scene, field)}: cannot be read as an image ({error}); run "
-                                 f"`clevr-remv validate --data {self.root}` and rerun the `clevr-remv pack` command "
-                                 "that wrote the shard") from error
+            raise ClevrRemvError(
+                f"{self.member_name(scene, field)}: cannot be read as an image ({error}); run "
+                f"`clevr-remv validate --data {self.root}` and rerun the `clevr-remv pack` command "
+                "that wrote the shard"
+            ) from error
         return image
 
     def read_rgb(self, scene: int, u: int, v: int) -> np.ndarray:

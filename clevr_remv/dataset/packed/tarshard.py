@@ -5,6 +5,7 @@ mode 0644, owner 0, the source file's modification time. The index records, for 
 order, its key and the (offset, size) of each field's bytes, so a reader fetches one member with a
 single positioned read and never scans the archive.
 """
+
 import hashlib
 import io
 import os
@@ -82,9 +83,11 @@ def read_member(fd: int, offset: int, size: int, name: str) -> bytes:
     in the error when the shard ends early."""
     data = os.pread(fd, size, offset)
     if len(data) != size:
-        raise ClevrRemvError(f"{name}: the shard ends inside this member (truncated: {len(data)} of {size} bytes); "
-                             f"run `clevr-remv validate --data <packed folder>` and rerun the same `clevr-remv pack` "
-                             "command to rewrite the damaged shard")
+        raise ClevrRemvError(
+            f"{name}: the shard ends inside this member (truncated: {len(data)} of {size} bytes); "
+            f"run `clevr-remv validate --data <packed folder>` and rerun the same `clevr-remv pack` "
+            "command to rewrite the damaged shard"
+        )
     return data
 
 

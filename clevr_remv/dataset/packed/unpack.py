@@ -7,6 +7,7 @@ splits.json come last. An interrupted unpack is resumed by the same command: a s
 there is kept when its files equal the members (compared byte for byte, so no file needs flushing
 to disk one by one), else written again.
 """
+
 import os
 import shutil
 import tarfile
@@ -34,16 +35,19 @@ def unpack_dataset(packed, out, progress: bool = False) -> tuple:
     for entry in manifest["meta"]:
         path = packed / entry["name"]
         if not path.is_file() or file_sha256(path) != entry["sha256"]:
-            raise ClevrRemvError(f"{path}: missing or damaged (SHA-256 differs from manifest.json); "
-                                 f"rerun `clevr-remv pack --data {manifest['source']} --out {packed}` to restore it")
+            raise ClevrRemvError(
+                f"{path}: missing or damaged (SHA-256 differs from manifest.json); "
+                f"rerun `clevr-remv pack --data {manifest['source']} --out {packed}` to restore it"
+            )
     out = outdir.check_output_dir(out, "unpack", {"--data": packed})
     shards = manifest["subsets"][name]["shards"]
     fields = manifest["subsets"][name]["fields"]
     _verify(packed, manifest, shards, progress)
     outdir.write_manifest(out, "unpack")
     written = kept = 0
-    with tqdm(total=sum(shard["samples"] for shard in shards), unit="scene", desc="unpack",
-              disable=not progress) as bar:
+    with tqdm(
+        total=sum(shard["samples"] for shard in shards), unit="scene", desc="unpack", disable=not progress
+    ) as bar:
         for shard in shards:
             shard_written, shard_kept = _unpack_shard(packed, manifest, shard, fields, out / "scenes", bar)
             written, kept = written + shard_written, kept + shard_kept
@@ -61,14 +65,18 @@ def _full_subset(manifest: dict, packed: Path) -> str:
     for name, subset in manifest["subsets"].items():
         if views_of(subset) == grid and set(splits) <= set(complete_splits(subset)):
             return name
-    raise ClevrRemvError(f"{manifest_path(packed)}: no subset holds every view of every split ({', '.join(splits)}), "
-                         "so the dataset folder cannot be rebuilt; pack the whole dataset: `clevr-remv pack --data "
-                         f"{manifest['source']} --out {packed} --split all --views all`")
+    raise ClevrRemvError(
+        f"{manifest_path(packed)}: no subset holds every view of every split ({', '.join(splits)}), "
+        "so the dataset folder cannot be rebuilt; pack the whole dataset: `clevr-remv pack --data "
+        f"{manifest['source']} --out {packed} --split all --views all`"
+    )
 
 
 def _fix(packed: Path, manifest: dict, shard: dict) -> str:
-    return (f"rerun `clevr-remv pack --data {manifest['source']} --out {packed} --split {shard['split']} --views all` "
-            "to rewrite it (it rewrites only missing or damaged shards), then unpack again")
+    return (
+        f"rerun `clevr-remv pack --data {manifest['source']} --out {packed} --split {shard['split']} --views all` "
+        "to rewrite it (it rewrites only missing or damaged shards), then unpack again"
+    )
 
 
 def _verify(packed: Path, manifest: dict, shards: list, progress: bool) -> None:
@@ -79,12 +87,15 @@ def _verify(packed: Path, manifest: dict, shards: list, progress: bool) -> None:
         if size != shard["bytes"]:
             found = "missing" if size is None else f"{size} bytes, manifest.json records {shard['bytes']} (truncated?)"
             raise ClevrRemvError(f"{path}: {found}; {_fix(packed, manifest, shard)}")
-    with tqdm(total=sum(shard["bytes"] for shard in shards), unit="B", unit_scale=True, desc="verify",
-              disable=not progress) as bar:
+    with tqdm(
+        total=sum(shard["bytes"] for shard in shards), unit="B", unit_scale=True, desc="verify", disable=not progress
+    ) as bar:
         for shard in shards:
             if file_sha256(packed / shard["name"], bar.update) != shard["sha256"]:
-                raise ClevrRemvError(f"{packed / shard['name']}: SHA-256 differs from manifest.json's (damaged); "
-                                     f"{_fix(packed, manifest, shard)}")
+                raise ClevrRemvError(
+                    f"{packed / shard['name']}: SHA-256 differs from manifest.json's (damaged); "
+                    f"{_fix(packed, manifest, shard)}"
+                )
 
 
 def _unpack_shard(packed: Path, manifest: dict, shard: dict, fields: list, scenes_dir: Path, bar) -> tuple:
@@ -102,12 +113,15 @@ def _unpack_shard(packed: Path, manifest: dict, shard: dict, fields: list, scene
                 tar.seek(offset - BLOCK)
                 header = tarfile.TarInfo.frombuf(tar.read(BLOCK), "utf-8", "surrogateescape")
                 if header.name != f"{sample['key']}.{field}" or header.size != size:
-                    raise ClevrRemvError(f"{path}: member {header.name!r} at offset {offset - BLOCK} is not "
-                                         f"{sample['key']}.{field} as its index says; {fix}")
+                    raise ClevrRemvError(
+                        f"{path}: member {header.name!r} at offset {offset - BLOCK} is not "
+                        f"{sample['key']}.{field} as its index says; {fix}"
+                    )
                 files[member_path(field)] = (tar.read(size), header.mtime)
             final = scenes_dir / scene_folder_name(scene)
-            if final.is_dir() and all((final / name).is_file() and (final / name).read_bytes() == data
-                                      for name, (data, _) in files.items()):
+            if final.is_dir() and all(
+                (final / name).is_file() and (final / name).read_bytes() == data for name, (data, _) in files.items()
+            ):
                 kept += 1
             else:
                 _write_scene(final, files)

@@ -8,6 +8,7 @@
 
 Randomness comes from torch's generator, which ``benchmark`` seeds per epoch.
 """
+
 import re
 
 import torch
@@ -42,5 +43,7 @@ class FlipAndShift:
         dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,)))
         padded_image = F.pad(image[None], (pad, pad, pad, pad), mode="replicate")[0]
         padded_mask = F.pad(mask, (pad, pad, pad, pad))
-        return (padded_image[:, dy:dy + height, dx:dx + width].contiguous(),
-                padded_mask[dy:dy + height, dx:dx + width].contiguous())
+        return (
+            padded_image[:, dy : dy + height, dx : dx + width].contiguous(),
+            padded_mask[dy : dy + height, dx : dx + width].contiguous(),
+        )

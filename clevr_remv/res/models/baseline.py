@@ -16,6 +16,7 @@ expressions and stored in the config (hence in every checkpoint).
 CNN-LSTM as far as the config goes (concat fusion, 1x1 head, cross-entropy only, no augmentation)
 on the project's encoder; ``paper-resnet101`` the same on a dilated ResNet-101.
 """
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -46,10 +47,19 @@ def default_config(size: str = "tiny") -> dict:
     """The baseline's config for ``size``; ``vocabulary`` is filled by :func:`prepare_config`."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}")
-    return {"model": "baseline", "size": size, "max_tokens": 20, "class_weights": [0.9, 1.1],
-            "dice_weight": DICE_WEIGHT, "augment": True, "fusion": "product",
-            "context_dilations": list(CONTEXT_DILATIONS), "backbone": "cnn", "vocabulary": None,
-            **_SIZE_CONFIGS[size]}
+    return {
+        "model": "baseline",
+        "size": size,
+        "max_tokens": 20,
+        "class_weights": [0.9, 1.1],
+        "dice_weight": DICE_WEIGHT,
+        "augment": True,
+        "fusion": "product",
+        "context_dilations": list(CONTEXT_DILATIONS),
+        "backbone": "cnn",
+        "vocabulary": None,
+        **_SIZE_CONFIGS[size],
+    }
 
 
 def vision_backbone(config: dict):
@@ -61,8 +71,10 @@ def vision_backbone(config: dict):
 def load_vision_weights(model: "BaselineRES", path) -> dict:
     """Load a local ImageNet ResNet checkpoint (torchvision names) into a ResNet backbone."""
     if not isinstance(model.encoder, DilatedResNet):
-        raise ClevrRemvError(f"--vision-weights {path}: the baseline's own CNN has no pretrained weights; "
-                             "pass --recipe paper-resnet101 (a ResNet-101 backbone) or drop the option")
+        raise ClevrRemvError(
+            f"--vision-weights {path}: the baseline's own CNN has no pretrained weights; "
+            "pass --recipe paper-resnet101 (a ResNet-101 backbone) or drop the option"
+        )
     return load_resnet_weights(model.encoder, path)
 
 
@@ -78,11 +90,16 @@ def build_tokenizer(config: dict) -> WordTokenizer:
 def build_model(config: dict) -> "BaselineRES":
     if not config.get("vocabulary"):
         raise ValueError("the baseline config has no vocabulary; call prepare_config first")
-    return BaselineRES(vocabulary_size=len(config["vocabulary"]), channels=config["channels"],
-                       word_dim=config["word_dim"], lstm_dim=config["lstm_dim"],
-                       head_dim=config["head_dim"], fusion=config.get("fusion", "concat"),
-                       context_dilations=config.get("context_dilations", []),
-                       backbone=config.get("backbone", "cnn"))
+    return BaselineRES(
+        vocabulary_size=len(config["vocabulary"]),
+        channels=config["channels"],
+        word_dim=config["word_dim"],
+        lstm_dim=config["lstm_dim"],
+        head_dim=config["head_dim"],
+        fusion=config.get("fusion", "concat"),
+        context_dilations=config.get("context_dilations", []),
+        backbone=config.get("backbone", "cnn"),
+    )
 
 
 def spatial_coordinates(height: int, width: int, device=None) -> torch.Tensor:
@@ -93,31 +110,56 @@ def spatial_coordinates(height: int, width: int, device=None) -> torch.Tensor:
     y_min, y_max = ys / height * 2 - 1, (ys + 1) / height * 2 - 1
     y_lo, x_lo = torch.meshgrid(y_min, x_min, indexing="ij")
     y_hi, x_hi = torch.meshgrid(y_max, x_max, indexing="ij")
-    return torch.stack([x_lo, y_lo, x_hi, y_hi, (x_lo + x_hi) / 2, (y_lo + y_hi) / 2,
-                        torch.full_like(x_lo, 1.0 / width), torch.full_like(x_lo, 1.0 / height)])
+    return torch.stack(
+        [
+            x_lo,
+            y_lo,
+            x_hi,
+            y_hi,
+            (x_lo + x_hi) / 2,
+            (y_lo + y_hi) / 2,
+            torch.full_like(x_lo, 1.0 / width),
+            torch.full_like(x_lo, 1.0 / height),
+        ]
+    )
 
 
 def _conv_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     """A (strided) 3x3 conv then a 3x3 conv, each with BN and ReLU."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
         nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 def _context_layer(channels: int, dilation: int) -> tuple:
     """A dilated 3x3 conv with BN and ReLU, keeping the map's size."""
-    return (nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+    return (
+        nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class BaselineRES(nn.Module):
     """CNN image features and coordinates, fused with the LSTM's sentence vector (product or concat)
     -> dilated 3x3 context convs (none: Hu et al.'s pointwise head) -> 2-class logits."""
 
-    def __init__(self, vocabulary_size, channels, word_dim, lstm_dim, head_dim, fusion="product",
-                 context_dilations=(), backbone="cnn"):
+    def __init__(
+        self,
+        vocabulary_size,
+        channels,
+        word_dim,
+        lstm_dim,
+        head_dim,
+        fusion="product",
+        context_dilations=(),
+        backbone="cnn",
+    ):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
@@ -127,9 +169,10 @@ class BaselineRES(nn.Module):
         self.normalize = ImageNetNormalize()
         if backbone == "cnn":
             widths = [3] + list(channels)
-            strides = [2] * (len(channels) - 1) + [1]       # output stride 8 with four stages
-            self.encoder = nn.Sequential(*[_conv_stage(a, b, stride)
-                                           for a, b, stride in zip(widths, widths[1:], strides, strict=False)])
+            strides = [2] * (len(channels) - 1) + [1]  # output stride 8 with four stages
+            self.encoder = nn.Sequential(
+                *[_conv_stage(a, b, stride) for a, b, stride in zip(widths, widths[1:], strides, strict=False)]
+            )
         else:
             self.encoder = DilatedResNet(backbone)
         visual_channels = channels[-1] if backbone == "cnn" else OUT_CHANNELS
@@ -142,15 +185,18 @@ class BaselineRES(nn.Module):
         else:  # concat; in the head, where checkpoints of Hu et al.'s model keep it
             fuse = [nn.Conv2d(visual_channels + lstm_dim + 8, head_dim, 1), nn.ReLU(inplace=True)]
         self.head = nn.Sequential(
-            *fuse, *[layer for dilation in context_dilations for layer in _context_layer(head_dim, dilation)],
-            nn.Conv2d(head_dim, 2, 1))
+            *fuse,
+            *[layer for dilation in context_dilations for layer in _context_layer(head_dim, dilation)],
+            nn.Conv2d(head_dim, 2, 1),
+        )
 
     def sentence_vector(self, tokens, token_mask):
         """(B, lstm_dim): the mean of the LSTM's outputs over the real tokens (product fusion), or
         its hidden state after the last real token (concat fusion)."""
         lengths = token_mask.sum(1).clamp(min=1)
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.embedding(tokens), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         outputs, (hidden, _) = self.lstm(packed)
         if self.fusion == "concat":
             return hidden[-1]

@@ -6,6 +6,7 @@ compiles, with a C++ compiler, on install; it provides the ``pydensecrf`` module
 model's softmax probabilities; the pairwise terms are a Gaussian smoothness kernel and a bilateral
 (position + colour) appearance kernel, with mean-field inference.
 """
+
 import numpy as np
 
 from clevr_remv.errors import ClevrRemvError
@@ -19,8 +20,10 @@ def _densecrf():
     try:
         import pydensecrf.densecrf as densecrf
     except ImportError as error:
-        raise ClevrRemvError("--densecrf: needs the pydensecrf2 package; pip install pydensecrf2 (it compiles "
-                             "on install: a C++ compiler is needed), or drop --densecrf") from error
+        raise ClevrRemvError(
+            "--densecrf: needs the pydensecrf2 package; pip install pydensecrf2 (it compiles "
+            "on install: a C++ compiler is needed), or drop --densecrf"
+        ) from error
     return densecrf
 
 

@@ -1,4 +1,5 @@
 """ImageNet input statistics, which every RES model normalises its images with."""
+
 import torch
 from torch import nn
 

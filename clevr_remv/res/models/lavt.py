@@ -9,6 +9,7 @@ the second, so training starts from the plain vision path. A BERT-family text en
 the word features (20 tokens); the top-down decoder fuses the four stage outputs and predicts
 2-class logits at 1/4 resolution, upsampled bilinearly to the image size.
 """
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -30,8 +31,16 @@ def default_config(size: str = "tiny") -> dict:
         raise ValueError(f"size must be one of {SIZES}")
     # The decoder is half as wide as the last Swin stage (8 x embed_dim), as in the reference LAVT:
     # 384 channels for Swin-T / Swin-S, 512 for Swin-B.
-    return {"model": "lavt", "size": size, **SWIN_SIZES[size], "decoder_dim": SWIN_SIZES[size]["embed_dim"] * 4,
-            "max_tokens": 20, "class_weights": [0.9, 1.1], "text_encoder": None, "gate_init": "reference"}
+    return {
+        "model": "lavt",
+        "size": size,
+        **SWIN_SIZES[size],
+        "decoder_dim": SWIN_SIZES[size]["embed_dim"] * 4,
+        "max_tokens": 20,
+        "class_weights": [0.9, 1.1],
+        "text_encoder": None,
+        "gate_init": "reference",
+    }
 
 
 def prepare_config(config: dict, train_texts) -> dict:
@@ -46,10 +55,17 @@ def build_tokenizer(config: dict) -> BertTokenizer:
 def build_model(config: dict) -> "LAVT":
     """LAVT with the text encoder of ``config``; its load report is ``model.text_encoder_report``."""
     text_encoder, report = load_text_encoder(config["text_encoder"])
-    model = LAVT(text_encoder=text_encoder, text_dim=text_encoder.config.hidden_size,
-                 embed_dim=config["embed_dim"], depths=config["depths"], heads=config["heads"],
-                 window=config["window"], drop_path=config["drop_path"],
-                 decoder_dim=config["decoder_dim"], gate_init=config.get("gate_init", "zero"))
+    model = LAVT(
+        text_encoder=text_encoder,
+        text_dim=text_encoder.config.hidden_size,
+        embed_dim=config["embed_dim"],
+        depths=config["depths"],
+        heads=config["heads"],
+        window=config["window"],
+        drop_path=config["drop_path"],
+        decoder_dim=config["decoder_dim"],
+        gate_init=config.get("gate_init", "zero"),
+    )
     model.text_encoder_report = report
     return model
 
@@ -88,7 +104,7 @@ class PixelWordAttention(nn.Module):
         query = _instance_norm(self.query(pixels))
         key = self.key(words) * keep
         value = self.value(words) * keep
-        scores = query @ key.transpose(1, 2) * query.shape[-1] ** -0.5       # (B, N, L)
+        scores = query @ key.transpose(1, 2) * query.shape[-1] ** -0.5  # (B, N, L)
         scores = scores.masked_fill(word_mask[:, None, :] == 0, -1e4)
         language = _instance_norm(self.out(scores.softmax(-1) @ value))
         return self.project(self.visual(pixels) * language)
@@ -102,8 +118,9 @@ class LanguageGate(nn.Module):
         super().__init__()
         if init not in GATE_INITS:
             raise ValueError(f"gate_init must be one of {GATE_INITS}, not {init!r}")
-        self.gate = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.ReLU(),
-                                  nn.Linear(dim, dim, bias=False), nn.Tanh())
+        self.gate = nn.Sequential(
+            nn.Linear(dim, dim, bias=False), nn.ReLU(), nn.Linear(dim, dim, bias=False), nn.Tanh()
+        )
         if init == "reference":
             nn.init.trunc_normal_(self.gate[0].weight, std=0.02)
             nn.init.trunc_normal_(self.gate[2].weight, std=0.02)
@@ -143,13 +160,22 @@ class LanguageAwareSwin(nn.Module):
         super().__init__()
         self.patch_embed = PatchEmbed(embed_dim)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
-        self.dims = [embed_dim * 2 ** i for i in range(len(depths))]
+        self.dims = [embed_dim * 2**i for i in range(len(depths))]
         self.layers = nn.ModuleList()
         for i, (dim, depth, head_count) in enumerate(zip(self.dims, depths, heads, strict=True)):
             first = sum(depths[:i])
-            self.layers.append(LanguageAwareStage(dim, depth, head_count, window, text_dim,
-                                                  rates[first:first + depth],
-                                                  last=i == len(depths) - 1, gate_init=gate_init))
+            self.layers.append(
+                LanguageAwareStage(
+                    dim,
+                    depth,
+                    head_count,
+                    window,
+                    text_dim,
+                    rates[first : first + depth],
+                    last=i == len(depths) - 1,
+                    gate_init=gate_init,
+                )
+            )
         self.out_norms = nn.ModuleList(nn.LayerNorm(dim) for dim in self.dims)
 
     def forward(self, image, words, word_mask):
@@ -164,8 +190,11 @@ class LanguageAwareSwin(nn.Module):
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list:
-    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class TopDownDecoder(nn.Module):
@@ -178,7 +207,8 @@ class TopDownDecoder(nn.Module):
         skips = list(reversed(dims[:-1]))
         self.steps = nn.ModuleList(
             nn.Sequential(*_conv_bn_relu(a + b, hidden), *_conv_bn_relu(hidden, hidden))
-            for a, b in zip(inputs, skips, strict=True))
+            for a, b in zip(inputs, skips, strict=True)
+        )
         self.classifier = nn.Conv2d(hidden, 2, 1)
 
     def forward(self, features):
@@ -192,8 +222,9 @@ class TopDownDecoder(nn.Module):
 class LAVT(nn.Module):
     """Text encoder + language-aware Swin + top-down decoder."""
 
-    def __init__(self, text_encoder, text_dim, embed_dim, depths, heads, window, drop_path,
-                 decoder_dim, gate_init="reference"):
+    def __init__(
+        self, text_encoder, text_dim, embed_dim, depths, heads, window, drop_path, decoder_dim, gate_init="reference"
+    ):
         super().__init__()
         self.normalize = ImageNetNormalize()
         self.text_encoder = text_encoder

@@ -11,6 +11,7 @@ Optional: ``RECIPES`` (a recipe name -> config overrides; ``default`` is ``{}``)
 ``load_vision_weights(model, path)`` (a load report).
 Adding a model is one such module plus one line in ``MODELS``.
 """
+
 import importlib
 
 from clevr_remv.errors import ClevrRemvError
@@ -40,6 +41,8 @@ def recipe_overrides(module, recipe: str) -> dict:
     ``recipe``; ``default`` is every model's own config."""
     recipes = getattr(module, "RECIPES", {"default": {}})
     if recipe not in recipes:
-        raise ClevrRemvError(f"--recipe: model {module.__name__.rsplit('.', 1)[-1]!r} has no recipe {recipe!r}; "
-                             f"choose one of {', '.join(recipes)}")
+        raise ClevrRemvError(
+            f"--recipe: model {module.__name__.rsplit('.', 1)[-1]!r} has no recipe {recipe!r}; "
+            f"choose one of {', '.join(recipes)}"
+        )
     return {**recipes[recipe], "recipe": recipe}

@@ -4,6 +4,7 @@ torchvision (or timm's ResNets, which share the names) loads into it as it is.
 
 Stages 3 and 4 keep the stride-8 resolution and dilate their 3x3 convolutions by 2 and 4 instead.
 """
+
 from torch import nn
 
 from clevr_remv.errors import ClevrRemvError
@@ -29,8 +30,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(out_channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
 
     def forward(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -53,7 +55,8 @@ class DilatedResNet(nn.Module):
         in_channels = 64
         # (width, stride, dilation) per stage: strides 1, 2, then dilation in place of stride
         for index, (blocks, (width, stride, dilation)) in enumerate(
-                zip(RESNET_BLOCKS[name], [(64, 1, 1), (128, 2, 1), (256, 1, 2), (512, 1, 4)], strict=True), start=1):
+            zip(RESNET_BLOCKS[name], [(64, 1, 1), (128, 2, 1), (256, 1, 2), (512, 1, 4)], strict=True), start=1
+        ):
             layers = [Bottleneck(in_channels, width, stride, dilation)]
             layers += [Bottleneck(width * 4, width, 1, dilation) for _ in range(blocks - 1)]
             setattr(self, f"layer{index}", nn.Sequential(*layers))
@@ -75,12 +78,22 @@ def load_resnet_weights(encoder: DilatedResNet, path) -> dict:
     source = normalise_keys(read_state_dict(path))
     target = encoder.state_dict()
     loaded = {key: value for key, value in source.items() if key in target and value.shape == target[key].shape}
-    mismatched = [f"{key}: file {tuple(value.shape)}, model {tuple(target[key].shape)}"
-                  for key, value in source.items() if key in target and value.shape != target[key].shape]
+    mismatched = [
+        f"{key}: file {tuple(value.shape)}, model {tuple(target[key].shape)}"
+        for key, value in source.items()
+        if key in target and value.shape != target[key].shape
+    ]
     if len(loaded) < len(target) * MIN_LOADED_FRACTION:
-        raise ClevrRemvError(f"--vision-weights {path}: only {len(loaded)} of the encoder's {len(target)} tensors "
-                             f"match (first keys in the file: {sorted(source)[:3]}); pass a torchvision-layout "
-                             "ImageNet checkpoint of the recipe's ResNet (resnet50 / resnet101)")
+        raise ClevrRemvError(
+            f"--vision-weights {path}: only {len(loaded)} of the encoder's {len(target)} tensors "
+            f"match (first keys in the file: {sorted(source)[:3]}); pass a torchvision-layout "
+            "ImageNet checkpoint of the recipe's ResNet (resnet50 / resnet101)"
+        )
     encoder.load_state_dict(loaded, strict=False)
-    return {"path": str(path), "loaded": len(loaded), "missing": sorted(key for key in target if key not in loaded),
-            "unexpected": sorted(key for key in source if key not in target), "shape_mismatch": mismatched}
+    return {
+        "path": str(path),
+        "loaded": len(loaded),
+        "missing": sorted(key for key in target if key not in loaded),
+        "unexpected": sorted(key for key in source if key not in target),
+        "shape_mismatch": mismatched,
+    }

@@ -5,6 +5,7 @@ works; a window never exceeds the feature map. Parameter names follow the publis
 checkpoints (``patch_embed.proj``, ``blocks.N.attn.qkv``, ``downsample.reduction``...) so their
 weights load by name (see :mod:`clevr_remv.res.models.vision_weights`).
 """
+
 import functools
 
 import torch
@@ -12,12 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 
 SWIN_SIZES = {
-    "tiny": {"embed_dim": 96, "depths": [2, 2, 6, 2], "heads": [3, 6, 12, 24], "window": 7,
-             "drop_path": 0.2},
-    "small": {"embed_dim": 96, "depths": [2, 2, 18, 2], "heads": [3, 6, 12, 24], "window": 7,
-              "drop_path": 0.3},
-    "base": {"embed_dim": 128, "depths": [2, 2, 18, 2], "heads": [4, 8, 16, 32], "window": 12,
-             "drop_path": 0.3},
+    "tiny": {"embed_dim": 96, "depths": [2, 2, 6, 2], "heads": [3, 6, 12, 24], "window": 7, "drop_path": 0.2},
+    "small": {"embed_dim": 96, "depths": [2, 2, 18, 2], "heads": [3, 6, 12, 24], "window": 7, "drop_path": 0.3},
+    "base": {"embed_dim": 128, "depths": [2, 2, 18, 2], "heads": [4, 8, 16, 32], "window": 12, "drop_path": 0.3},
 }
 
 
@@ -34,7 +32,7 @@ def drop_path(x, probability: float, training: bool):
 def relative_position_index(window: int, table_window: int) -> torch.Tensor:
     """(w*w, w*w) indices into a ((2T-1)^2)-row bias table for a window of ``window`` <= T."""
     coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij"))
-    coords = coords.flatten(1)                                   # (2, w*w)
+    coords = coords.flatten(1)  # (2, w*w)
     delta = coords[:, :, None] - coords[:, None, :] + table_window - 1
     return delta[0] * (2 * table_window - 1) + delta[1]
 
@@ -49,7 +47,7 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int, device
         for columns in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
             regions[rows, columns] = label
             label += 1
-    labels = window_partition(regions[None, :, :, None], window).flatten(1)   # (nW, w*w)
+    labels = window_partition(regions[None, :, :, None], window).flatten(1)  # (nW, w*w)
     different = labels[:, :, None] != labels[:, None, :]
     return torch.zeros_like(different, dtype=torch.float32).masked_fill(different, -100.0)
 
@@ -84,7 +82,7 @@ class WindowAttention(nn.Module):
     def forward(self, x, mask=None):
         """x: (windows * B, w*w, C); mask: (windows, w*w, w*w) or None."""
         count, tokens, channels = x.shape
-        window = int(round(tokens ** 0.5))
+        window = int(round(tokens**0.5))
         qkv = self.qkv(x).view(count, tokens, 3, self.heads, channels // self.heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4)
         attention = (query * self.scale) @ key.transpose(-2, -1)  # (count, heads, n, n)
@@ -102,8 +100,7 @@ class WindowAttention(nn.Module):
 class SwinBlock(nn.Module):
     """(Shifted-)window attention and an MLP, each in a pre-norm residual branch."""
 
-    def __init__(self, dim: int, heads: int, window: int, shifted: bool, drop_path_rate: float,
-                 mlp_ratio: float = 4.0):
+    def __init__(self, dim: int, heads: int, window: int, shifted: bool, drop_path_rate: float, mlp_ratio: float = 4.0):
         super().__init__()
         self.window = window
         self.shifted = shifted
@@ -175,5 +172,6 @@ class PatchMerging(nn.Module):
 
 def stage_blocks(dim: int, depth: int, heads: int, window: int, drop_path_rates) -> nn.ModuleList:
     """``depth`` Swin blocks, alternating regular and shifted windows."""
-    return nn.ModuleList(SwinBlock(dim, heads, window, shifted=i % 2 == 1,
-                                   drop_path_rate=drop_path_rates[i]) for i in range(depth))
+    return nn.ModuleList(
+        SwinBlock(dim, heads, window, shifted=i % 2 == 1, drop_path_rate=drop_path_rates[i]) for i in range(depth)
+    )

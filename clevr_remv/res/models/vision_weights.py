@@ -6,6 +6,7 @@ and ``.safetensors``. Key prefixes ``module.``, ``backbone.``, ``encoder.`` are 
 layout (patch merging at the start of the next stage) is moved to the official one (end of the
 stage); relative-position bias tables of another window size are resized bicubically.
 """
+
 import re
 from pathlib import Path
 
@@ -25,8 +26,9 @@ def read_state_dict(path) -> dict:
     """The tensors of a checkpoint file, unwrapped from a training checkpoint if needed."""
     path = Path(path)
     if not path.is_file():
-        raise ClevrRemvError(f"--vision-weights {path}: no such file; pass a Swin checkpoint "
-                             "(.pth / .pt / .safetensors)")
+        raise ClevrRemvError(
+            f"--vision-weights {path}: no such file; pass a Swin checkpoint (.pth / .pt / .safetensors)"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -35,8 +37,9 @@ def read_state_dict(path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file is the user's input error
-        raise ClevrRemvError(f"--vision-weights {path}: cannot be read ({error}); "
-                             "pass a PyTorch or safetensors Swin checkpoint") from error
+        raise ClevrRemvError(
+            f"--vision-weights {path}: cannot be read ({error}); pass a PyTorch or safetensors Swin checkpoint"
+        ) from error
     while isinstance(state, dict):
         wrapped = [key for key in WRAPPER_KEYS if isinstance(state.get(key), dict)]
         if not wrapped:
@@ -57,19 +60,21 @@ def normalise_keys(state: dict) -> dict:
             stripped = False
             for prefix in KEY_PREFIXES:
                 if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
+                    key, stripped = key[len(prefix) :], True
         if not key.endswith(RECOMPUTED_BUFFERS):
             renamed[key] = value
     stages = {int(m.group(1)) for key in renamed if (m := TIMM_DOWNSAMPLE.match(key))}
     if stages and 0 not in stages:
-        renamed = {TIMM_DOWNSAMPLE.sub(lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key): value
-                   for key, value in renamed.items()}
+        renamed = {
+            TIMM_DOWNSAMPLE.sub(lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key): value
+            for key, value in renamed.items()
+        }
     return renamed
 
 
 def resize_bias_table(table: torch.Tensor, rows: int) -> torch.Tensor:
     """A ((2w-1)^2, heads) relative-position bias table resized to ``rows`` = (2W-1)^2 rows."""
-    old_side, new_side = int(round(table.shape[0] ** 0.5)), int(round(rows ** 0.5))
+    old_side, new_side = int(round(table.shape[0] ** 0.5)), int(round(rows**0.5))
     grid = table.T.reshape(1, table.shape[1], old_side, old_side)
     grid = F.interpolate(grid, size=(new_side, new_side), mode="bicubic", align_corners=False)
     return grid.reshape(table.shape[1], rows).T
@@ -97,11 +102,19 @@ def load_swin_weights(backbone, path) -> dict:
         else:
             mismatched.append(f"{key}: file {tuple(value.shape)}, model {tuple(target[key].shape)}")
     if not loaded:
-        raise ClevrRemvError(f"--vision-weights {path}: no tensor matches the Swin backbone "
-                             f"(first keys in the file: {sorted(source)[:3]}); pass a Swin checkpoint")
+        raise ClevrRemvError(
+            f"--vision-weights {path}: no tensor matches the Swin backbone "
+            f"(first keys in the file: {sorted(source)[:3]}); pass a Swin checkpoint"
+        )
     backbone.load_state_dict(loaded, strict=False)
     language = [key for key in target if LANGUAGE_PATH.match(key)]
     missing = [key for key in target if key not in loaded and key not in language]
-    return {"path": str(path), "loaded": len(loaded), "resized": resized,
-            "shape_mismatch": mismatched, "unexpected": sorted(unexpected), "missing": missing,
-            "language_path": len(language)}
+    return {
+        "path": str(path),
+        "loaded": len(loaded),
+        "resized": resized,
+        "shape_mismatch": mismatched,
+        "unexpected": sorted(unexpected),
+        "missing": missing,
+        "language_path": len(language),
+    }
