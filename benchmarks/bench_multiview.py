@@ -36,13 +36,14 @@ import numpy as np
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.geometry import view_name
-from clevr_remv.metrics import summarize
+from clevr_remv.metrics import mean_relative_drop, mvr, summarize
 from clevr_remv.refexp.engine import OCCLUSION_THRESHOLD
-from clevr_remv.res.evaluate import open_predictions
+from clevr_remv.res.evaluate import format_cell, open_predictions
 from clevr_remv.res.trivial import PREDICTORS
 
 CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # the paper's I11, I19, I91, I99 (I_uv: u column, v row)
 PROTOCOLS = ("heldout", "finetune-test")
+CENTRE_COLUMNS = ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU")
 
 
 def command(args: list, log: Path) -> None:
@@ -252,6 +253,9 @@ def summarise(folder: Path, center) -> dict:
     results = json.loads((folder / "results.json").read_text())
     corners = {f"I{u}{v}": results["per_view"][view_name(u, v)]["oIoU"] for u, v in CORNERS}
     values = list(corners.values())
+    # The paper scored the centre and the four corners only: its MVR sums over those four views.
+    corner_ious = {(u, v): results["per_view"][view_name(u, v)]["oIoU"] for u, v in CORNERS}
+    corner_ious[tuple(center)] = results["center"]["oIoU"]
     return {
         "center": results["center"],
         "corners": corners,
@@ -259,14 +263,12 @@ def summarise(folder: Path, center) -> dict:
         "corner_sd": float(np.std(values, ddof=1)),
         "MVR": results["MVR"],
         "MRD": results["MRD"],
+        "MVR_corners": mvr(corner_ious, center),
+        "MRD_corners": mean_relative_drop(corner_ious, center),
         "overall": results["overall"],
         "by_distance": by_distance(results, center),
         "samples": results["samples"],
     }
-
-
-def cell(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def report(rig: str, summaries: dict) -> str:
@@ -282,23 +284,28 @@ def report(rig: str, summaries: dict) -> str:
     for name, s in summaries.items():
         lines.append(
             f"| {name} | "
-            + " | ".join(cell(s["center"][k]) for k in ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU"))
+            + " | ".join(
+                format_cell(s["center"][k]) for k in ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU")
+            )
             + " |"
         )
     lines += [
         "",
         "Four corners, oIoU (Table 7.3; I_uv = view (u, v): I11 = u1_v1 top-left, I19 = u1_v9 bottom-left, "
-        "I91 = u9_v1 top-right, I99 = u9_v9 bottom-right), and robustness (Table 7.4; lower is better):",
+        "I91 = u9_v1 top-right, I99 = u9_v9 bottom-right), and robustness (Table 7.4; lower is better) over "
+        "the centre and four corners (the paper's protocol) and over all 81 views:",
         "",
-        "| predictions | centre | I11 | I19 | I91 | I99 | average | SD | all 81 views | MVR (%) | MRD (%) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| predictions | centre | I11 | I19 | I91 | I99 | average | SD | MVR corners (%) | MRD corners (%) "
+        "| all 81 views | MVR 81 (%) | MRD 81 (%) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summaries.items():
         lines.append(
-            f"| {name} | {cell(s['center']['oIoU'])} | "
-            + " | ".join(cell(s["corners"][k]) for k in ("I11", "I19", "I91", "I99"))
-            + f" | {cell(s['corner_average'])} | {cell(s['corner_sd'])} | {cell(s['overall']['oIoU'])} "
-            f"| {cell(s['MVR'])} | {cell(s['MRD'])} |"
+            f"| {name} | {format_cell(s['center']['oIoU'])} | "
+            + " | ".join(format_cell(value) for value in s["corners"].values())
+            + " | "
+            + " | ".join(format_cell(s[key]) for key in ("corner_average", "corner_sd", "MVR_corners", "MRD_corners"))
+            + f" | {format_cell(s['overall']['oIoU'])} | {format_cell(s['MVR'])} | {format_cell(s['MRD'])} |"
         )
     distances = list(next(iter(summaries.values()))["by_distance"])
     lines += [
