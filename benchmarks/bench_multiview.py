@@ -13,10 +13,12 @@ the same command again after an interruption and finished stages are skipped):
    (``benchmark --test-data``), tests on all 81 views (protocol ``heldout``), then fine-tunes the same
    checkpoint on the test scenes' centre views and tests again (protocol ``finetune-test``);
 4. writes, per rig, every run's results.json and a summary (centre row of Table 7.1, Table 7.3's
-   corners, average and SD, Table 7.4's MVR and MRD, IoU against the camera's distance from the
-   centre, and per view the samples whose referent touches the frame edge or changes occlusion
-   state against the centre view, scored apart) into ``--results``, the heat maps and curves into
-   ``--figures``, and the tables as Markdown on stdout and in ``--results``/report.md.
+   corners, average and SD, Table 7.4's MVR and MRD, the mean over seeds, IoU against the camera's
+   distance from the centre, per view the samples whose referent touches the frame edge or changes
+   occlusion state against the centre view, scored apart, and the corner drop and left-right
+   difference with intervals from resampling the test scenes) into ``--results``, the heat maps
+   (first seed, one per protocol) and curves into ``--figures``, and the tables as Markdown on
+   stdout and in ``--results``/report.md.
 
     nice -n 5 python benchmarks/bench_multiview.py --cache ~/.cache/clevr-remv/multiview \\
         --rigs 35:0.1,25:0.1 --results docs/results/multiview --figures docs/multiview
@@ -39,7 +41,7 @@ from clevr_remv.geometry import view_name
 from clevr_remv.metrics import mean_relative_drop, mvr, summarize
 from clevr_remv.refexp.engine import OCCLUSION_THRESHOLD
 from clevr_remv.res.evaluate import format_cell, open_predictions
-from clevr_remv.res.trivial import PREDICTORS
+from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # the paper's I11, I19, I91, I99 (I_uv: u column, v row)
 PROTOCOLS = ("heldout", "finetune-test")
@@ -164,41 +166,95 @@ def by_distance(results: dict, center) -> dict:
     }
 
 
-def explain(test: Path, predictions: Path) -> dict:
+def scored_samples(store: DatasetStore, source, views=None):
+    """(scene, view, truth mask, ``source``'s predicted mask, the referent's occlusion per view) for
+    every test sample, or only those in ``views`` (a set of (u, v)); ``source``: a prediction source
+    (``open_predictions`` or a trivial predictor)."""
+    for scene in store.load_splits()["splits"]["test"]:
+        document = store.load_scene(scene)
+        positions = {(view["u"], view["v"]): i for i, view in enumerate(document["views"])}
+        for expression in store.load_refexps(scene, check=False)["expressions"]:
+            entries = document["objects"][expression["referent"] - 1]["views"]
+            occlusion = {view: entries[i]["occlusion"] for view, i in positions.items()}
+            for view in map(tuple, expression["views"]):
+                if views is not None and view not in views:
+                    continue
+                truth = store.read_index(scene, *view) == expression["referent"]
+                prediction = source.mask((scene, expression["id"], *view), truth.shape)
+                prediction = np.zeros_like(truth) if prediction is None else prediction
+                yield scene, view, truth, prediction, occlusion
+
+
+def explain(test: Path, source) -> dict:
     """oIoU of the samples whose referent touches the frame edge in that view, or whose visibility
     state (partially visible: >= 20 % of its box covered) differs from the centre view's, against
     the others; per camera distance ring (steps, rounded) and overall."""
     store = DatasetStore(test)
-    source = open_predictions(predictions)
     center = store.center
     sums = defaultdict(lambda: ([], []))
-    for scene in store.load_splits()["splits"]["test"]:
-        document = store.load_scene(scene)
-        views = {(view["u"], view["v"]): i for i, view in enumerate(document["views"])}
-        for expression in store.load_refexps(scene, check=False)["expressions"]:
-            entries = document["objects"][expression["referent"] - 1]["views"]
-            centre_partial = entries[views[center]]["occlusion"] >= OCCLUSION_THRESHOLD
-            for view in map(tuple, expression["views"]):
-                truth = store.read_index(scene, *view) == expression["referent"]
-                prediction = source.mask((scene, expression["id"], *view), truth.shape)
-                prediction = np.zeros_like(truth) if prediction is None else prediction
-                edge = bool(truth[0].any() or truth[-1].any() or truth[:, 0].any() or truth[:, -1].any())
-                changed = (entries[views[view]]["occlusion"] >= OCCLUSION_THRESHOLD) != centre_partial
-                ring = round(camera_distance(view, center))
-                for group in (
-                    f"edge={edge}",
-                    f"occlusion_changed={changed}",
-                    "plain" if not (edge or changed) else "edge_or_changed",
-                ):
-                    for where in (ring, "all"):
-                        intersections, unions = sums[group, where]
-                        intersections.append(int(np.logical_and(truth, prediction).sum()))
-                        unions.append(int(np.logical_or(truth, prediction).sum()))
+    for _, view, truth, prediction, occlusion in scored_samples(store, source):
+        centre_partial = occlusion[center] >= OCCLUSION_THRESHOLD
+        edge = bool(truth[0].any() or truth[-1].any() or truth[:, 0].any() or truth[:, -1].any())
+        changed = (occlusion[view] >= OCCLUSION_THRESHOLD) != centre_partial
+        ring = round(camera_distance(view, center))
+        for group in (
+            f"edge={edge}",
+            f"occlusion_changed={changed}",
+            "plain" if not (edge or changed) else "edge_or_changed",
+        ):
+            for where in (ring, "all"):
+                intersections, unions = sums[group, where]
+                intersections.append(int(np.logical_and(truth, prediction).sum()))
+                unions.append(int(np.logical_or(truth, prediction).sum()))
     table = defaultdict(dict)
     for (group, where), (intersections, unions) in sums.items():
         summary = summarize(intersections, unions)
         table[group][str(where)] = {"samples": summary["samples"], "oIoU": summary["oIoU"], "mIoU": summary["mIoU"]}
     return dict(table)
+
+
+def corner_contrasts(test: Path, sources: list, resamples: int = 2000) -> dict:
+    """Two differences of oIoU (points), averaged over the runs whose prediction ``sources`` are
+    given, with 95 % intervals from resampling the test scenes with replacement (paired: a resampled
+    scene brings its samples in every view and every run): the four corners' mean minus the centre
+    ("corners - centre") and the left corners I11, I19 minus the right ones I91, I99 ("left -
+    right", the asymmetry of the paper's Table 7.3)."""
+    store = DatasetStore(test)
+    views = [tuple(store.center), *CORNERS]  # centre, I11, I19, I91, I99
+    scenes = store.load_splits()["splits"]["test"]
+    rows = {scene: i for i, scene in enumerate(scenes)}
+    sums = np.zeros((len(sources), len(scenes), len(views), 2))  # run, scene, view, (intersection, union)
+    for run, source in enumerate(sources):
+        for scene, view, truth, prediction, _ in scored_samples(store, source, set(views)):
+            overlap = np.logical_and(truth, prediction).sum(), np.logical_or(truth, prediction).sum()
+            sums[run, rows[scene], views.index(view)] += overlap
+
+    def contrasts(sample) -> np.ndarray:
+        intersection, union = np.moveaxis(sample.sum(axis=1), -1, 0)  # each (run, view)
+        iou = 100 * intersection / union
+        differences = [iou[:, 1:].mean(axis=1) - iou[:, 0], iou[:, 1:3].mean(axis=1) - iou[:, 3:].mean(axis=1)]
+        return np.array(differences).mean(axis=1)
+
+    rng = np.random.default_rng(0)
+    draws = np.array([contrasts(sums[:, rng.integers(0, len(scenes), len(scenes))]) for _ in range(resamples)])
+    lows, highs = np.percentile(draws, [2.5, 97.5], axis=0)
+    return {
+        name: {"value": float(value), "low": float(low), "high": float(high)}
+        for name, value, low, high in zip(
+            ("corners - centre", "left - right"), contrasts(sums), lows, highs, strict=True
+        )
+    } | {"runs": len(sources), "scenes": len(scenes), "resamples": resamples}
+
+
+def mean_of(values: list):
+    """The element-wise mean of equally shaped summaries (nested dicts); a field that is not a
+    number in every summary keeps its value where all agree and is None otherwise."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {key: mean_of([value[key] for value in values]) for key in first}
+    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        return float(np.mean(values))
+    return first if all(value == first for value in values) else None
 
 
 def per_view_truth_effect(test: Path) -> dict:
@@ -269,6 +325,47 @@ def summarise(folder: Path, center) -> dict:
         "by_distance": by_distance(results, center),
         "samples": results["samples"],
     }
+
+
+def run_name(seed: int, protocol: str) -> str:
+    return f"baseline seed {seed}, {protocol}"
+
+
+def mean_name(seeds: int, protocol: str) -> str:
+    return f"baseline, mean of {seeds} seeds, {protocol}"
+
+
+def with_seed_means(summaries: dict, seeds: list) -> dict:
+    """``summaries`` with, for each protocol run with several seeds, the seeds' mean placed after
+    the runs and before the floors (its corner SD is that of the mean corners)."""
+    means = {}
+    for protocol in PROTOCOLS:
+        runs = [summaries[run_name(seed, protocol)] for seed in seeds if run_name(seed, protocol) in summaries]
+        if len(runs) > 1:
+            mean = mean_of(runs)
+            mean["corner_sd"] = float(np.std(list(mean["corners"].values()), ddof=1))
+            means[mean_name(len(runs), protocol)] = mean
+    runs = {name: summary for name, summary in summaries.items() if name.startswith("baseline")}
+    floors = {name: summary for name, summary in summaries.items() if not name.startswith("baseline")}
+    return {**runs, **means, **floors}
+
+
+def contrast_report(contrasts: dict) -> str:
+    """Markdown: each run's corner drop and left-right difference with their intervals."""
+    lines = [
+        "Are these differences larger than the test set can tell? oIoU differences (points) with 95 % "
+        "intervals from resampling the test scenes; an interval that holds 0 shows no difference:",
+        "",
+        "| predictions | corners - centre | 95 % interval | left (I11, I19) - right (I91, I99) | 95 % interval |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in contrasts.items():
+        cells = [
+            f"{figures[key]['value']:+.2f} | {figures[key]['low']:+.2f} to {figures[key]['high']:+.2f}"
+            for key in ("corners - centre", "left - right")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def report(rig: str, summaries: dict) -> str:
@@ -365,30 +462,42 @@ def explanation_report(explained: dict, truth: dict) -> str:
 
 
 def draw_curves(rig: str, summaries: dict, path: Path) -> None:
-    """oIoU against camera distance (mean, with the min-max band over views) per run."""
+    """oIoU against camera distance (mean, with the min-max band over views): every run on the left,
+    the trained models' change from their centre view on the right (where a drop of a point shows).
+    Where several seeds were run, their mean stands for them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4), dpi=100)
+    if any(name.startswith("baseline, mean") for name in summaries):
+        summaries = {name: s for name, s in summaries.items() if not name.startswith("baseline seed")}
+    figure = Figure(figsize=(11, 4), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    absolute, relative = figure.subplots(1, 2)
     for name, s in summaries.items():
         distances = list(s["by_distance"])
-        means = [s["by_distance"][d]["mean"] for d in distances]
-        (line,) = axes.plot(distances, means, marker="o", markersize=3, label=name)
-        axes.fill_between(
-            distances,
-            [s["by_distance"][d]["min"] for d in distances],
-            [s["by_distance"][d]["max"] for d in distances],
-            color=line.get_color(),
-            alpha=0.15,
-        )
-    axes.set(
+        rings = [s["by_distance"][d] for d in distances]
+        centre = rings[0]["mean"]
+        panels = [(absolute, 0.0)] + ([(relative, centre)] if name.startswith("baseline") else [])
+        for axes, offset in panels:
+            (line,) = axes.plot(
+                distances, [ring["mean"] - offset for ring in rings], marker="o", markersize=3, label=name
+            )
+            axes.fill_between(
+                distances,
+                [ring["min"] - offset for ring in rings],
+                [ring["max"] - offset for ring in rings],
+                color=line.get_color(),
+                alpha=0.15,
+            )
+    absolute.set(xlabel="camera distance from the centre (steps)", ylabel="oIoU (%)", title=f"oIoU, rig {rig}")
+    relative.axhline(0, color="grey", linewidth=0.8)
+    relative.set(
         xlabel="camera distance from the centre (steps)",
-        ylabel="oIoU (%)",
-        title=f"oIoU against camera distance, rig {rig}",
+        ylabel="oIoU minus the centre view's (points)",
+        title="trained models, change from the centre",
     )
-    axes.legend(fontsize=7)
+    absolute.legend(fontsize=7)
+    relative.legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -437,28 +546,35 @@ def main():
             continue
         center = DatasetStore(test).center
         folders = {
-            f"baseline seed {seed}, {protocol}": runs / f"baseline-seed{seed}-{protocol}"
+            run_name(seed, protocol): runs / f"baseline-seed{seed}-{protocol}"
             for seed in args.seeds
             for protocol in PROTOCOLS
         }
         folders.update({f"`{name}`": runs / f"floor-{name}" for name in PREDICTORS})
         folders = {name: folder for name, folder in folders.items() if (folder / "results.json").is_file()}
-        summaries = {name: summarise(folder, center) for name, folder in folders.items()}
+        summaries = with_seed_means({name: summarise(folder, center) for name, folder in folders.items()}, args.seeds)
         out = args.results / label
         out.mkdir(parents=True, exist_ok=True)
         for folder in folders.values():
             shutil.copy2(folder / "results.json", out / f"{folder.name}.json")
-        explained = {
-            name: explain(test, folder / "predictions.jsonl")
-            for name, folder in folders.items()
-            if (folder / "predictions.jsonl").is_file()
-        }
+        scored = {name: folder / "predictions.jsonl" for name, folder in folders.items()}
+        scored = {name: open_predictions(path) for name, path in scored.items() if path.is_file()}
+        explained = {name: explain(test, source) for name, source in scored.items()}
+        contrasts = {name: corner_contrasts(test, [source]) for name, source in scored.items()}
+        for protocol in PROTOCOLS:
+            seed_sources = [scored[run_name(s, protocol)] for s in args.seeds if run_name(s, protocol) in scored]
+            if len(seed_sources) > 1:
+                contrasts[mean_name(len(seed_sources), protocol)] = corner_contrasts(test, seed_sources)
+        for name in PREDICTORS:
+            if name != "empty":  # no overlap anywhere: no difference to test
+                contrasts[f"`{name}`"] = corner_contrasts(test, [TrivialPredictions(DatasetStore(test), name)])
         truth = per_view_truth_effect(test)
         (out / "summary.json").write_text(
             json.dumps(
                 {
                     "rig": {"lens": lens, "baseline": baseline},
                     "runs": summaries,
+                    "contrasts": contrasts,
                     "edge_and_occlusion": explained,
                     "per_view_truth": truth,
                 },
@@ -467,11 +583,13 @@ def main():
             )
         )
         markdown.append(report(label, summaries))
+        markdown.append(contrast_report(contrasts))
         markdown.append(explanation_report(explained, truth))
         draw_curves(label, summaries, args.figures / f"{label}-distance.png")
-        heldout = runs / f"baseline-seed{args.seeds[0]}-heldout" / "iou_heatmap.png"
-        if heldout.is_file():
-            shutil.copy2(heldout, args.figures / f"{label}-heatmap.png")
+        for protocol in PROTOCOLS:
+            heatmap = runs / f"baseline-seed{args.seeds[0]}-{protocol}" / "iou_heatmap.png"
+            if heatmap.is_file():
+                shutil.copy2(heatmap, args.figures / f"{label}-heatmap-{protocol}.png")
     if markdown:
         (args.results / "report.md").write_text("\n".join(markdown))
         print("\n".join(markdown))

@@ -182,6 +182,21 @@ def test_resume_continues_an_interrupted_run(tiny_dataset, tmp_path, monkeypatch
     assert resumed["overall"]["oIoU"] == pytest.approx(baseline_run[1]["overall"]["oIoU"], abs=1e-6)
 
 
+def test_a_run_from_before_manifests_stopped_in_its_first_epoch_resumes(tiny_dataset, tmp_path, baseline_run):
+    # Before output folders had a manifest, a run stopped in its first epoch left config.json alone.
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(baseline_run[0] / "config.json", old / "config.json")
+    (tmp_path / "mine").mkdir()
+    shutil.copy(baseline_run[0] / "config.json", tmp_path / "mine" / "config.json")
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(ClevrRemvError, match="did not write"):
+        run_benchmark(tiny_dataset, "baseline", tmp_path / "mine", epochs=1, resume=True, **FAST)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's"
+    run_benchmark(tiny_dataset, "baseline", old, epochs=1, resume=True, **FAST)
+    assert (old / "results.json").is_file()
+
+
 def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tiny_text_encoder):
     encoder = tiny_text_encoder
     with pytest.warns(UserWarning, match="from scratch"):

@@ -516,8 +516,17 @@ def check_data(store: DatasetStore, views: str, test_store: DatasetStore = None)
 
 
 def _earlier_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a run made before output folders had a manifest."""
-    return (folder / "checkpoints" / "last.pt").is_file()
+    """Whether ``folder`` holds a run made before output folders had a manifest: one with a
+    checkpoint, or one stopped in its first epoch (its config.json and an empty checkpoints/)."""
+    if (folder / "checkpoints" / "last.pt").is_file():
+        return True
+    with contextlib.suppress(OSError, ValueError):
+        names = {entry.name for entry in folder.iterdir()}
+        config = json.loads((folder / "config.json").read_bytes().decode("utf-8"))
+        checkpoints = folder / "checkpoints"
+        empty = not checkpoints.exists() or (checkpoints.is_dir() and not any(checkpoints.iterdir()))
+        return names <= {"config.json", "checkpoints"} and isinstance(config, dict) and "settings" in config and empty
+    return False
 
 
 @contextlib.contextmanager
