@@ -17,7 +17,7 @@ the same command again after an interruption and finished stages are skipped):
    distance from the centre, per view the samples whose referent touches the frame edge or changes
    occlusion state against the centre view, scored apart, and the corner drop and left-right
    difference with intervals from resampling the test scenes) into ``--results``, the heat maps
-   (first seed, one per protocol) and curves into ``--figures``, and the tables as Markdown on
+   (mean over seeds, one per protocol) and curves into ``--figures``, and the tables as Markdown on
    stdout and in ``--results``/report.md.
 
     nice -n 5 python benchmarks/bench_multiview.py --cache ~/.cache/clevr-remv/multiview \\
@@ -40,7 +40,7 @@ from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.geometry import view_name
 from clevr_remv.metrics import mean_relative_drop, mvr, summarize
 from clevr_remv.refexp.engine import OCCLUSION_THRESHOLD
-from clevr_remv.res.evaluate import format_cell, open_predictions
+from clevr_remv.res.evaluate import draw_heatmap, format_cell, open_predictions
 from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
 
 CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # the paper's I11, I19, I91, I99 (I_uv: u column, v row)
@@ -247,14 +247,16 @@ def corner_contrasts(test: Path, sources: list, resamples: int = 2000) -> dict:
 
 
 def mean_of(values: list):
-    """The element-wise mean of equally shaped summaries (nested dicts); a field that is not a
-    number in every summary keeps its value where all agree and is None otherwise."""
+    """The element-wise mean of equally shaped summaries (nested dicts); a field equal in all keeps
+    its value, one that is not a number in every summary and differs is None."""
     first = values[0]
     if isinstance(first, dict):
         return {key: mean_of([value[key] for value in values]) for key in first}
+    if all(value == first for value in values):
+        return first
     if all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
         return float(np.mean(values))
-    return first if all(value == first for value in values) else None
+    return None
 
 
 def per_view_truth_effect(test: Path) -> dict:
@@ -544,7 +546,8 @@ def main():
             run_models(train, test, runs, args, log)
         if "report" not in stages:
             continue
-        center = DatasetStore(test).center
+        store = DatasetStore(test)
+        center = store.center
         folders = {
             run_name(seed, protocol): runs / f"baseline-seed{seed}-{protocol}"
             for seed in args.seeds
@@ -567,7 +570,7 @@ def main():
                 contrasts[mean_name(len(seed_sources), protocol)] = corner_contrasts(test, seed_sources)
         for name in PREDICTORS:
             if name != "empty":  # no overlap anywhere: no difference to test
-                contrasts[f"`{name}`"] = corner_contrasts(test, [TrivialPredictions(DatasetStore(test), name)])
+                contrasts[f"`{name}`"] = corner_contrasts(test, [TrivialPredictions(store, name)])
         truth = per_view_truth_effect(test)
         (out / "summary.json").write_text(
             json.dumps(
@@ -587,9 +590,14 @@ def main():
         markdown.append(explanation_report(explained, truth))
         draw_curves(label, summaries, args.figures / f"{label}-distance.png")
         for protocol in PROTOCOLS:
-            heatmap = runs / f"baseline-seed{args.seeds[0]}-{protocol}" / "iou_heatmap.png"
-            if heatmap.is_file():
-                shutil.copy2(heatmap, args.figures / f"{label}-heatmap-{protocol}.png")
+            per_view = [
+                json.loads((folders[run_name(seed, protocol)] / "results.json").read_text())["per_view"]
+                for seed in args.seeds
+                if run_name(seed, protocol) in folders
+            ]
+            if per_view:
+                results = {"robustness_iou": "oIoU", "split": "test", "per_view": mean_of(per_view)}
+                draw_heatmap(results, store.grid, center, args.figures / f"{label}-heatmap-{protocol}.png")
     if markdown:
         (args.results / "report.md").write_text("\n".join(markdown))
         print("\n".join(markdown))

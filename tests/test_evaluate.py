@@ -152,6 +152,7 @@ def test_reports_are_written(tiny_dataset, tmp_path):
     assert "MVR" in markdown and "MRD" in markdown
     with Image.open(out / "iou_heatmap.png") as image:
         assert image.format == "PNG" and image.width > 100
+        assert image.width > 1.5 * image.height  # the IoU per view and its change from the centre, side by side
 
 
 def test_zero_centre_iou_gives_null_mvr(tiny_dataset, tmp_path):

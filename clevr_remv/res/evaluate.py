@@ -499,38 +499,48 @@ def trivial_predictor_lines(results: dict) -> list:
     ]
 
 
+def _draw_grid(figure, axes, values: np.ndarray, center, title: str, **colours) -> None:
+    """One heat map of ``values`` (v rows, u columns; NaN = not scored), each cell labelled, the
+    centre view framed in red; ``colours``: imshow's cmap, vmin and vmax."""
+    from matplotlib.patches import Rectangle
+
+    image = axes.imshow(np.ma.masked_invalid(values), **colours)
+    for (row, column), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            red, green, blue, _ = image.cmap(image.norm(value))
+            colour = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
+            axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7, color=colour)
+    axes.add_patch(Rectangle((center[0] - 1.5, center[1] - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    grid = values.shape[0]
+    axes.set_xticks(range(grid), [str(u) for u in range(1, grid + 1)])
+    axes.set_yticks(range(grid), [str(v) for v in range(1, grid + 1)])
+    axes.set(xlabel="u (camera column)", ylabel="v (camera row)", title=title)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+
+
 def draw_heatmap(results: dict, grid: int, center, path) -> None:
-    """A grid x grid picture of the robustness IoU per view (u across, v down; blank = not scored)."""
+    """A grid x grid picture of the robustness IoU per view (u across, v down; blank = not scored)
+    on a 0-100 scale, and beside it each view's IoU minus the centre view's (points), on a scale
+    that fits the differences, where a drop of a fraction of a point shows."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     iou_key = results["robustness_iou"]
     values = np.full((grid, grid), np.nan)
     for summary in results["per_view"].values():
-        values[summary["v"] - 1, summary["u"] - 1] = summary[iou_key]
-    figure = Figure(figsize=(1.0 + 0.6 * grid, 0.8 + 0.6 * grid), dpi=100)
+        values[summary["v"] - 1, summary["u"] - 1] = summary[iou_key] if summary[iou_key] is not None else np.nan
+    centre = values[center[1] - 1, center[0] - 1]
+    panels = 2 if np.isfinite(centre) and np.isfinite(values).sum() > 1 else 1
+    figure = Figure(figsize=(panels * (1.6 + 0.6 * grid), 0.8 + 0.6 * grid), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    image = axes.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100)
-    for (row, column), value in np.ndenumerate(values):
-        if not np.isnan(value):
-            axes.text(
-                column,
-                row,
-                f"{value:.1f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if value < 60 else "black",
-            )
-    axes.add_patch(Rectangle((center[0] - 1.5, center[1] - 1.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    axes.set_xticks(range(grid), [str(u) for u in range(1, grid + 1)])
-    axes.set_yticks(range(grid), [str(v) for v in range(1, grid + 1)])
-    axes.set_xlabel("u (camera column)")
-    axes.set_ylabel("v (camera row)")
-    axes.set_title(f"{iou_key} (%) per view, {results['split']} split")
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    title = f"{iou_key} (%) per view, {results['split']} split"
+    _draw_grid(figure, axes[0], values, center, title, cmap="viridis", vmin=0, vmax=100)
+    if panels == 2:
+        change = values - centre
+        limit = max(float(np.nanmax(np.abs(change))), 0.5)
+        title = f"{iou_key} minus the centre view's (points)"
+        _draw_grid(figure, axes[1], change, center, title, cmap="RdBu", vmin=-limit, vmax=limit)
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
