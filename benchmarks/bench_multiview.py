@@ -21,7 +21,7 @@ the same command again after an interruption and finished stages are skipped):
    stdout and in ``--results``/report.md.
 
     nice -n 5 python benchmarks/bench_multiview.py --cache ~/.cache/clevr-remv/multiview \\
-        --rigs 35:0.1,25:0.1 --results docs/results/multiview --figures docs/multiview
+        --rigs 35:0.1,25:0.1 --seeds 0,1,2 --results docs/results/multiview --figures docs/multiview
 """
 
 import argparse
