@@ -342,14 +342,14 @@ def with_seed_means(summaries: dict, seeds: list) -> dict:
     the runs and before the floors (its corner SD is that of the mean corners)."""
     means = {}
     for protocol in PROTOCOLS:
-        runs = [summaries[run_name(seed, protocol)] for seed in seeds if run_name(seed, protocol) in summaries]
-        if len(runs) > 1:
-            mean = mean_of(runs)
+        seed_runs = [summaries[run_name(seed, protocol)] for seed in seeds if run_name(seed, protocol) in summaries]
+        if len(seed_runs) > 1:
+            mean = mean_of(seed_runs)
             mean["corner_sd"] = float(np.std(list(mean["corners"].values()), ddof=1))
-            means[mean_name(len(runs), protocol)] = mean
-    runs = {name: summary for name, summary in summaries.items() if name.startswith("baseline")}
+            means[mean_name(len(seed_runs), protocol)] = mean
+    models = {name: summary for name, summary in summaries.items() if name.startswith("baseline")}
     floors = {name: summary for name, summary in summaries.items() if not name.startswith("baseline")}
-    return {**runs, **means, **floors}
+    return {**models, **means, **floors}
 
 
 def contrast_report(contrasts: dict) -> str:
