@@ -1,6 +1,7 @@
 """DenseCRF refinement of test predictions (optional package pydensecrf2) and predict()'s refine hook."""
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -48,8 +49,9 @@ def test_predict_hands_images_and_probabilities_to_refine():
     assert seen == [(np.uint8, (8, 12, 3), (2, 8, 12), pytest.approx(1.0))] * 2
 
 
-@pytest.mark.skipif(HAVE_CRF, reason="pydensecrf2 is installed")
-def test_without_the_package_densecrf_is_refused_before_training(tiny_dataset, tmp_path):
+def test_without_the_package_densecrf_is_refused_before_training(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pydensecrf", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
     with pytest.raises(ClevrRemvError, match="--densecrf: needs the pydensecrf2 package; pip install pydensecrf2"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "out", epochs=1, densecrf=True, workers=0)
     assert not (tmp_path / "out").exists()
