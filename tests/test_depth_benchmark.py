@@ -349,3 +349,47 @@ def test_bad_arguments_and_datasets_are_refused(tiny_dataset, tiny_depth_dataset
         _run(tiny_depth_dataset, tmp_path / "out", "--estimator", "constant", "--split", "all", "--border", "16"),
         "--border 16",
     )
+
+
+def test_a_folder_named_like_a_map_is_a_clear_error(tiny_depth_dataset, exported_truth, tmp_path):
+    predictions = _copy(exported_truth, tmp_path)
+    (predictions / f"{SCENES[1]}.pfm").unlink()
+    (predictions / f"{SCENES[1]}.pfm").mkdir()
+    _refused(
+        _run(tiny_depth_dataset, tmp_path / "out", "--predictions", str(predictions), "--split", "all"),
+        f"--predictions {predictions}: {SCENES[1]}.pfm is not a file",
+        "move it out",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def _files(folder):
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_out_is_new_or_an_earlier_report_never_a_methods_folder_or_the_data(
+    tiny_depth_dataset, exported_truth, tmp_path
+):
+    data = shutil.copytree(tiny_depth_dataset, tmp_path / "data")
+    method = tmp_path / "method"  # a method's own submission: maps, runtimes and its notes
+    shutil.copytree(exported_truth, method / "disp_maps")
+    (method / "runtimes").mkdir()
+    (method / "results.md").write_text("my method's notes")
+    before, dataset = _files(method), _files(data)
+    _refused(_run(data, method, "--estimator", "constant", "--split", "all"), f"--out {method}: holds files")
+    _refused(
+        _run(data, method, "--predictions", str(method / "disp_maps"), "--split", "all"),
+        f"--out {method}: holds --predictions",
+    )
+    for inside in (data, data / "scenes" / "000000"):
+        _refused(_run(data, inside, "--estimator", "constant", "--split", "all"), "--data", "choose a --out outside")
+    _refused(_run(data, data / "scenes", "--predictions", str(exported_truth), "--split", "all"), "--data")
+    _refused(
+        _run(data, exported_truth / "report", "--predictions", str(exported_truth), "--split", "all"),
+        "lies inside --predictions",
+    )
+    assert _files(method) == before and _files(data) == dataset
+    out = tmp_path / "report"
+    for _ in range(2):  # an earlier report of evaluate-depth is written again
+        assert _run(data, out, "--estimator", "constant", "--split", "all").exit_code == 0
+    assert json.loads((out / ".clevr-remv-output.json").read_text())["command"] == "evaluate-depth"

@@ -13,7 +13,9 @@ from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import view_name
+from clevr_remv.metrics import robustness, robustness_order
 from clevr_remv.res.evaluate import evaluate, prediction_record
+from clevr_remv.view.scores import ViewerPredictions
 
 CORNER = (1, 1)
 
@@ -86,6 +88,32 @@ def test_failed_corner_shows_the_mvr_flaw_and_the_mrd(tiny_dataset, tmp_path):
     )
 
 
+def test_a_model_that_collapses_off_the_centre_is_marked_and_ranked_behind_a_smaller_drop(tiny_dataset, tmp_path):
+    # Perfect at the centre, empty everywhere else: Q = 0 at every shifted view, so MVR is 0 (as for
+    # a perfect model) while MRD is 100.
+    center = DatasetStore(tiny_dataset).center
+    records = [
+        prediction_record(s, e, view, mask if view == center else np.zeros_like(mask))
+        for s, e, view, mask in dataset_samples(tiny_dataset)
+    ]
+    out = tmp_path / "out"
+    collapsed = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="all", out=out, progress=False)
+    assert collapsed["MVR"] == pytest.approx(0.0) and collapsed["MRD"] == pytest.approx(100.0)
+    assert collapsed["mvr_valid"] is False
+    assert json.loads((out / "results.json").read_text())["mvr_valid"] is False
+    markdown = (out / "results.md").read_text()
+    assert "| 0.00 (not comparable) | 100.00 | oIoU |" in markdown and "compare such a model by MRD" in markdown
+    # A model that loses 10 % of its centre IoU in every shifted view has a larger MVR but ranks first.
+    small_drop = robustness({view: {"oIoU": 90.0 if view != center else 100.0} for view in [(1, 1), center]}, center)
+    assert small_drop["mvr_valid"] is True and small_drop["MVR"] > collapsed["MVR"]
+    assert robustness_order({"collapsed": collapsed, "small drop": small_drop}) == ["small drop", "collapsed"]
+    perfect = [prediction_record(s, e, view, mask) for s, e, view, mask in dataset_samples(tiny_dataset)]
+    results = evaluate(
+        tiny_dataset, write_jsonl(tmp_path / "q.jsonl", perfect), views="all", out=tmp_path / "perfect", progress=False
+    )
+    assert results["mvr_valid"] is True and "not comparable" not in (tmp_path / "perfect" / "results.md").read_text()
+
+
 def test_png_folder_and_jsonl_agree(tiny_dataset, tmp_path):
     samples = fabricated(tiny_dataset)
     folder = write_png_masks(tmp_path / "masks", samples)
@@ -112,7 +140,7 @@ def test_missing_and_unused_predictions_are_reported(tiny_dataset, tmp_path):
     assert results["unused_predictions"] == 1
     # The missing one scores as an empty mask: IoU 0 for one sample.
     assert results["overall"]["mIoU"] == pytest.approx(100.0 * (len(samples) - 1) / len(samples))
-    assert "1 missing predictions" in (tmp_path / "out" / "results.md").read_text()
+    assert "1 missing prediction (scored as empty masks)" in (tmp_path / "out" / "results.md").read_text()
 
 
 def test_uncompressed_rle_is_accepted(tiny_dataset, tmp_path):
@@ -159,7 +187,7 @@ def test_zero_centre_iou_gives_null_mvr(tiny_dataset, tmp_path):
     records = [prediction_record(s, e, view, np.zeros_like(mask)) for s, e, view, mask in fabricated(tiny_dataset)]
     out = tmp_path / "out"
     results = evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), out=out, progress=False)
-    assert np.isnan(results["MVR"])
+    assert np.isnan(results["MVR"]) and results["mvr_valid"] is None
     assert json.loads((out / "results.json").read_text())["MVR"] is None  # strict JSON, no NaN
 
 
@@ -169,7 +197,7 @@ def test_center_only_has_no_robustness_figures(tiny_dataset, tmp_path):
         tiny_dataset, write_jsonl(tmp_path / "p.jsonl", records), views="center", out=tmp_path / "out", progress=False
     )
     assert list(results["per_view"]) == ["u2_v2"]
-    assert results["MVR"] is None and results["MRD"] is None
+    assert results["MVR"] is None and results["MRD"] is None and results["mvr_valid"] is None
 
 
 def test_mvr_from_miou_on_request(tiny_dataset, tmp_path):
@@ -247,7 +275,7 @@ def test_cli(tiny_dataset, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "MVR 0.00 %  MRD 25.00 %" in result.output
+    assert "MVR 0.00 % (not comparable: a view below 1/e of the centre IoU)  MRD 25.00 %" in result.output
     assert (tmp_path / "out" / "results.json").is_file()
     bad = runner.invoke(main, ["evaluate", "--data", str(tmp_path), "--predictions", str(predictions)])
     assert bad.exit_code == 2
@@ -268,11 +296,11 @@ def test_predictions_that_match_nothing_are_refused(tiny_dataset, tmp_path, kind
         predictions.mkdir()
     elif kind == "unknown scenes":
         predictions = write_png_masks(tmp_path / "masks", [(s + 1000, e, view, m) for s, e, view, m in samples])
-        found = f"its {len(samples)} prediction\\(s\\) are for other samples, e.g. scene 1"
+        found = f"it holds {len(samples)} predictions for other samples, e.g. scene 1"
     else:
         records = [prediction_record(s, e, view, m) for s, e, view, m in samples if view != (2, 2)]
         predictions = write_jsonl(tmp_path / "p.jsonl", records)
-        found = "its \\d+ prediction\\(s\\) are for other samples"
+        found = "it holds \\d+ predictions for other samples"
     with pytest.raises(
         ClevrRemvError,
         match=f"--predictions {predictions}: no prediction matches any of the "
@@ -288,7 +316,7 @@ def test_unmatched_predictions_are_counted_and_shown(tiny_dataset, tmp_path):
     folder = write_png_masks(tmp_path / "masks", samples + [extra])
     (folder / "README.txt").write_text("not a prediction")
     assert evaluate(tiny_dataset, folder, views="all", out=tmp_path / "a", progress=False)["unused_predictions"] == 1
-    records = [prediction_record(s, e, view, m) for s, e, view, m in samples + [extra]]
+    records = [prediction_record(s, e, view, m) for s, e, view, m in samples[1:] + [extra]]
     result = CliRunner().invoke(
         main,
         [
@@ -305,8 +333,9 @@ def test_unmatched_predictions_are_counted_and_shown(tiny_dataset, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (
-        "1 prediction(s) matched no sample of split 'test' at the all views, e.g. scene 999, expression 0, view u2_v2"
+        "1 prediction matched no sample of split 'test' at the all views, e.g. scene 999, expression 0, view u2_v2"
     ) in result.output
+    assert "1 sample had no prediction (scored as empty)" in result.output  # once "1 samples"
     assert json.loads((tmp_path / "b" / "results.json").read_text())["unused_examples"] == [
         {"scene": 999, "expression_id": 0, "view": [2, 2]}
     ]
@@ -409,8 +438,29 @@ def test_uncompressed_counts_must_cover_the_view_exactly(tiny_dataset, tmp_path,
         "view": list(view),
         "mask": {"size": [32, 48], "counts": counts},
     }
-    with pytest.raises(ClevrRemvError, match="uncompressed RLE counts add up to"):
+    with pytest.raises(ClevrRemvError, match="p.jsonl:1: .*uncompressed RLE counts add up to"):
         evaluate(tiny_dataset, write_jsonl(tmp_path / "p.jsonl", [record]), out=tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("counts", [":5", "", "0", "o", "1\x00"])
+def test_compressed_counts_must_cover_the_view_exactly(tiny_dataset, tmp_path, counts):
+    """pycocotools decodes counts that cover less than H x W from uninitialised memory: the
+    scores of `evaluate` and the viewer changed from run to run."""
+    samples = fabricated(tiny_dataset)
+    good = prediction_record(*samples[1])
+    scene, expression, view, _ = samples[0]
+    record = {
+        "scene": scene,
+        "expression_id": expression,
+        "view": list(view),
+        "mask": {"size": [32, 48], "counts": counts},
+    }
+    predictions = write_jsonl(tmp_path / "p.jsonl", [good, record])
+    with pytest.raises(ClevrRemvError, match=f"p.jsonl:2: scene {scene}, .*: the RLE cannot be decoded .*pycocotools"):
+        evaluate(tiny_dataset, predictions, views="all", out=tmp_path / "out", progress=False)
+    viewer = ViewerPredictions(predictions)
+    with pytest.raises(ClevrRemvError, match="p.jsonl:2: .*compressed RLE"):
+        viewer.mask(scene, expression, view, (32, 48))
 
 
 def test_out_may_not_touch_the_dataset_or_another_commands_folder(tiny_dataset_copy, tmp_path):

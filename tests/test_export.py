@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -211,6 +213,65 @@ def test_force_replaces_an_earlier_export_and_nothing_else(tiny_dataset, tmp_pat
     result = _export(tiny_dataset, out, "--format", "coco", "--force")
     assert result.exit_code == 2 and "images/notes.txt" in result.output
     assert (out / "images" / "notes.txt").read_text() == "mine" and (out / "refexps").is_dir()
+
+
+def test_force_through_a_symlink_replaces_the_folder_it_points_to(tiny_dataset, tmp_path):
+    """--out a symlink to an earlier export: IsADirectoryError, and an empty .tmp-replaced-* left."""
+    real = tmp_path / "exports" / "v1"
+    assert _export(tiny_dataset, real, "--format", "coco").exit_code == 0
+    link = tmp_path / "latest"
+    link.symlink_to(real)
+    result = _export(tiny_dataset, link, "--format", "clevr-ref+", "--force")
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == real
+    assert sorted(os.listdir(real)) == [MANIFEST, "images", "refexps", "scenes"]
+    assert os.listdir(tmp_path / "exports") == ["v1"] and sorted(os.listdir(tmp_path)) == ["exports", "latest"]
+
+
+def test_a_killed_exports_temporary_folder_goes_with_the_next_run(tiny_dataset, tmp_path):
+    """A SIGKILLed export left .tmp-export-* (full image copies) that no rerun removed or named;
+    the staging folder of an export still at work stays."""
+    out = tmp_path / "coco"
+
+    def staging():
+        run = subprocess.Popen(
+            [sys.executable, "-c", STAGE_AND_WAIT, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert run.stdout.readline().strip() == "staged"
+        return run
+
+    killed, alive = staging(), staging()
+    killed.kill()
+    killed.wait()
+    try:
+        assert len(list(tmp_path.glob(".tmp-export-coco-*"))) == 4  # two folders, two leases
+        (tmp_path / ".tmp-export-coco-ab_cd123").mkdir()  # an older version's, without a lease
+        result = _export(tiny_dataset, out, "--format", "coco")
+        assert result.exit_code == 0, result.output
+        assert "ab_cd123: a temporary folder of a stopped run" in result.output
+        assert sorted(os.listdir(tmp_path)) == sorted(
+            [".tmp-export-coco-ab_cd123", "coco", *_staging_of(alive, tmp_path)]
+        )
+    finally:
+        alive.kill()
+        alive.wait()
+    assert _export(tiny_dataset, out, "--format", "coco", "--force").exit_code == 0
+    assert sorted(os.listdir(tmp_path)) == [".tmp-export-coco-ab_cd123", "coco"]
+
+
+STAGE_AND_WAIT = """import sys
+from clevr_remv.dataset.outdir import staged_output_dir
+with staged_output_dir(sys.argv[1], "export") as folder:
+    (folder / "images").mkdir()
+    print("staged", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _staging_of(run, folder):
+    """The names of the staging folder and lease of the run (the process) ``run`` in ``folder``."""
+    lease = next(path for path in folder.glob(".tmp-export-*.lease") if f'"pid": {run.pid}' in path.read_text())
+    return [lease.name, lease.stem]
 
 
 def test_a_folder_another_command_wrote_is_refused(tiny_dataset, tmp_path):

@@ -228,7 +228,7 @@ def test_dataset_items_carry_the_union_of_referents(tiny_generalized_dataset):
 @pytest.mark.parametrize(
     "corrupt, message",
     [
-        (lambda e: e.pop("referents"), "has no 'referents'"),
+        (lambda e: e.pop("referents"), "1 of 10 expressions have no 'referents'"),
         (lambda e: e.update(referents=[2, 1]), "not sorted and distinct"),
         (lambda e: e.update(referent=1, referents=[2]), "referent 1 but referents [2]"),
         (lambda e: (e.update(referents=[1]), e.pop("referent", None)), "names one object but has no 'referent'"),

@@ -320,3 +320,44 @@ def test_generate_writes_what_refexps_rewrites(tmp_path):
     assert result.exit_code == 0, result.output
     assert {index: DatasetStore(copy).refexps_path(index).read_bytes() for index in written} == written
     assert DatasetStore(copy).info()["refexps"] == store.info()["refexps"]
+
+
+def test_an_interrupted_switch_is_refused_reported_and_finished_by_running_it_again(tiny_dataset_copy, monkeypatch):
+    import clevr_remv.refexp.cli as refexp_cli
+
+    real, written = refexp_cli.write_json_atomic, []
+
+    def stops_after_two_scenes(*args, **kwargs):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(args[0])
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(refexp_cli, "write_json_atomic", stops_after_two_scenes)
+    runner = CliRunner()
+    args = ["refexps", "--data", str(tiny_dataset_copy), "--expressions", "generalized", "--target-mix", "0.2,0.5,0.3"]
+    assert runner.invoke(main, args).exit_code != 0
+    monkeypatch.undo()
+    store = DatasetStore(tiny_dataset_copy)
+    assert "expressions" not in store.info()["refexps"]  # still single, but two scenes were switched
+    command = (
+        f"clevr-remv refexps --data {tiny_dataset_copy} --seed 0 --per-scene 8 --min-visible-pixels 1 "
+        "--expressions generalized --target-mix 0.2,0.5,0.3"
+    )
+    errors = [problem for problem in validate_dataset(tiny_dataset_copy) if problem.severity == "error"]
+    assert [problem.path for problem in errors] == [str(store.dataset_json_path)]
+    assert "`clevr-remv refexps` stopped before it had rewritten every scene's expressions" in errors[0].message
+    assert f"finish it by running it again: `{command}`" in errors[0].message
+    out = tiny_dataset_copy.parent / "evaluation"
+    result = runner.invoke(main, ["evaluate", "--data", str(tiny_dataset_copy), "--predictor", "empty", "--out", out])
+    assert result.exit_code == 2 and f"{store.dataset_json_path}: `clevr-remv refexps` stopped" in result.output
+    assert not out.exists()
+    packed = tiny_dataset_copy.parent / "packed"
+    result = runner.invoke(main, ["pack", "--data", str(tiny_dataset_copy), "--out", str(packed)])
+    assert result.exit_code == 2 and "`clevr-remv refexps` stopped" in result.output and not packed.exists()
+    result = runner.invoke(main, command.split()[1:])
+    assert result.exit_code == 0, result.output
+    store = DatasetStore(tiny_dataset_copy)
+    assert store.info()["refexps"]["target_mix"] == [0.2, 0.5, 0.3] and "refexps_pending" not in store.info()
+    assert all("referents" in e for index in store.scene_ids() for e in store.load_refexps(index)["expressions"])
+    assert [problem for problem in validate_dataset(tiny_dataset_copy) if problem.severity == "error"] == []

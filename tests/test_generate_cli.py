@@ -25,6 +25,7 @@ def invoke(tmp_path):
         (["--grid", "4"], "--grid: 4 must be a positive odd number"),
         (["--width", "0"], "--width: 0 must be > 0"),
         (["--height", "-5"], "--height: -5 must be > 0"),
+        (["--width", "8", "--height", "6"], "--width/--height: 8x6 is too small a view: CLEVR's smallest object"),
         (["--samples", "0"], "--samples: 0 must be >= 1"),
         (["--min-objects", "6", "--max-objects", "4"], "--min-objects: 6 is greater than --max-objects 4"),
         (["--baseline", "-1"], "--baseline: -1.0 must be >= 0"),

@@ -3,6 +3,7 @@ clean-up of temporary files. Each test names the fault it guards against."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,12 +19,13 @@ from clevr_remv.cli import main
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate import scene_job
-from clevr_remv.generate.config import GenerateConfig, default_min_pixels
+from clevr_remv.generate.config import GenerateConfig, default_min_pixels, small_view_warning
 from clevr_remv.generate.executors import local_threads
 from clevr_remv.generate.pipeline import generate
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.render import SupervisedWorker
 from clevr_remv.generate.synthetic import write_synthetic_dataset
+from clevr_remv.wording import plural
 
 STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_worker.py"))]
 PROPERTIES = load_properties()
@@ -113,6 +115,46 @@ def test_a_closed_worker_refuses_new_jobs_instead_of_restarting(tmp_path):
     with pytest.raises(ClevrRemvError, match="scene 3: stopped"):
         worker.run({"op": "probe"}, "scene 3")
     assert worker.worker.process is None
+
+
+@pytest.fixture
+def blender(tmp_path):
+    """A program to pass as --blender that starts the stand-in worker."""
+    program = tmp_path / "blender"
+    program.write_text(f"#!/bin/sh\nexec {shlex.quote(STAND_IN[0])} {shlex.quote(STAND_IN[1])}\n")
+    program.chmod(0o755)
+    return program
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_by_ctrl_c_or_sigterm_counts_the_scenes_it_finished(tmp_path, blender, signum):
+    """The recount was skipped after Ctrl+C and SIGTERM: dataset.json kept counts of 0 and
+    `validate` exited 1 on a folder of good scenes. The run is a real process in a process group
+    of its own, signalled as a terminal's Ctrl+C (or a job scheduler) signals a foreground job."""
+    out = tmp_path / "data"
+    flags = ["--scenes", "50", "--grid", "3", "--width", "48", "--height", "32", "--min-pixels", "4"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "clevr_remv", "generate", "--out", str(out), *flags, "--blender", str(blender)],
+        env=dict(os.environ, CLEVR_REMV_STANDIN_VIEW_S="0.05"),
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, as in a background job
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (out / "scenes" / "000001").is_dir() and run.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(run.pid, signum)
+        output = run.communicate(timeout=120)[0]
+    finally:
+        run.kill()
+    scenes = DatasetStore(out).scene_ids()
+    assert len(scenes) >= 2 and run.returncode != 0, output
+    assert json.loads((out / "dataset.json").read_text())["counts"]["scenes"] == len(scenes), output
+    result = CliRunner().invoke(main, ["validate", "--data", str(out)])
+    assert result.exit_code == 0, result.output
 
 
 # ---------------------------------------------------------------- temporary files
@@ -333,6 +375,27 @@ def test_the_default_min_pixels_follows_the_view_size():
     assert default_min_pixels(96, 64) == 8
     assert default_min_pixels(48, 32) == 2
     assert GenerateConfig(width=96, height=64).to_dict()["min_pixels"] == 8
+
+
+def test_the_summary_of_one_scene_is_in_the_singular(tmp_path, blender):
+    """It read "1 scenes rendered (1 views)"."""
+    flags = ["--scenes", "1", "--grid", "1", "--width", "48", "--height", "32", "--min-pixels", "4"]
+    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "data"), *flags, "--blender", str(blender)])
+    assert result.exit_code == 0, result.output
+    assert "1 scene rendered (1 view), 0 already complete;" in result.output and ": 1 scene, " in result.output
+    assert [plural(1, "entry", "entries"), plural(0, "scene"), plural(2, "view")] == ["1 entry", "0 scenes", "2 views"]
+
+
+def test_a_small_view_warns_why(tmp_path):
+    """32x24 generated silently, with referents of a pixel or two and a clean `validate`."""
+    out = tmp_path / "data"
+    write_synthetic_dataset(out, scenes=1, grid=3, width=32, height=24)
+    flags = ["--scenes", "1", "--grid", "3", "--width", "32", "--height", "24", "--samples", "1", "--min-pixels", "0"]
+    result = CliRunner().invoke(main, ["generate", "--out", str(out), *flags])
+    assert result.exit_code == 0, result.output
+    assert "Warning: views of 32x24 are small: CLEVR's smallest object covers about 4 pixels" in result.output
+    assert "use 96x64 or more" in result.output
+    assert small_view_warning(96, 64) is None and small_view_warning(480, 320) is None
 
 
 def test_a_small_example_runs_as_written(tmp_path):

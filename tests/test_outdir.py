@@ -2,6 +2,8 @@
 never into a folder of someone else's files, and a replacement removes only what was written."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -117,6 +119,30 @@ def test_a_failed_or_raced_staging_leaves_out_as_it_was(tmp_path):
         (folder / "second.txt").write_text("2")
         (out / "late.txt").write_text("late")
     assert sorted(os.listdir(out)) == [MANIFEST, "first.txt", "late.txt"] and os.listdir(tmp_path) == ["out"]
+
+
+def test_a_call_killed_between_its_renames_is_cleaned_up_by_the_next(tmp_path):
+    """Killed after moving the old output aside: the next call for the same folder removes the
+    old output (what its manifest lists), the unfinished new one and the lease, and writes anew."""
+    out = tmp_path / "out"
+    with staged_output_dir(out, "export") as folder:
+        (folder / "old.txt").write_text("old")
+    script = (
+        "import os, sys\n"
+        "from clevr_remv.dataset.outdir import staged_output_dir\n"
+        "rename = os.rename\n"
+        "def rename_and_die(source, target):\n"
+        "    rename(source, target)\n"
+        "    os._exit(9)\n"
+        "os.rename = rename_and_die\n"
+        "with staged_output_dir(sys.argv[1], 'export', force=True) as folder:\n"
+        "    (folder / 'new.txt').write_text('new')\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script, str(out)]).returncode == 9
+    assert not out.exists() and len(os.listdir(tmp_path)) == 3  # the new one, the old one aside, the lease
+    with staged_output_dir(out, "export") as folder:
+        (folder / "again.txt").write_text("again")
+    assert os.listdir(tmp_path) == ["out"] and sorted(os.listdir(out)) == [MANIFEST, "again.txt"]
 
 
 # --------------------------------------------------------------------------- the commands

@@ -6,6 +6,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from clevr_remv.cli import main
 from clevr_remv.dataset.outdir import write_manifest as write_output_manifest
 from clevr_remv.dataset.packed import pack as pack_module
 from clevr_remv.dataset.packed.check import validate_packed
-from clevr_remv.dataset.packed.layout import parse_size, parse_views
+from clevr_remv.dataset.packed.layout import LOCK_NAME, parse_size, parse_views
 from clevr_remv.dataset.packed.manifest import read_manifest
 from clevr_remv.dataset.packed.pack import pack_dataset
 from clevr_remv.dataset.packed.unpack import unpack_dataset
@@ -219,7 +222,7 @@ def test_validate_names_a_damaged_a_truncated_and_a_missing_shard(packed, tmp_pa
     assert f"ERROR {copy / shards[0]}: missing; rerun `clevr-remv pack" in result.output
     assert f"ERROR {copy / shards[1]}: SHA-256 differs from manifest.json's (damaged)" in result.output
     assert f"ERROR {copy / shards[2]}: 5000 bytes, but manifest.json records" in result.output
-    assert "3 error(s)" in result.output
+    assert "3 errors" in result.output
     assert runner.invoke(main, ["validate", "--data", str(packed)]).exit_code == 0
 
 
@@ -332,7 +335,7 @@ def test_pack_cli_reports_each_split_and_resumes(tiny_dataset, tmp_path):
     args = ["pack", "--data", str(tiny_dataset), "--out", str(out), "--split", "train", "--views", "u1_v1,u3_v3"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "u1_v1+u3_v3/train: 1 shard(s) (1 written, 0 kept), 3 scene(s)" in result.output
+    assert "u1_v1+u3_v3/train: 1 shard (1 written, 0 kept), 3 scenes" in result.output
     assert list(read_manifest(out)["subsets"]["u1_v1+u3_v3"]["splits"]) == ["train"]
     assert "(0 written, 1 kept)" in runner.invoke(main, args).output
 
@@ -365,3 +368,164 @@ def test_shards_are_planned_up_to_the_shard_size(tiny_dataset, tmp_path):
     sizes = [shard["bytes"] for shard in read_manifest(tmp_path / "two")["subsets"]["all"]["shards"]]
     assert max(sizes) <= 130_000 and len(sizes) > 3
     assert os.path.getsize(tmp_path / "two" / "manifest.json") > 0
+
+
+# --- names in the manifest, one pack per folder, unlisted shards, unpack's scene lists -----------
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _fake_shard(name: str) -> dict:
+    file = {"name": name, "bytes": 1, "sha256": "0" * 64}
+    return dict(file, split="train", samples=1, scenes=[99], index=dict(file, name=name.replace(".tar", ".idx.json")))
+
+
+@pytest.mark.parametrize("name", ["../victim.tar", "center/../../victim.tar", "ABSOLUTE", "README.md"])
+def test_a_manifest_naming_files_outside_or_not_its_shards_is_refused_and_nothing_is_removed(
+    tiny_dataset, packed, tmp_path, name
+):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    victim = tmp_path / "victim.tar"
+    victim.write_text("a file of the user's")
+    name = str(victim) if name == "ABSOLUTE" else name
+    _edit_manifest(copy, lambda manifest: manifest["subsets"]["center"]["shards"].append(_fake_shard(name)))
+    before = tree(copy)
+    runner = CliRunner()
+    result = runner.invoke(main, ["pack", "--data", str(tiny_dataset), "--out", str(copy), "--views", "center"])
+    assert result.exit_code == 2, result.output
+    assert f"{copy / 'manifest.json'}: field 'subsets/center/shards/" in result.output
+    assert "pack --data DIR --out NEW_FOLDER" in result.output
+    assert victim.read_text() == "a file of the user's" and tree(copy) == before
+    result = runner.invoke(main, ["validate", "--data", str(copy)])
+    assert result.exit_code == 1 and f"ERROR {copy / 'manifest.json'}: field 'subsets/center/shards/" in result.output
+
+
+def test_a_split_name_that_would_leave_the_folder_is_refused(tiny_dataset_copy, tmp_path):
+    splits = json.loads((tiny_dataset_copy / "splits.json").read_text())
+    splits["splits"]["../../escaped"] = splits["splits"].pop("test")
+    (tiny_dataset_copy / "splits.json").write_text(json.dumps(splits))
+    out = tmp_path / "a" / "packed"
+    with pytest.raises(ClevrRemvError, match=r"splits.json: split '\.\./\.\./escaped' cannot be part of a shard's"):
+        pack_dataset(tiny_dataset_copy, out, views="center")
+    assert list(tmp_path.rglob("*escaped*")) == []
+
+
+def _hold_the_lock(out: Path) -> subprocess.Popen:
+    """Another process that holds ``out``'s pack lock until it is killed."""
+    script = (
+        "import sys, time; from clevr_remv.dataset.leases import exclusive; "
+        "lock = exclusive(sys.argv[1]); lock.__enter__(); print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(out / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_one_pack_per_folder_and_a_killed_one_leaves_it_free(tiny_dataset, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    holder = _hold_the_lock(copy)
+    try:
+        before = tree(copy)
+        args = ["pack", "--data", str(tiny_dataset), "--out", str(copy), "--views", "center"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert f"--out {copy}: another `clevr-remv pack` is writing this folder now (pid {holder.pid} on host" in (
+            result.output
+        )
+        assert "wait for it to end" in result.output
+        assert {path: entry for path, entry in tree(copy).items() if path != LOCK_NAME} == {
+            path: entry for path, entry in before.items() if path != LOCK_NAME
+        }
+        warnings = [str(problem) for problem in validate_packed(copy)]
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith(f"WARNING {copy / LOCK_NAME}: `clevr-remv pack` (pid {holder.pid} on host ")
+        assert "is writing this folder now" in warnings[0]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert "was killed" in validate_packed(copy)[0].message
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert not (copy / LOCK_NAME).exists() and validate_packed(copy) == []
+
+
+def test_shards_of_a_subset_the_manifest_lost_are_reported_and_packing_again_lists_them(tiny_dataset, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    _edit_manifest(copy, lambda manifest: manifest["subsets"].pop("center"))
+    problems = validate_packed(copy)
+    assert [(problem.path, problem.severity) for problem in problems] == [(str(copy / "center"), "warning")]
+    assert "shard(s) of subset 'center', which manifest.json does not list" in problems[0].message
+    assert f"clevr-remv pack --data {tiny_dataset} --out {copy} --split all --views center`" in problems[0].message
+    pack_dataset(tiny_dataset, copy, views="center")
+    assert validate_packed(copy) == []
+
+
+def test_after_an_interrupted_pack_validate_says_to_pack_again_which_cleans_up(tiny_dataset, tmp_path, monkeypatch):
+    out = tmp_path / "packed"
+    real = pack_module.write_manifest
+    calls = []
+
+    def dies_after_the_first_shard(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the first shard is complete but not yet listed
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(pack_module, "write_manifest", dies_after_the_first_shard)
+    with pytest.raises(KeyboardInterrupt):
+        pack_dataset(tiny_dataset, out, views="u1_v1,u3_v3", shard_size=SMALL)
+    monkeypatch.undo()
+    shutil.copy(out / "u1_v1+u3_v3/train-000000.tar", out / "u1_v1+u3_v3/train-000042.tar")
+    strays = [problem for problem in validate_packed(out) if problem.severity == "warning"]
+    assert [Path(problem.path).name for problem in strays] == ["train-000000.tar", "train-000042.tar"]
+    for problem in strays:
+        assert "left by an interrupted `clevr-remv pack`; rerun `clevr-remv pack" in problem.message
+        assert "--split train --views u1_v1+u3_v3`" in problem.message and "move it out" not in problem.message
+    pack_dataset(tiny_dataset, out, views="u1_v1+u3_v3", shard_size=SMALL)  # the folder's name, as validate says
+    assert validate_packed(out) == [] and not (out / "u1_v1+u3_v3/train-000042.tar").exists()
+
+
+def test_pack_with_a_listed_scene_missing_says_to_generate_it_again(tiny_dataset_copy, tmp_path):
+    shutil.rmtree(tiny_dataset_copy / "scenes" / "000001")
+    result = CliRunner().invoke(main, ["pack", "--data", str(tiny_dataset_copy), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "not complete on disk; rerun `clevr-remv generate --out" in result.output
+    assert "rerun `clevr-remv split`" not in result.output and not (tmp_path / "p").exists()
+
+
+def test_validate_of_a_packed_folder_without_its_manifest_says_what_it_is(tiny_dataset, packed, tmp_path):
+    copy = shutil.copytree(packed, tmp_path / "packed")
+    (copy / "manifest.json").unlink()
+    result = CliRunner().invoke(main, ["validate", "--data", str(copy)])
+    assert result.exit_code == 1
+    assert f"ERROR {copy / 'manifest.json'}: missing; {copy} is a packed folder" in result.output
+    assert f"`clevr-remv pack --data DIR --out {copy} --views V`" in result.output
+    assert "not a CLEVR-REMV dataset" not in result.output
+    pack_dataset(tiny_dataset, copy, views="all", shard_size=SMALL)  # as the message says
+    pack_dataset(tiny_dataset, copy, views="center")
+    assert validate_packed(copy) == []
+
+
+def test_unpack_checks_the_scene_lists_before_writing_anything(tiny_dataset, tmp_path):
+    packed = tmp_path / "packed"
+    pack_dataset(tiny_dataset, packed, views="all", shard_size="1GB")  # train: one shard of scenes 0, 2, 5
+
+    def swap(manifest):
+        manifest["subsets"]["all"]["shards"][0]["scenes"][:2] = manifest["subsets"]["all"]["shards"][0]["scenes"][1::-1]
+
+    def drop(manifest):
+        manifest["subsets"]["all"]["shards"][0]["scenes"].pop()
+
+    for edit in (swap, drop):
+        copy = shutil.copytree(packed, tmp_path / edit.__name__)
+        _edit_manifest(copy, edit)
+        out = tmp_path / f"unpacked-{edit.__name__}"
+        result = CliRunner().invoke(main, ["unpack", "--data", str(copy), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert f"{copy / 'manifest.json'}: shard all/train-000000.tar holds scenes " in result.output
+        assert "field 'scenes' lists" in result.output and "wrong folders" in result.output
+        assert not out.exists()

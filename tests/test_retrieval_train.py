@@ -174,7 +174,7 @@ def test_cli_remv_train_and_format_mismatch(tiny_dataset, synthetic_set, tmp_pat
     )
     assert outcome.exit_code == 0, outcome.output
     assert (
-        f"Warning: --data {tiny_dataset}: the validation split has 2 image(s), where a random ranking "
+        f"Warning: --data {tiny_dataset}: the validation split has 2 images, where a random ranking "
         "already reaches text-to-image R@10 = 100 %" in outcome.output
     )
     results = json.loads((out / "results.json").read_text())
@@ -246,7 +246,7 @@ def test_cli_ablation_writes_table_plot_and_resumes(tmp_path):
     assert outcome.exit_code == 0, outcome.output
     table = (tmp_path / "ablation" / "ablation.md").read_text().splitlines()
     assert len(table) == 2 + 5
-    assert table[0].startswith("| IMC (test, paper variant) |")
+    assert table[0].startswith("| IMC (test, paper variant, distinct-images negatives) |")
     assert table[2].startswith("| λ = 0 (MH loss)") and table[-1].startswith("| λ = 1, δ_l1")
     assert (tmp_path / "ablation" / "rsum_lambda.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((tmp_path / "ablation" / "ablation.json").read_text())
@@ -283,6 +283,32 @@ def test_cli_imc_variant_code_trains_and_is_recorded(tmp_path):
         main, ["retrieval", "train", "--data", str(data), "--imc-variant", "text", "--out", str(tmp_path / "other")]
     )
     assert refused.exit_code == 2 and "--imc-variant" in refused.output
+
+
+@pytest.mark.parametrize("negatives", ["distinct-images", "off-diagonal"])
+def test_cli_negatives_off_diagonal_trains_the_authors_way(tmp_path, monkeypatch, negatives):
+    # off-diagonal: no image ids reach the loss, so MH and both IMC terms mask only the diagonal, as
+    # the authors' code; with --imc-variant code that is their loss exactly. The default passes the ids.
+    from clevr_remv.retrieval import train as train_module
+
+    seen, imc_loss = [], train_module.imc_loss
+
+    def recording_loss(img, txt, ids=None, **options):
+        seen.append(ids)
+        return imc_loss(img, txt, ids=ids, **options)
+
+    monkeypatch.setattr(train_module, "imc_loss", recording_loss)
+    data = tmp_path / "data"
+    make_synthetic_precomp(data, train=60, dev=20, test=20, feature_dim=16, captions_per_image=5, seed=1)
+    arguments = ["retrieval", "train", "--data", str(data), "--epochs", "1", "--imc-variant", "code"]
+    outcome = CliRunner().invoke(main, [*arguments, "--negatives", negatives, "--out", str(tmp_path / "run"), *TINY])
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["negatives"] == negatives
+    assert len(seen) == 300 // 64 + 1  # one call per batch of the 300 captions
+    if negatives == "off-diagonal":
+        assert all(ids is None for ids in seen)
+    else:
+        assert all(len(set(ids.tolist())) < len(ids) for ids in seen)  # captions of one image share its id
 
 
 def test_ablation_reuses_a_run_written_before_imc_variant_existed(tmp_path):

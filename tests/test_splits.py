@@ -126,7 +126,7 @@ def test_cli_warns_about_empty_splits(tiny_dataset_copy):
     assert "(train 2 / val 0 / test 0 scenes" in result.output
     for name in ("val", "test"):
         assert (
-            f"Warning: split '{name}' is empty (2 scene(s) at ratios 0.7,0.15,0.15); commands that read it "
+            f"Warning: split '{name}' is empty (2 scenes at ratios 0.7,0.15,0.15); commands that read it "
             "(evaluate and benchmark read val and test) will fail: generate at least 5 scenes"
         ) in result.output
     DatasetStore(tiny_dataset_copy).splits_path.unlink()
@@ -223,5 +223,5 @@ def test_a_listed_scene_missing_on_disk_keeps_its_split(tiny_dataset_copy):
     (scene,) = store.load_splits()["splits"]["test"]
     shutil.rmtree(store.scene_dir(scene))
     result = CliRunner().invoke(main, ["split", "--data", str(tiny_dataset_copy)])
-    assert result.exit_code == 0 and "1 scene(s) listed in the split file are not complete" in result.output
+    assert result.exit_code == 0 and "the split file lists 1 scene not complete on disk" in result.output
     assert store.load_splits()["splits"]["test"] == [scene]

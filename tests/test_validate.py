@@ -1,6 +1,7 @@
 """`clevr-remv validate`: a good dataset passes; each kind of corruption is caught with its path."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clevr_remv.cli import main
+from clevr_remv.dataset.problems import ERROR, WARNING
 from clevr_remv.dataset.store import DatasetStore
-from clevr_remv.dataset.validate import ERROR, WARNING, validate_dataset
+from clevr_remv.dataset.validate import validate_dataset
 from clevr_remv.errors import ClevrRemvError
 
 
@@ -46,7 +48,7 @@ def test_cli_exit_codes_and_report(tiny_dataset_copy):
     result = runner.invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
     assert result.exit_code == 1
     assert f"ERROR {target}: missing" in result.output
-    assert "1 error(s)" in result.output
+    assert "1 error," in result.output
 
 
 def test_not_a_dataset_is_a_usage_error(tmp_path):
@@ -210,3 +212,23 @@ def test_a_json_file_that_is_not_utf8_is_reported_not_a_traceback(tiny_dataset_c
     result = CliRunner().invoke(main, ["validate", "--data", str(tiny_dataset_copy), "--quick"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert f"ERROR {path}: not UTF-8 text" in result.output
+
+
+def test_scenes_whose_expressions_are_not_of_the_datasets_kind_are_errors(
+    tiny_dataset_copy, tiny_generalized_dataset, tmp_path
+):
+    """What an interrupted `clevr-remv refexps` of an older version left: some scenes switched."""
+    single, generalized = DatasetStore(tiny_dataset_copy), DatasetStore(tiny_generalized_dataset)
+    single.refexps_path(1).write_bytes(generalized.refexps_path(1).read_bytes())
+    errors = [error for error in _errors(tiny_dataset_copy) if "counts.expressions" not in error.message]
+    assert [error.path for error in errors] == [str(single.refexps_path(1))]
+    assert "expressions are generalized (they carry 'referents'), but dataset.json says" in errors[0].message
+    assert f"rerun `clevr-remv refexps --data {tiny_dataset_copy} --seed 0 --per-scene 8" in errors[0].message
+    mixed = DatasetStore(shutil.copytree(tiny_generalized_dataset, tmp_path / "generalized"))
+    mixed.refexps_path(2).write_bytes(DatasetStore(tiny_dataset_copy).refexps_path(2).read_bytes())
+    errors = [error for error in _errors(mixed.root) if "counts.expressions" not in error.message]
+    assert [error.path for error in errors] == [str(mixed.refexps_path(2))]
+    assert "expressions have no 'referents', but dataset.json says the expressions are generalized" in (
+        errors[0].message
+    )
+    assert "--expressions generalized --target-mix" in errors[0].message

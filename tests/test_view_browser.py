@@ -145,3 +145,15 @@ def test_the_live_server_refuses_raw_traversal(browsed, live_viewer):
         connection.close()
         assert response.status == 404, path
         assert b"root:" not in body and b"import" not in body
+
+
+def test_a_count_of_one_is_in_the_singular(tmp_path, browser, live_viewer):
+    """The header read "1 scenes"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    write_synthetic_dataset(tmp_path / "data", scenes=1, grid=1, seed=3)
+    browser.get(live_viewer(tmp_path / "data"))
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "scene-count").text)
+    assert browser.find_element(By.ID, "dataset").text.endswith(" · 1 scene · 1x1 views")
+    assert browser.find_element(By.ID, "scene-count").text == "1 of 1 scene"

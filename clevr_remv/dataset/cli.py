@@ -1,8 +1,9 @@
-"""The dataset commands: ``split``, ``stats``, ``validate``, ``show``, ``pack`` and ``unpack``.
+"""The dataset commands: ``split``, ``stats``, ``validate``, ``show``, ``pack``, ``unpack`` and ``croissant``.
 
 Each command imports its library module only when it runs, so ``split`` does not load matplotlib.
 """
 
+import json
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 
 from clevr_remv.dataset.splits import DEFAULT_RATIOS
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
+from clevr_remv.wording import plural
 
 
 @click.command("split")
@@ -50,9 +52,9 @@ def split_command(data_dir, ratios, seed):
     )
     if missing:
         warnings.warn(
-            f"{len(missing)} scene(s) listed in the split file are not complete on disk (e.g. "
-            f"{', '.join(map(str, missing[:5]))}); they keep their split: rerun `clevr-remv generate` "
-            "to make them again",
+            f"the split file lists {plural(len(missing), 'scene')} not complete on disk (e.g. "
+            f"{', '.join(map(str, missing[:5]))}); listed scenes keep their split: rerun `clevr-remv generate` "
+            "to make the missing ones again",
             stacklevel=1,
         )
     for line in empty_split_warnings(document):
@@ -118,14 +120,15 @@ def validate_command(data, quick, workers):
     Exits 1 when any error is found, 0 otherwise (warnings, such as leftover .tmp-* folders
     of an interrupted run, do not fail the check).
     """
-    from clevr_remv.dataset.validate import ERROR, validate_dataset
+    from clevr_remv.dataset.problems import ERROR
+    from clevr_remv.dataset.validate import validate_dataset
 
     problems = validate_dataset(data, quick=quick, workers=workers, progress=not quick)
     errors = [problem for problem in problems if problem.severity == ERROR]
     for problem in problems:
         click.echo(str(problem))
     mode = "quick check" if quick else "full check"
-    click.echo(f"{mode} of {data}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+    click.echo(f"{mode} of {data}: {plural(len(errors), 'error')}, {plural(len(problems) - len(errors), 'warning')}")
     click.get_current_context().exit(1 if errors else 0)
 
 
@@ -175,7 +178,8 @@ def show_command(data_dir, scene, expression, out_path):
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=str),
-    help="Packed folder to write (new, or an earlier pack of the same dataset: resumed or extended).",
+    help="Packed folder to write (new, or an earlier pack of the same dataset: resumed or extended; one pack "
+    "at a time writes it).",
 )
 @click.option(
     "--split",
@@ -188,8 +192,8 @@ def show_command(data_dir, scene, expression, out_path):
     "--views",
     default="all",
     show_default=True,
-    help="center, corners, all, or view names such as u1_v1,u9_v9; each view set is its own "
-    "subset (folder and Hugging Face config) of the packed folder.",
+    help="center, corners, all, or view names such as u1_v1,u9_v9 (or u1_v1+u9_v9, as its folder is named); "
+    "each view set is its own subset (folder and Hugging Face config) of the packed folder.",
 )
 @click.option(
     "--shard-size",
@@ -210,11 +214,12 @@ def pack_command(data_dir, out_dir, split, views, shard_size):
     name, reports = pack_dataset(data_dir, out_dir, split=split, views=views, shard_size=shard_size, progress=True)
     for report in reports:
         click.echo(
-            f"{name}/{report.split}: {report.written + report.kept} shard(s) ({report.written} written, "
-            f"{report.kept} kept), {report.samples} scene(s), {format_size(report.bytes)}"
+            f"{name}/{report.split}: {plural(report.written + report.kept, 'shard')} ({report.written} written, "
+            f"{report.kept} kept), {plural(report.samples, 'scene')}, {format_size(report.bytes)}"
         )
     click.echo(
-        f"wrote {Path(out_dir) / 'manifest.json'} and the dataset card {Path(out_dir) / 'README.md'}; "
+        f"wrote {Path(out_dir) / 'manifest.json'}, the dataset card {Path(out_dir) / 'README.md'} and "
+        f"{Path(out_dir) / 'croissant.json'}; "
         f"check the shards with `clevr-remv validate --data {out_dir}`"
     )
 
@@ -241,3 +246,39 @@ def unpack_command(packed_dir, out_dir):
     written, kept = unpack_dataset(packed_dir, out_dir, progress=True)
     resumed = f" ({kept} already there from an earlier run)" if kept else ""
     click.echo(f"wrote {written} scenes{resumed} and dataset.json, splits.json into {out_dir}")
+
+
+@click.command("croissant")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Dataset root (the --out folder of `clevr-remv generate`) or a packed folder (`clevr-remv pack`).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Croissant file to write (.json or .jsonld), DATA/croissant.json or a file outside DATA; its paths are "
+    "relative to DATA, so readers find the files when it lies in DATA  [default: DATA/croissant.json]",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+def croissant_command(data_dir, out_path, force):
+    """Write Croissant metadata (MLCommons JSON-LD 1.1) for a dataset folder or a packed folder.
+
+    It lists the files (with SHA-256 where known) and the record sets mlcroissant reads: config
+    (generator and light-field rig), expressions (refexps per scene in a packed folder), and the
+    views' RGB images, index masks and depth maps.
+    """
+    from clevr_remv.dataset.croissant import write_croissant
+
+    out = write_croissant(data_dir, out_path, force)
+    document = json.loads(out.read_text())
+    names = ", ".join(record_set["@id"] for record_set in document["recordSet"])
+    click.echo(f"wrote {out}: {len(document['distribution'])} files and file sets; record sets {names}")
+    if out.resolve().parent != Path(data_dir).resolve():
+        click.echo(
+            f"its paths are relative to {data_dir}: put it there (as croissant.json) to read it with mlcroissant"
+        )

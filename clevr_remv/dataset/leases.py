@@ -10,6 +10,9 @@ machine share and no other machine has. Whether the run is alive is then decided
 - elsewhere (a lock taken over a network filesystem may be local to one client), by the heartbeat:
   the holder touches the file every HEARTBEAT_S seconds, and a lease untouched for longer than the
   caller's ``stale_after`` belongs to a dead run.
+
+A command that allows one run per folder (``pack``) holds an exclusive lock file instead
+(`exclusive`), whose lock the kernel also drops however its holder dies.
 """
 
 import contextlib
@@ -65,7 +68,7 @@ def new_run_id() -> str:
 
 
 class Lease:
-    """A lease at ``path`` held by this process from creation until :meth:`release`.
+    """A lease at ``path`` held by this process from creation until `release`.
 
     The file is created exclusively and locked before its content is written, so a reader that
     finds the content also finds the lock taken. With ``heartbeat_s``, a thread touches it that often.
@@ -136,3 +139,80 @@ def lease_alive(path, stale_after: float):
         return time.time() - found.st_mtime <= stale_after
     finally:
         os.close(fd)
+
+
+class LockHeld(Exception):
+    """Another live process holds the lock file ``path``; ``owner`` is what it wrote there (run,
+    host, pid, started) or {} when it has not written it yet."""
+
+    def __init__(self, path, owner: dict):
+        super().__init__(f"{path} is held by {owner or 'another process'}")
+        self.path, self.owner = Path(path), owner
+
+
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold the lock file at ``path`` while the body runs, or raise LockHeld at once.
+
+    The lock is an exclusive ``flock``, which the kernel drops when its holder ends however it
+    ends (an error, a crash, SIGKILL), so a dead holder never blocks the next run; the file names
+    its holder and is removed at the end.
+    """
+    path = Path(path)
+    fd = _take(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # the file first, then the lock: whoever opened it meanwhile retries
+        os.close(fd)
+
+
+def _take(path: Path) -> int:
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _owner(fd)
+            os.close(fd)
+            raise LockHeld(path, owner) from None
+        if _names_file(path, fd):
+            break
+        os.close(fd)  # its holder removed the file after it was opened here: lock the one there now
+    os.ftruncate(fd, 0)
+    record = {"run": new_run_id(), "host": host_name(), "pid": os.getpid(), "started": time.time()}
+    os.write(fd, json.dumps(record).encode())
+    return fd
+
+
+def _names_file(path: Path, fd: int) -> bool:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _owner(fd: int) -> dict:
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def lock_holder(path):
+    """What the live holder of the lock file ``path`` wrote there (a dict, {} when not yet), or None
+    when nobody holds it (no file, or one left by a holder that died)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _owner(fd)
+    finally:
+        os.close(fd)
+    return None

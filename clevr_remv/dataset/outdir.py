@@ -10,20 +10,24 @@ Paths are compared after resolving symlinks and ``..``.
 
 import contextlib
 import fnmatch
+import glob
 import json
 import os
+import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
-from clevr_remv.dataset.atomic import TMP_PREFIX, current_umask, write_text_atomic
+from clevr_remv.dataset.atomic import TMP_PREFIX, write_text_atomic
+from clevr_remv.dataset.leases import Lease, lease_alive, new_run_id
 from clevr_remv.errors import ClevrRemvError
 
 MANIFEST = ".clevr-remv-output.json"
 MANIFEST_VERSION = 1
 REFUSE, REUSE, REPLACE = "refuse", "reuse", "replace"  # what to do with an earlier output of the command
 _EXAMPLES = 3
+# A staging folder of a run on another machine whose lease was not touched this long is a leftover.
+STAGING_STALE_AFTER_S = 24 * 3600.0
 
 
 def _real(path) -> Path:
@@ -126,7 +130,7 @@ def check_output_dir(
 ) -> Path:
     """Check that ``command`` may write the folder ``out`` and return it as a Path.
 
-    Refused (ClevrRemvError): ``out`` overlapping one of ``inputs`` (see :func:`refuse_overlap`),
+    Refused (ClevrRemvError): ``out`` overlapping one of ``inputs`` (see `refuse_overlap`),
     ``out`` being a file, and a non-empty ``out`` that is not this command's (its manifest names
     another command or there is none; ``ours(folder)`` may recognise older outputs without one).
     An earlier output of the command is, by ``existing``: REUSE, written into again; REFUSE,
@@ -178,26 +182,64 @@ def staged_output_dir(out, command: str, force: bool = False, inputs=None, flag:
     """Yield an empty temporary folder beside ``out`` for ``command`` to fill; on success record
     its entries in a manifest and rename it to ``out``, replacing an earlier output of the
     command only when ``force`` (and then removing only the entries that output listed).
-    On any error the temporary folder is removed and ``out`` is untouched."""
+
+    ``out`` may be a symlink: the folder it points to is replaced, the link kept. On any error
+    the temporary folder is removed and ``out`` is untouched. The call holds a lease beside its
+    temporary folders (``.tmp-<command>-<name>-<run>``), so that the next call for the same
+    ``out`` removes those of a call that was killed (see `_remove_stale_staging`).
+    """
     existing = REPLACE if force else REFUSE
-    out = check_output_dir(out, command, inputs, existing, flag).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{TMP_PREFIX}{command}-{out.name}-"))
-    try:
-        os.chmod(tmp, 0o777 & ~current_umask())
-        yield tmp
-        write_manifest(tmp, command, listing(tmp))
-        check_output_dir(out, command, inputs, existing, flag)  # again: the folder may have changed meanwhile
-        _swap_into_place(tmp, out, command)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder (a unique name); gone after the rename
+    out = check_output_dir(out, command, inputs, existing, flag)
+    target = _real(out)  # through a symlink: renames replace the folder it points to
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"{TMP_PREFIX}{command}-{target.name}-"
+    _remove_stale_staging(target.parent, prefix)
+    run = new_run_id()
+    tmp = target.parent / f"{prefix}{run}"
+    with Lease(tmp.with_name(tmp.name + ".lease"), run):
+        try:
+            tmp.mkdir()
+            yield tmp
+            write_manifest(tmp, command, listing(tmp))
+            check_output_dir(out, command, inputs, existing, flag)  # again: the folder may have changed meanwhile
+            _swap_into_place(tmp, target, command)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # this call's own folder; gone after the rename
+
+
+def _remove_stale_staging(folder: Path, prefix: str) -> None:
+    """Remove the temporary folders ``<prefix><run>`` (and ``.replaced``, ``.lease``) in ``folder``
+    of calls that ended without cleaning up (killed: their lease is free on this machine, or on
+    another one untouched for `STAGING_STALE_AFTER_S`). An older version's folders (``<prefix>``
+    and 8 characters, without a lease) are named in a warning instead."""
+    ours = re.compile(re.escape(prefix) + r"([0-9a-f]{16})(\.replaced|\.lease)?")
+    older = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")
+    for path in sorted(folder.glob(glob.escape(prefix) + "*"), key=lambda path: path.suffix == ".lease"):
+        match = ours.fullmatch(path.name)
+        if match is None:
+            if older.fullmatch(path.name):
+                warnings.warn(
+                    f"{path}: a temporary folder of a stopped run (of an older version); delete it", stacklevel=3
+                )
+            continue
+        if lease_alive(folder / f"{prefix}{match[1]}.lease", STAGING_STALE_AFTER_S) is not False:
+            continue
+        if match[2] == ".lease":
+            path.unlink(missing_ok=True)
+        elif match[2] == ".replaced":
+            left = remove_output(path)  # an earlier output being replaced: only what it lists
+            if left:
+                warnings.warn(f"{path}: kept {_examples(left)}, which its command did not write", stacklevel=3)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _swap_into_place(tmp: Path, out: Path, command: str) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{TMP_PREFIX}replaced-{out.name}-"))
+    old = tmp.with_name(tmp.name + ".replaced")
+    old.mkdir()
     os.rename(out, old)  # onto the empty folder just made: atomic, and the name is this call's alone
     os.rename(tmp, out)
     left = remove_output(old)

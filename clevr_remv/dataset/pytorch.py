@@ -30,11 +30,6 @@ from clevr_remv.geometry import select_views
 class ClevrRemvDataset(Dataset):
     """One item per (expression, view) of a split where the referent is visible.
 
-    ``root``: dataset folder or packed folder; ``split``: a name in splits.json; ``views``: "center",
-    "corners" (the four corner views), "all" or a list of (u, v); ``transform``: called with
-    the sample dict and returning it (resize image and mask together there); ``passes``: optional
-    passes to load, ("depth",) or () (the dataset must have been generated with them).
-
     An item is a dict: ``image`` float32 (3, H, W) in [0, 1], ``mask`` bool (H, W) (the
     referent's pixels in the index pass), ``text``, ``scene``, ``expression_id``, ``object``
     (1-based index of the referent) and ``view`` (u, v); with ``passes=("depth",)`` also
@@ -43,6 +38,14 @@ class ClevrRemvDataset(Dataset):
     In a generalized dataset (expressions naming no object or several) ``mask`` is the union of
     the referents' pixels (all False for a no-target expression), items also carry ``objects``
     (the 1-based referents, empty for no target), and ``object`` is 0 unless there is exactly one.
+
+    Args:
+        root: dataset folder, or packed folder (`clevr-remv pack`).
+        split: a split name in splits.json.
+        views: "center", "corners" (the four corner views), "all" or a list of (u, v).
+        transform: called with the sample dict, returning it (resize image and mask together there).
+        passes: optional passes to load, ("depth",) or () (the dataset must have been generated with
+            them).
     """
 
     def __init__(self, root, split: str = "train", views="center", transform=None, passes=()):

@@ -16,6 +16,7 @@ from clevr_remv import FORMAT_VERSION
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import read_json
+from clevr_remv.wording import plural
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = "0.7,0.15,0.15"
@@ -34,7 +35,7 @@ def parse_ratios(text) -> list:
         ) from error
     if len(ratios) != len(SPLIT_NAMES):
         raise ClevrRemvError(
-            f"--ratios: {text!r} gives {len(ratios)} ratio(s), expected "
+            f"--ratios: {text!r} gives {plural(len(ratios), 'ratio')}, expected "
             f"{len(SPLIT_NAMES)} ({' / '.join(SPLIT_NAMES)}); write e.g. {DEFAULT_RATIOS}"
         )
     if any(ratio < 0 for ratio in ratios):
@@ -81,7 +82,7 @@ def empty_split_warnings(document: dict) -> list:
             else "its ratio is 0"
         )
         lines.append(
-            f"split {name!r} is empty ({scenes} scene(s) at ratios "
+            f"split {name!r} is empty ({plural(scenes, 'scene')} at ratios "
             f"{','.join(f'{float(r):g}' for r in ratios)}); commands that read it (evaluate and "
             f"benchmark read val and test) will fail: {fix}"
         )
@@ -111,7 +112,7 @@ def new_scene_counts(current, new: int, ratios) -> list:
 def extend_splits(splits: dict, scene_ids, ratios, seed: int) -> dict:
     """``splits`` (split name -> scene indices, in SPLIT_NAMES order) with every scene of
     ``scene_ids`` that none lists added: the new scenes in SHA-256 order of ``"<seed>:<scene>"``,
-    cut into runs of :func:`new_scene_counts`. Assigned scenes never move."""
+    cut into runs of `new_scene_counts`. Assigned scenes never move."""
     assigned = {scene for ids in splits.values() for scene in ids}
     order = sorted(
         (scene for scene in set(scene_ids) if scene not in assigned), key=lambda scene: _shuffle_key(seed, scene)
@@ -159,7 +160,7 @@ def write_splits(root, ratios=None, seed=None) -> tuple:
     """Assign the complete scenes of the dataset at ``root`` that splits.json does not list yet
     and write it; a scene it lists keeps its split.
 
-    ``ratios`` (as for :func:`parse_ratios`) and ``seed`` default to the file's, or without a
+    ``ratios`` (as for `parse_ratios`) and ``seed`` default to the file's, or without a
     file to DEFAULT_RATIOS and 0; passing others than the file's is refused. A fresh split of
     10,000 scenes at 0.7 / 0.15 / 0.15 gives exactly 7,000 / 1,500 / 1,500. Returns (splits
     document, number of newly assigned scenes, scenes listed but not complete on disk); the
@@ -198,7 +199,9 @@ def split_scene_ids(store: DatasetStore, split: str) -> list:
     missing = sorted(set(splits[split]) - set(store.scene_ids()))
     if missing:
         raise ClevrRemvError(
-            f"{store.splits_path}: split {split!r} lists scene(s) {missing[:5]} that are "
-            f"not complete on disk; finish `clevr-remv generate` or rerun `clevr-remv split`"
+            f"{store.splits_path}: split {split!r} lists scene(s) {missing[:5]} that are not complete on "
+            f"disk; rerun `clevr-remv generate --out {store.root}` with the flags that made the dataset (it "
+            "renders only the missing scenes; `clevr-remv split` keeps them listed, as a scene's split never "
+            "changes)"
         )
     return list(splits[split])

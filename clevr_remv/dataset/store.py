@@ -1,9 +1,9 @@
 """The CLEVR-REMV on-disk format: paths, reading, and atomic writing.
 
-Every consumer reads a dataset through :class:`DatasetStore`; nothing else builds paths.
+Every consumer reads a dataset through `DatasetStore`; nothing else builds paths.
 A scene folder ``scenes/NNNNNN`` exists only once the scene is complete: scenes are written
 into ``scenes/.tmp-NNNNNN-<run>`` and renamed into place, where ``<run>`` is the random id of the
-run that holds the lease ``scenes/.tmp-run-<run>`` (:mod:`clevr_remv.dataset.leases`). Several
+run that holds the lease ``scenes/.tmp-run-<run>`` (`clevr_remv.dataset.leases`). Several
 runs, on several hosts sharing the folder, may write one dataset at once.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from clevr_remv.dataset.atomic import TMP_PREFIX, create_text_atomic, fsync_path, write_text_atomic
 from clevr_remv.dataset.depth import decode_depth
+from clevr_remv.dataset.expressions import PENDING, unfinished_refexps
 from clevr_remv.dataset.images import open_image
 from clevr_remv.dataset.leases import RECENT_S, Lease, held_here, host_name, lease_alive, new_run_id
 from clevr_remv.dataset.packed import is_packed
@@ -77,13 +78,13 @@ def json_safe(value):
 
 
 def create_json_atomic(path, document, schema_name=None) -> bool:
-    """Like :func:`write_json_atomic`, but only when ``path`` does not exist yet; returns whether
+    """Like `write_json_atomic`, but only when ``path`` does not exist yet; returns whether
     this call created it (of several writers racing, exactly one does)."""
     return create_text_atomic(path, _checked_json(path, document, schema_name))
 
 
 def run_lease_path(scenes_dir, run_id: str) -> Path:
-    """Where the lease of run ``run_id`` lies (see :mod:`clevr_remv.dataset.leases`)."""
+    """Where the lease of run ``run_id`` lies (see `clevr_remv.dataset.leases`)."""
     return Path(scenes_dir) / f"{RUN_LEASE_PREFIX}{run_id}"
 
 
@@ -340,13 +341,24 @@ class DatasetStore:
         readers of trusted data: `validate` is the command that checks every file)."""
         return read_json(self.scene_json_path(index), "scene" if check else None, fix=f"regenerate scene {index}")
 
-    def load_refexps(self, index: int, check: bool = True) -> dict:
-        """refexps.json of scene ``index``; ``check`` as for :meth:`load_scene`."""
+    def load_refexps(self, index: int, check: bool = True, unfinished_ok: bool = False) -> dict:
+        """refexps.json of scene ``index``; ``check`` as for `load_scene`. A dataset whose
+        `clevr-remv refexps` run has not finished (its scenes mix two settings) is refused unless
+        ``unfinished_ok``."""
+        if not unfinished_ok:
+            self.require_finished_refexps()
         return read_json(
             self.refexps_path(index),
             "refexps" if check else None,
             fix=f"regenerate the referring expressions of scene {index} (run `clevr-remv refexps`)",
         )
+
+    def require_finished_refexps(self) -> None:
+        """Raise ClevrRemvError while a `clevr-remv refexps` run has not rewritten every scene (its
+        scenes mix two settings), with the command that finishes it."""
+        pending = self.info().get(PENDING)
+        if pending is not None:
+            raise ClevrRemvError(f"{self.dataset_json_path}: {unfinished_refexps(self.root, pending)}")
 
     def load_splits(self) -> dict:
         if not self.splits_path.is_file():
@@ -367,7 +379,7 @@ class DatasetStore:
 
     def read_depth(self, index: int, u: int, v: int) -> np.ndarray:
         """The z-depth of view (u, v): float32 (H, W) in world units, 0 = no value (see
-        :mod:`clevr_remv.dataset.depth`)."""
+        `clevr_remv.dataset.depth`)."""
         with open_image(self.depth_path(index, u, v), self._image_fix(index)) as image:
             return decode_depth(np.asarray(image), self.info()["depth_scale"])
 

@@ -18,6 +18,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from clevr_remv.dataset.packed import is_packed
 from clevr_remv.dataset.pytorch import ClevrRemvDataset
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.wording import plural
 
 
 def rank_and_world(rank=None, world_size=None) -> tuple:
@@ -43,15 +44,26 @@ def _cut(count: int, parts: int, part: int) -> tuple:
 
 
 class ClevrRemvStream(IterableDataset):
-    """The items of ``ClevrRemvDataset(root, split, views, transform, passes)`` as a stream.
+    """The items of [`ClevrRemvDataset`][clevr_remv.dataset.pytorch.ClevrRemvDataset] as a stream.
 
-    ``seed`` and the epoch (:meth:`set_epoch`, call it before every epoch as with
-    DistributedSampler) fix the order: the same (seed, epoch) gives every rank the same plan, and
-    every epoch a new one. ``shuffle=False`` keeps shard and item order. ``shuffle_buffer`` items
-    are mixed within each reader. ``even_ranks=True`` gives every rank exactly len // world_size
-    items (up to world_size - 1 items of an epoch, different ones each epoch, are left out) so
-    that DDP ranks take the same number of steps; by default nothing is left out and ranks differ
-    by at most one item. ``rank``/``world_size`` override torch.distributed and RANK/WORLD_SIZE.
+    ``seed`` and the epoch ([`set_epoch`][clevr_remv.dataset.stream.ClevrRemvStream.set_epoch]: call
+    it before every epoch, as with DistributedSampler) fix the order: the same (seed, epoch) gives
+    every rank the same plan, and every epoch a new one.
+
+    Args:
+        root: dataset folder, or packed folder (`clevr-remv pack`).
+        split: a split name in splits.json.
+        views: "center", "corners", "all" or a list of (u, v), as for ClevrRemvDataset.
+        transform: called with the sample dict, returning it.
+        passes: optional passes to load, ("depth",) or ().
+        seed: with the epoch, decides the order.
+        shuffle: False keeps shard and item order.
+        shuffle_buffer: items mixed within each reader.
+        even_ranks: True gives every rank exactly len // world_size items (up to world_size - 1
+            items of an epoch, different ones each epoch, are left out) so that DDP ranks take the
+            same number of steps; by default nothing is left out and ranks differ by at most one item.
+        rank: this rank (given with world_size); default torch.distributed's, else RANK.
+        world_size: the number of ranks; default torch.distributed's, else WORLD_SIZE.
     """
 
     def __init__(
@@ -111,8 +123,8 @@ class ClevrRemvStream(IterableDataset):
         if self.shards < self.world_size * workers and self.rank == 0 and worker_id == 0:
             readers = self.world_size * workers
             warnings.warn(
-                f"{self.dataset.store.root}: {self.shards} shard(s) for {self.world_size} rank(s) x "
-                f"{workers} DataLoader worker(s): readers share shards (every item is still read exactly "
+                f"{self.dataset.store.root}: {plural(self.shards, 'shard')} for {plural(self.world_size, 'rank')} x "
+                f"{plural(workers, 'DataLoader worker')}: readers share shards (every item is still read exactly "
                 "once), so reads are less sequential and each epoch's shuffle mixes fewer shards; pack "
                 f"with a smaller --shard-size for at least {readers} shards per split",
                 stacklevel=2,

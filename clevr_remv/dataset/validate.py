@@ -16,28 +16,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from clevr_remv.dataset.expressions import is_generalized, referents_of
+from clevr_remv.dataset.expressions import PENDING, is_generalized, referents_of, refexps_command, unfinished_refexps
 from clevr_remv.dataset.images import IMAGE_ERRORS
 from clevr_remv.dataset.packed import is_packed
+from clevr_remv.dataset.problems import WARNING, Problem
 from clevr_remv.dataset.store import TMP_PREFIX, DatasetStore
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import validate as validate_schema
 
-ERROR = "error"
-WARNING = "warning"
 _REGENERATE = "delete the scene folder and rerun `clevr-remv generate` with the same flags to rebuild it"
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One finding: the file or folder it concerns, what is wrong, and how bad it is."""
-
-    path: str
-    message: str
-    severity: str = ERROR
-
-    def __str__(self):
-        return f"{self.severity.upper()} {self.path}: {self.message}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +36,12 @@ class _Expected:
     height: int
     properties: dict
     depth: bool
-    generalized: bool = False  # expressions carry ``referents`` (refexps --expressions generalized)
+    generalized: bool | None  # expressions carry ``referents`` (refexps --expressions generalized); None: mid-switch
+    remake: str  # the fix for expressions that do not fit: the refexps command of dataset.json's settings
 
 
 def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool = False) -> list:
-    """Check the dataset at ``root`` and return its problems (a list of :class:`Problem`;
+    """Check the dataset at ``root`` and return its problems (a list of `Problem`;
     empty when everything is fine). ``quick`` reads image headers only (no pixel decoding).
 
     Raises ClevrRemvError only when ``root`` is not a dataset at all (no dataset.json). A packed
@@ -69,13 +57,17 @@ def validate_dataset(root, quick: bool = False, workers: int = 1, progress: bool
     except ClevrRemvError as error:
         return [Problem(str(store.dataset_json_path), _strip_source(error, store.dataset_json_path))]
     problems = _check_info(store, info)
+    pending = info.get(PENDING)
+    if pending is not None:
+        problems.append(Problem(str(store.dataset_json_path), unfinished_refexps(store.root, pending)))
     expected = _Expected(
         info["config"]["grid"],
         info["config"]["width"],
         info["config"]["height"],
         info["config"]["properties"],
         "depth" in store.passes,
-        is_generalized(info),
+        None if pending else is_generalized(info),
+        f"rerun `{refexps_command(store.root, pending or info['refexps'])}`",
     )
     problems += _leftovers(store.root) + _leftovers(store.scenes_dir)
     folders, strays = _scene_folders(store)
@@ -166,7 +158,7 @@ def _check_scene(store: DatasetStore, index: int, expected: _Expected, quick: bo
     problems += _check_scene_json(store, index, scene, expected)
     problems += _check_images(store, index, scene, expected, quick)
     try:
-        refexps = store.load_refexps(index)
+        refexps = store.load_refexps(index, unfinished_ok=True)
     except ClevrRemvError as error:
         return problems + [
             Problem(str(store.refexps_path(index)), _strip_source(error, store.refexps_path(index)))
@@ -264,8 +256,7 @@ def _check_png(path: Path, size: tuple, mode: str, quick: bool) -> tuple:
 
 def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, expected: _Expected) -> list:
     path = str(store.refexps_path(index))
-    fix = "rerun `clevr-remv refexps` on the dataset"
-    found = []
+    found = _kind_problems(refexps["expressions"], expected.generalized)
     if refexps["scene"] != index:
         found.append(f"scene is {refexps['scene']} but the folder is scene {index}")
     ids = [expression["id"] for expression in refexps["expressions"]]
@@ -275,7 +266,7 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
     objects = scene["objects"]
     for expression in refexps["expressions"]:
         name = f"expression {expression['id']}"
-        found += _referent_problems(name, expression, expected.generalized)
+        found += _referent_problems(name, expression)
         referents = referents_of(expression)
         if any(k > len(objects) for k in referents):
             named = f"referent {referents[0]}" if len(referents) == 1 else f"referents {referents}"
@@ -300,20 +291,32 @@ def _check_refexps(store: DatasetStore, index: int, scene: dict, refexps: dict, 
             if any(source >= position for source in node["inputs"]):
                 found.append(f"{name}: program node {position} reads a later node")
                 break
-    return [Problem(path, f"{message}; {fix}") for message in found]
+    return [Problem(path, f"{message}; {expected.remake}") for message in found]
 
 
-def _referent_problems(name: str, expression: dict, generalized: bool) -> list:
-    """How ``referent`` and ``referents`` disagree with each other or with the dataset's kind."""
+def _kind_problems(expressions: list, generalized) -> list:
+    """How a scene's expressions disagree with dataset.json's kind (single-referent or generalized),
+    as an interrupted `clevr-remv refexps` leaves them."""
+    carrying = sum("referents" in expression for expression in expressions)
+    if generalized is None:  # a `clevr-remv refexps` run at work or stopped: reported for the dataset
+        return []
+    if generalized and carrying < len(expressions):
+        return [
+            f"{len(expressions) - carrying} of {len(expressions)} expressions have no 'referents', but dataset.json "
+            "says the expressions are generalized (each lists the objects it names; [] for no target)"
+        ]
+    if not generalized and carrying:
+        return [
+            f"{carrying} of {len(expressions)} expressions are generalized (they carry 'referents'), but "
+            "dataset.json says the expressions are single-referent"
+        ]
+    return []
+
+
+def _referent_problems(name: str, expression: dict) -> list:
+    """How an expression's ``referent`` and ``referents`` disagree with each other."""
     if "referents" not in expression:
-        return (
-            [
-                f"{name}: has no 'referents' (every expression of a generalized dataset lists the objects it "
-                "names; [] for no target)"
-            ]
-            if generalized
-            else []
-        )
+        return []
     referents = expression["referents"]
     if referents != sorted(set(referents)):
         return [f"{name}: referents {referents} are not sorted and distinct"]

@@ -4,6 +4,7 @@
 import click
 
 from clevr_remv.depth_bench.estimators import ESTIMATORS
+from clevr_remv.wording import plural
 
 
 @click.command("evaluate-depth")
@@ -35,7 +36,8 @@ from clevr_remv.depth_bench.estimators import ESTIMATORS
     default="depth-evaluation",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Folder for results.json, results.md, error_maps.png (and an estimator's disp_maps/, runtimes/).",
+    help="Folder for results.json, results.md, error_maps.png (and an estimator's disp_maps/, runtimes/): new, "
+    "or an earlier output of evaluate-depth; never inside --data or --predictions.",
 )
 @click.option(
     "--border",
@@ -55,7 +57,10 @@ def evaluate_depth_command(data_dir, predictions, estimator, split, out, border)
 
     results = evaluate_depth(data_dir, predictions, estimator, split, out, border)
     mean = results["mean"]
-    click.echo(f"{len(results['scenes'])} scenes, mean: " + "  ".join(f"{LABELS[key]} {mean[key]:.3g}" for key in mean))
+    click.echo(
+        f"{plural(len(results['scenes']), 'scene')}, mean: "
+        + "  ".join(f"{LABELS[key]} {mean[key]:.3g}" for key in mean)
+    )
     for region, block in results["regions"].items():
         click.echo(
             f"  {region}: BadPix 0.07 {block['mean']['badpix_0.07']:.2f} %  MSE x100 {block['mean']['mse_x100']:.3g}"

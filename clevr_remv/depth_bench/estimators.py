@@ -63,7 +63,7 @@ def photo_consistency(views: dict, centre: tuple, disparity: float) -> np.ndarra
     colour channels, of the views' colours where that disparity says the pixel's point appears
     (bilinear sampling; views whose sample falls outside the image are left out; NaN where fewer
     than two remain). ``views`` maps (u, v) to float (H, W, C) images, NaN-padded by the same
-    margin (see :func:`plane_sweep`)."""
+    margin (see `plane_sweep`)."""
     uc, vc = centre
     total = square = count = 0
     for (u, v), (padded, pad, shape) in views.items():

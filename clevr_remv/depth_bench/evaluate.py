@@ -3,7 +3,7 @@ and write the reports: ``results.json``, ``results.md`` and ``error_maps.png``.
 
 The ground truth is the disparity the hci-lf export writes (``gt_disp_lowres.pfm``), computed from
 the dataset's centre-view depth map. Estimates come from a folder of PFM files
-(:class:`~clevr_remv.depth_bench.predictions.Submission`) or from a reference estimator, whose maps
+(`Submission`) or from a reference estimator, whose maps
 and runtimes are written to ``OUT`` in the benchmark's submission layout.
 """
 
@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path, write_text_atomic
 from clevr_remv.dataset.export.hci_lf import depth_or_infinity, scene_name
+from clevr_remv.dataset.outdir import check_output_dir, only_names, write_manifest
 from clevr_remv.dataset.pfm import read_pfm, write_pfm
 from clevr_remv.dataset.splits import split_scene_ids
 from clevr_remv.dataset.store import DatasetStore, json_safe, write_json_atomic
@@ -25,7 +26,9 @@ from clevr_remv.depth_bench.predictions import MAPS_FOLDER, RUNTIMES_FOLDER, Sub
 from clevr_remv.depth_bench.regions import REGIONS, band_radius, region_masks
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import disparity
+from clevr_remv.wording import plural
 
+REPORT_NAMES = ("results.json", "results.md", "error_maps.png")
 FIGURE_ERROR_RANGE = 0.2  # px: the signed error map's colour limits (the toolkit's)
 LABELS = {
     "badpix_0.07": "BadPix 0.07 (%)",
@@ -109,7 +112,7 @@ def evaluate_depth(
 ) -> dict:
     """Score ``predictions`` (a folder of PFM disparity maps) or a reference ``estimator``
     (``constant`` or ``sweep``) on ``split`` of dataset ``data``; ``border`` pixels are ignored on
-    each side (default: :func:`~clevr_remv.depth_bench.metrics.border_pixels`). Writes the reports
+    each side (default: [`border_pixels`][clevr_remv.depth_bench.metrics.border_pixels]). Writes the reports
     to ``out`` and returns the results dict."""
     if (predictions is None) == (estimator is None):
         raise ClevrRemvError(
@@ -119,6 +122,7 @@ def evaluate_depth(
     if estimator is not None and estimator not in ESTIMATORS:
         raise ClevrRemvError(f"--estimator: unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     store = DatasetStore(data)
+    out = check_output_dir(out, "evaluate-depth", {"--data": data, "--predictions": predictions}, ours=_earlier_output)
     store.require_depth(
         "evaluate-depth", "regenerate it with `clevr-remv generate --passes depth` (the ground truth is the depth pass)"
     )
@@ -129,14 +133,14 @@ def evaluate_depth(
             f"`clevr-remv split --data {store.root}` with other --ratios"
         )
     source = Submission(predictions, names, split) if predictions is not None else None
-    out = Path(out)
-    results = None
+    config = store.info()["config"]
+    results = _header(split, predictions, estimator, (config["height"], config["width"]), border)
+    if estimator is not None:
+        write_manifest(out, "evaluate-depth")  # its maps are written scene by scene
     scene_scores, region_scores = {}, {region: {} for region in REGIONS}
     for name, index in tqdm(names.items(), desc=f"evaluate-depth {split}", unit="scene", disable=not progress):
         scene = store.load_scene(index, check=False)
         depth, truth, index_mask = ground_truth(store, index, scene)
-        if results is None:
-            results = _header(split, predictions, estimator, truth.shape, border)
         mask = evaluation_mask(truth.shape, results["border_px"])
         if source is not None:
             estimate = source.disparity(name, truth.shape)
@@ -161,6 +165,12 @@ def evaluate_depth(
     )
     write_reports(results, store, source, out)
     return results
+
+
+def _earlier_output(folder: Path) -> bool:
+    """Whether ``folder`` is a report of evaluate-depth from before output manifests: its reports,
+    with an estimator's maps and runtimes (a method's own submission has no results.json)."""
+    return (folder / "results.json").is_file() and only_names(*REPORT_NAMES, MAPS_FOLDER, RUNTIMES_FOLDER)(folder)
 
 
 def _header(split: str, predictions, estimator, shape, border) -> dict:
@@ -199,8 +209,9 @@ def markdown_report(results: dict) -> str:
     lines = [
         f"# Depth evaluation: {source}, split {results['split']}",
         "",
-        f"{len(results['scenes'])} scenes, {width}x{height}, centre-view disparity; {results['border_px']} px "
-        "ignored along each border; the 4D Light Field Benchmark's metrics (lower is better).",
+        f"{plural(len(results['scenes']), 'scene')}, {width}x{height}, centre-view disparity; "
+        f"{results['border_px']} px ignored along each border; the 4D Light Field Benchmark's metrics "
+        "(lower is better).",
         "",
         "| scene | " + " | ".join(LABELS[k] for k in keys) + " |",
         "|---" * (len(keys) + 1) + "|",
@@ -232,7 +243,7 @@ def figure_scenes(results: dict) -> dict:
 
 
 def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -> None:
-    """error_maps.png: per scene of :func:`figure_scenes` its centre view, true and estimated
+    """error_maps.png: per scene of `figure_scenes` its centre view, true and estimated
     disparity, the signed error and the BadPix 0.07 pixels (the ignored border greyed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -277,7 +288,7 @@ def draw_error_maps(results: dict, store: DatasetStore, estimates: dict, path) -
 
 def write_reports(results: dict, store: DatasetStore, source, out: Path) -> dict:
     """Write results.json, results.md and error_maps.png to ``out``; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, "evaluate-depth")
     paths = {"json": out / "results.json", "markdown": out / "results.md", "figure": out / "error_maps.png"}
     write_json_atomic(paths["json"], json_safe(results))
     write_text_atomic(paths["markdown"], markdown_report(results))

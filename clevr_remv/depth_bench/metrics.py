@@ -10,7 +10,7 @@ where both are finite:
   element at index floor(n * 25 / 100) (0-based) of n pixels, with no interpolation.
 
 The evaluation mask leaves out a border of 15 pixels on each side of the benchmark's 512x512
-scenes; :func:`border_pixels` scales it with the image as the toolkit does for its other
+scenes; `border_pixels` scales it with the image as the toolkit does for its other
 resolutions.
 """
 
@@ -66,7 +66,7 @@ def q25_x100(estimate, truth, mask) -> float:
 
 
 def score(estimate, truth, mask) -> dict:
-    """Every metric of :data:`METRICS` on one map."""
+    """Every metric of `METRICS` on one map."""
     scores = {f"badpix_{t}": badpix(estimate, truth, mask, t) for t in BADPIX_THRESHOLDS}
     scores["mse_x100"] = mse_x100(estimate, truth, mask)
     scores["q25_x100"] = q25_x100(estimate, truth, mask)

@@ -10,6 +10,7 @@ import numpy as np
 
 from clevr_remv.dataset.pfm import read_pfm
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.wording import plural
 
 MAPS_FOLDER = "disp_maps"
 RUNTIMES_FOLDER = "runtimes"
@@ -35,6 +36,14 @@ class Submission:
             )
         folder = self.path / MAPS_FOLDER if (self.path / MAPS_FOLDER).is_dir() else self.path
         self.maps = {file.stem: file for file in folder.glob("*.pfm")}
+        not_files = [path.name for path in self.maps.values() if not path.is_file()]
+        if not_files:
+            one = len(not_files) == 1
+            raise ClevrRemvError(
+                f"--predictions {folder}: {_listing(not_files)} {'is not a file' if one else 'are not files'} (a "
+                "folder or a broken link), but each scene's disparity map is one PFM file; move "
+                f"{'it' if one else 'them'} out of the folder or put the map there"
+            )
         example = sorted(names)[0] if names else "clevr_remv_000000"
         if not self.maps:
             raise ClevrRemvError(
@@ -45,7 +54,7 @@ class Submission:
         missing, extra = set(names) - set(self.maps), set(self.maps) - set(names)
         if missing:
             raise ClevrRemvError(
-                f"--predictions {folder}: no disparity map for {len(missing)} scene(s) of split "
+                f"--predictions {folder}: no disparity map for {plural(len(missing), 'scene')} of split "
                 f"{split!r}: {_listing(n + '.pfm' for n in missing)}; write one per scene"
             )
         if extra:
@@ -72,7 +81,7 @@ class Submission:
         if bad.any():
             row, column = np.argwhere(bad)[0]
             raise ClevrRemvError(
-                f"{path}: {int(bad.sum())} pixel(s) are NaN or infinite (the first at row {row}, "
+                f"{path}: {plural(int(bad.sum()), 'pixel')} with NaN or infinity (the first at row {row}, "
                 f"column {column}); write a finite disparity for every pixel (the benchmark's "
                 "toolkit would leave them out of MSE and Q25, and count a NaN as correct in BadPix)"
             )

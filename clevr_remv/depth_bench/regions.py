@@ -7,7 +7,7 @@
   pixels of different index (object and object, or object and floor) whose true disparities differ
   by more than 0.07 px (the benchmark's BadPix threshold): an object's silhouette against what lies
   behind it, but not where it stands on the floor at the same depth. The band is every pixel within
-  :func:`band_radius` pixels (a square) of a pixel on either side of one.
+  `band_radius` pixels (a square) of a pixel on either side of one.
 """
 
 import numpy as np

@@ -2,11 +2,18 @@
 
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from clevr_remv.generate.config import DEFAULT_BASELINE, DEFAULT_LENS_MM, DEFAULT_SAMPLES, GenerateConfig
+from clevr_remv.generate.config import (
+    DEFAULT_BASELINE,
+    DEFAULT_LENS_MM,
+    DEFAULT_SAMPLES,
+    GenerateConfig,
+    small_view_warning,
+)
 from clevr_remv.generate.pipeline import EXECUTORS
 from clevr_remv.generate.pipeline import generate as run_generate
 from clevr_remv.generate.properties import load_properties
@@ -16,6 +23,7 @@ from clevr_remv.generate.writer import stored_config
 from clevr_remv.refexp import load_template_set, refexp_settings
 from clevr_remv.refexp.cli import EXPRESSIONS_HELP, TARGET_MIX_HELP, parse_target_mix
 from clevr_remv.refexp.generator import EXPRESSION_KINDS
+from clevr_remv.wording import plural
 
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -225,6 +233,9 @@ def generate(
         properties=load_properties(properties_file),
         passes=[name.strip() for name in passes.split(",") if name.strip()],
     )
+    small = small_view_warning(width, height)
+    if small:
+        warnings.warn(small, stacklevel=1)
     if templates_dir is not None:
         load_template_set(templates_dir)  # a bad template folder fails before anything is written
     refexps = refexp_settings(seed, per_scene, templates_dir, expressions=expressions, target_mix=target_mix)
@@ -252,13 +263,13 @@ def generate(
         f" (overhead x{summary['wall_seconds'] / summary['render_seconds']:.2f})" if summary["render_seconds"] else ""
     )
     click.echo(
-        f"{summary['rendered']} scenes rendered ({summary['views']} views), {summary['skipped']} already "
-        f"complete; {summary['wall_seconds']:.1f} s wall, {summary['render_seconds']:.1f} s rendering"
-        f"{overhead}; dataset {summary['out']}: {summary['counts']['scenes']} scenes, "
-        f"{summary['counts']['expressions']} expressions"
+        f"{plural(summary['rendered'], 'scene')} rendered ({plural(summary['views'], 'view')}), "
+        f"{summary['skipped']} already complete; {summary['wall_seconds']:.1f} s wall, "
+        f"{summary['render_seconds']:.1f} s rendering{overhead}; dataset {summary['out']}: "
+        f"{plural(summary['counts']['scenes'], 'scene')}, {plural(summary['counts']['expressions'], 'expression')}"
     )
     if summary["restarts"]:
-        click.echo(f"{summary['restarts']} scene(s) restarted after a render worker or node was lost")
+        click.echo(f"{plural(summary['restarts'], 'scene')} restarted after a render worker or node was lost")
     if executor == "ray":
         click.echo(
             "scenes per node: "

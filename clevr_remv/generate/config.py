@@ -15,12 +15,33 @@ DEFAULT_LENS_MM = 35.0
 # --min-pixels follows the view's pixel count: 200 at 480x320 (a quarter of what the smallest
 # object shows at the scene centre), 50 at 240x160, 8 at 96x64.
 MIN_PIXELS_AT_480X320 = 200
+# The smallest views: CLEVR's smallest object covers about 4 pixels at the scene centre at 32x24
+# (refused below), 32 at 96x64 (warned below: referents of a pixel or two in the outer views).
+MIN_VIEW, SMALL_VIEW = (32, 24), (96, 64)
 
 
 def default_min_pixels(width: int, height: int) -> int:
     """The default --min-pixels for views of ``width`` x ``height``: 200 at 480x320, scaled with
     the pixel count (objects cover a fixed share of the view), at least 1."""
     return max(1, round(MIN_PIXELS_AT_480X320 * width * height / (480 * 320)))
+
+
+def smallest_object_pixels(width: int, height: int) -> float:
+    """About how many pixels CLEVR's smallest object covers at the scene centre in a view of
+    ``width`` x ``height``: four times the default --min-pixels before rounding (800 at 480x320)."""
+    return 4 * MIN_PIXELS_AT_480X320 * width * height / (480 * 320)
+
+
+def small_view_warning(width: int, height: int):
+    """A warning for views smaller than `SMALL_VIEW` (in pixels), or None."""
+    if width * height >= SMALL_VIEW[0] * SMALL_VIEW[1]:
+        return None
+    return (
+        f"views of {width}x{height} are small: CLEVR's smallest object covers about "
+        f"{smallest_object_pixels(width, height):.0f} pixels at the scene centre and fewer in the outer views, "
+        f"so some referents show a pixel or two; use {SMALL_VIEW[0]}x{SMALL_VIEW[1]} or more for data to "
+        "train or test on"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +81,14 @@ class GenerateConfig:
             (self.grid >= 1 and self.grid % 2 == 1, "--grid", f"{self.grid} must be a positive odd number (e.g. 9)"),
             (self.width > 0, "--width", f"{self.width} must be > 0"),
             (self.height > 0, "--height", f"{self.height} must be > 0"),
+            (
+                self.width * self.height >= MIN_VIEW[0] * MIN_VIEW[1],
+                "--width/--height",
+                f"{self.width}x{self.height} is too small a view: CLEVR's smallest object would cover "
+                f"about {smallest_object_pixels(self.width, self.height):.1f} pixels at the scene centre; use at "
+                f"least {MIN_VIEW[0]}x{MIN_VIEW[1]} ({SMALL_VIEW[0]}x{SMALL_VIEW[1]} or more for data to train or "
+                "test on)",
+            ),
             (self.samples >= 1, "--samples", f"{self.samples} must be >= 1"),
             (self.baseline >= 0, "--baseline", f"{self.baseline} must be >= 0"),
             (self.lens > 0, "--lens", f"{self.lens} must be > 0 (millimetres on a 32 mm sensor, e.g. 35)"),

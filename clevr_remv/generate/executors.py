@@ -32,7 +32,7 @@ def run_local(
     lease,
 ) -> dict:
     """Make the scenes ``todo`` with ``workers`` render processes here, each reused for many
-    scenes and given :func:`local_threads` threads; ``lease`` is the run's. On any error or
+    scenes and given `local_threads` threads; ``lease`` is the run's. On any error or
     interrupt every worker is closed at once: no new job starts, the processes end within the
     grace period, and their files go. Returns {host: scenes rendered}."""
     threads = local_threads(workers, worker_cpus)

@@ -10,6 +10,7 @@ import numpy as np
 
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.geometry import look_at_rotation
+from clevr_remv.wording import plural
 
 # CLEVR's base scene (before jitter).
 CAMERA_LOCATION = (7.48, -6.51, 5.34)
@@ -142,7 +143,7 @@ def sample_layout(
             break
     else:
         raise ClevrRemvError(
-            f"scene {index}: could not place {count} objects in {MAX_RESTARTS} tries; "
+            f"scene {index}: could not place {plural(count, 'object')} in {MAX_RESTARTS} tries; "
             "use smaller sizes in --properties or a lower --max-objects"
         )
     return {

@@ -1,7 +1,7 @@
 """The generate pipeline: pick the scenes to make (range, shard, not yet complete), hand them to an
 executor (local worker processes or Ray actors), then recount the dataset.
 
-Each run holds a lease (:func:`clevr_remv.dataset.store.start_run`) from before it opens the dataset
+Each run holds a lease (`clevr_remv.dataset.store.start_run`) from before it opens the dataset
 until its scenes are made; the recount at the end leaves disagreements to runs still at work.
 """
 
@@ -78,9 +78,10 @@ def generate(
     config's seed). ``executor`` is "local" (``workers`` processes here, default 1) or "ray"
     (``workers`` actors, default one per node or GPU, each with ``worker_cpus`` CPUs).
     ``shard`` = "K/N" keeps the scenes i with i mod N == K. Leftovers of runs that have ended
-    are removed (see :func:`clevr_remv.dataset.store.remove_stale_temporaries`; ``stale_after``
+    are removed (see `clevr_remv.dataset.store.remove_stale_temporaries`; ``stale_after``
     seconds decide for other hosts' runs). A first run that fails before making a scene leaves no
-    dataset behind. Returns a summary.
+    dataset behind; otherwise dataset.json counts the scenes finished however the run ends (an
+    error, Ctrl+C, SIGTERM; after SIGKILL the next run recounts). Returns a summary.
     """
     if scenes < 1:
         raise ClevrRemvError(f"--scenes: {scenes} must be >= 1")
@@ -129,15 +130,15 @@ def generate(
                 )
         finally:
             tracker.close()
-    except BaseException as error:
+    except BaseException:
         lease.release()
         if store is None:
             _remove_empty(made)
         elif created and not store.scene_ids() and not other_runs_at_work(store.scenes_dir):
             store.dataset_json_path.unlink(missing_ok=True)  # the corrected command starts afresh
             _remove_empty(made)
-        elif not isinstance(error, (KeyboardInterrupt, SystemExit)):
-            with contextlib.suppress(Exception):  # the run's own error is the one to report
+        else:  # also after Ctrl+C or SIGTERM: the scenes finished count (a second one skips it)
+            with contextlib.suppress(Exception, KeyboardInterrupt, SystemExit):  # the run's own error is reported
                 store.refresh_counts(lambda: other_runs_at_work(store.scenes_dir))
         raise
     lease.release()

@@ -21,6 +21,7 @@ from clevr_remv.dataset.store import TMP_PREFIX, host_name, remove_stale_tempora
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.render import GRACE_S, SupervisedWorker, remove_stale_scratch
 from clevr_remv.generate.scene_job import Progress, SceneJob, make_scene
+from clevr_remv.wording import plural
 
 MAX_SCENE_ATTEMPTS = 3  # a scene whose actor died this often stops the run
 MAX_START_FAILURES = 5  # actors that died before their first scene, before the run gives up
@@ -299,7 +300,7 @@ def _drive(ray, pool: _ActorPool, todo: list, progress: Progress, events) -> dic
         elif time.monotonic() - stalled_since > ACTOR_START_TIMEOUT_S:
             raise ClevrRemvError(
                 f"no Ray actor could start in {ACTOR_START_TIMEOUT_S:.0f} s for the "
-                f"{len(waiting)} scenes left (not enough free CPUs or GPUs on the cluster?); "
+                f"{plural(len(waiting), 'scene')} left (not enough free CPUs or GPUs on the cluster?); "
                 "run the same command again when nodes are back"
             )
     return dict(per_node)

@@ -23,6 +23,7 @@ from pathlib import Path
 from clevr_remv.dataset.leases import Lease, lease_alive, new_run_id
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.resources import resource_dir
+from clevr_remv.wording import plural
 
 EVENT_PREFIX = "@@clevr-remv "  # must match blender_scripts/render_scene.py
 TERMINAL_EVENTS = {"probe", "done"}
@@ -183,7 +184,7 @@ class RenderWorker:
         self.scratch = self._lease = None
 
     def close(self, grace: float = GRACE_S):
-        """Stop the process for good (see :meth:`stop`): no job starts on this worker afterwards."""
+        """Stop the process for good (see `stop`): no job starts on this worker afterwards."""
         with self._lock:
             self.closed = True
         self.stop(grace)
@@ -212,7 +213,7 @@ class SupervisedWorker:
                 self.worker.stop()
                 if attempt == self.retries:
                     raise ClevrRemvError(
-                        f"{what}: rendering failed {self.retries + 1} times; last failure: {failure}"
+                        f"{what}: rendering failed {plural(self.retries + 1, 'time')}; last failure: {failure}"
                     ) from failure
                 if on_retry is not None:
                     on_retry()

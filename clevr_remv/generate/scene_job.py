@@ -1,7 +1,7 @@
-"""One scene as a unit of work: what a render worker needs (:class:`SceneJob`), the scene's making
+"""One scene as a unit of work: what a render worker needs (`SceneJob`), the scene's making
 (layout, visibility probe, render, annotations, atomic rename) and the driver's progress bar.
 
-Every executor (local worker processes, Ray actors) runs :func:`make_scene`; any mix of runs,
+Every executor (local worker processes, Ray actors) runs `make_scene`; any mix of runs,
 shards and hosts writing one folder makes every scene exactly once.
 """
 

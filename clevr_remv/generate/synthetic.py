@@ -10,7 +10,7 @@ from PIL import Image
 
 from clevr_remv.dataset.depth import encode_depth
 from clevr_remv.dataset.store import DatasetStore, atomic_scene_dir, start_run
-from clevr_remv.generate.config import GenerateConfig
+from clevr_remv.generate.config import DEFAULT_BASELINE, GenerateConfig
 from clevr_remv.generate.properties import load_properties
 from clevr_remv.generate.scene import scene_spec
 from clevr_remv.generate.writer import open_dataset, write_annotations
@@ -38,7 +38,7 @@ def rasterize_view(spec: dict, view: dict, properties: dict) -> tuple:
 
 
 def disc_depth(spec: dict, view: dict, index_image: np.ndarray) -> np.ndarray:
-    """z-depth (world units) of a view drawn by :func:`rasterize_view`: each object's centre depth
+    """z-depth (world units) of a view drawn by `rasterize_view`: each object's centre depth
     on its disc, 0 (no value) on the background."""
     centres = project([obj["3d_coords"] for obj in spec["objects"]], view)
     return np.concatenate([[0.0], centres[:, 2]])[index_image]
@@ -56,8 +56,11 @@ def write_synthetic_dataset(
     per_scene: int = 8,
     rig: str = "parallel",
     passes=(),
+    start: int = 0,
+    baseline: float = DEFAULT_BASELINE,
 ) -> DatasetStore:
-    """Write ``scenes`` stand-in scenes in the CLEVR-REMV format to ``root`` and return its store."""
+    """Write ``scenes`` stand-in scenes in the CLEVR-REMV format to ``root`` and return its store:
+    scenes ``start`` .. ``start + scenes - 1`` (as ``generate --start``), cameras ``baseline`` apart."""
     properties = load_properties()
     config = GenerateConfig(
         seed=seed,
@@ -71,11 +74,12 @@ def write_synthetic_dataset(
         properties=properties,
         rig=rig,
         passes=passes,
+        baseline=baseline,
     )
     refexps = refexp_settings(seed, per_scene)
     store = open_dataset(root, config, refexps)
     with start_run(store.scenes_dir) as lease:
-        for index in range(scenes):
+        for index in range(start, start + scenes):
             _write_scene(store, config, properties, refexps, index, lease)
     store.refresh_counts()
     return store

@@ -32,7 +32,7 @@ def stored_config(root):
 
 
 def create_or_open_dataset(root, config: GenerateConfig, refexps: dict) -> tuple:
-    """(store, created): :func:`open_dataset`, and whether this call created dataset.json."""
+    """(store, created): `open_dataset`, and whether this call created dataset.json."""
     dataset_json = Path(root) / "dataset.json"
     wanted = config.to_dict()
     depth = {"depth_scale": DEPTH_SCALE} if "depth" in config.passes else {}
@@ -70,7 +70,7 @@ def create_or_open_dataset(root, config: GenerateConfig, refexps: dict) -> tuple
 
 def open_dataset(root, config: GenerateConfig, refexps: dict) -> DatasetStore:
     """Create the dataset at ``root``, or reopen it when it was made with the same config and
-    expression settings (``refexps``, see :func:`clevr_remv.refexp.refexp_settings`).
+    expression settings (``refexps``, see `clevr_remv.refexp.refexp_settings`).
 
     Different settings are refused and nothing is touched, so a resumed run never mixes scenes
     generated with different settings. Of several runs starting at once into a new folder, exactly
@@ -83,7 +83,7 @@ def write_annotations(scene_dir, spec: dict, properties: dict, index_images: dic
     """Write scene.json and refexps.json of a rendered scene into ``scene_dir``.
 
     ``index_images`` maps view names to index masks; ``refexps`` are the expression settings
-    (:func:`clevr_remv.refexp.refexp_settings`). Returns the number of expressions.
+    (`clevr_remv.refexp.refexp_settings`). Returns the number of expressions.
     """
     scene = add_visibility(spec, properties, index_images)
     write_json_atomic(Path(scene_dir) / "scene.json", scene, "scene")

@@ -2,7 +2,7 @@
 
 By default every expression names exactly one object with at most one relation (CLEVR-REMV's
 restriction of CLEVR-Ref+), and only objects visible in every rendered view are referents.
-Generalized expressions (:mod:`clevr_remv.refexp.generalized`) also name several objects or none.
+Generalized expressions (`clevr_remv.refexp.generalized`) also name several objects or none.
 """
 
 from clevr_remv.refexp.engine import SceneFacts, answer_set, execute, referent_of

@@ -5,10 +5,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from clevr_remv.dataset.expressions import PENDING
 from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.refexp.generalized import DEFAULT_TARGET_MIX
 from clevr_remv.refexp.generator import EXPRESSION_KINDS, generate_refexps, refexp_settings
 from clevr_remv.refexp.templates import load_template_set
+from clevr_remv.wording import plural
 
 EXPRESSIONS_HELP = (
     "single: every expression names one object (the paper's); generalized: also multi-target "
@@ -81,7 +83,10 @@ def parse_target_mix(ctx, param, value):
 @click.option("--target-mix", callback=parse_target_mix, default=None, metavar="P0,P1,P2", help=TARGET_MIX_HELP)
 def refexps(data, per_scene, seed, templates_dir, keep_partial, min_visible_pixels, expressions, target_mix):
     """Rewrite scenes/*/refexps.json of a dataset (atomically per scene) without rendering again,
-    then update the expression count in dataset.json."""
+    then update the expression count in dataset.json.
+
+    Until every scene is rewritten, dataset.json marks the dataset as mid-switch and commands that
+    read expressions refuse it; an interrupted run is finished by running it again."""
     store = DatasetStore(data)
     load_template_set(templates_dir)  # a bad template folder fails before any scene is touched
     info = store.info()
@@ -89,10 +94,14 @@ def refexps(data, per_scene, seed, templates_dir, keep_partial, min_visible_pixe
     settings = refexp_settings(
         seed, per_scene, templates_dir, keep_partial, min_visible_pixels, expressions, target_mix
     )
+    finished = {key: value for key, value in info.items() if key != PENDING}
+    store.write_info(dict(finished, **{PENDING: settings}))  # until every scene is rewritten: readers refuse
     scene_ids = store.scene_ids()
     for index in tqdm(scene_ids, desc="refexps", unit="scene"):
         document = generate_refexps(store.load_scene(index), properties=info["config"]["properties"], **settings)
         write_json_atomic(store.refexps_path(index), document, "refexps")
-    store.write_info(dict(info, refexps=settings))
+    store.write_info(dict(finished, refexps=settings))
     counts = store.refresh_counts()
-    click.echo(f"{len(scene_ids)} scenes, {counts['expressions']} expressions written to {store.root}")
+    click.echo(
+        f"{plural(len(scene_ids), 'scene')}, {plural(counts['expressions'], 'expression')} written to {store.root}"
+    )

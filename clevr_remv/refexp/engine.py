@@ -4,7 +4,7 @@ Sets are frozensets of 0-based object positions, objects are ints. A function re
 its result is undefined (``unique`` of a set that is not a singleton, an ordinal that is out of
 range or tied); a program with an undefined node has no referent.
 
-Generalized expressions (:func:`answer_set`) read a program as naming a set of objects: a final
+Generalized expressions (`answer_set`) read a program as naming a set of objects: a final
 ``unique`` names the set it picks from when that set has at most one member (none = "no
 target"), a set-valued end (a plural template) names its whole set.
 """
@@ -12,6 +12,7 @@ target"), a set-valued end (a plural template) names its whole set.
 import dataclasses
 
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.wording import plural
 
 ATTRIBUTES = ("size", "color", "material", "shape")
 RELATIONS = ("left", "right", "front", "behind")
@@ -183,11 +184,11 @@ def execute(program: list, facts: SceneFacts) -> list:
                 raise ValueError(f"unknown function {kind!r}")
             input_kinds, side_count, _ = SIGNATURES[kind]
             if len(inputs) != len(input_kinds) or any(not 0 <= i < position for i in inputs):
-                raise ValueError(f"needs {len(input_kinds)} input(s) from earlier nodes, got {inputs}")
+                raise ValueError(f"needs {plural(len(input_kinds), 'input')} from earlier nodes, got {inputs}")
             if any(SIGNATURES[program[i]["type"]][2] != want for i, want in zip(inputs, input_kinds, strict=False)):
                 raise ValueError(f"needs inputs of kind {', '.join(input_kinds)}")
             if len(side_inputs) != side_count:
-                raise ValueError(f"needs {side_count} side input(s), got {side_inputs}")
+                raise ValueError(f"needs {plural(side_count, 'side input')}, got {side_inputs}")
             _check_side_inputs(kind, side_inputs, facts)
         except ValueError as error:
             raise ClevrRemvError(

@@ -39,7 +39,7 @@ def refexp_settings(
 ) -> dict:
     """How a dataset's expressions are made (stored in dataset.json as ``refexps``); the keys are
     the keyword arguments of ``clevr_remv.refexp.generate_refexps``. ``expressions`` and
-    ``target_mix`` (shares of 0 / 1 / 2+ targets; default :data:`DEFAULT_TARGET_MIX`) are recorded
+    ``target_mix`` (shares of 0 / 1 / 2+ targets; default `DEFAULT_TARGET_MIX`) are recorded
     only for generalized expressions, so single-referent settings stay as they always were."""
     settings = {
         "seed": seed,
@@ -194,11 +194,11 @@ def generate_refexps(
 ) -> dict:
     """Return the refexps.json document of ``scene``: up to ``per_scene`` distinct expressions, each
     naming one object that is visible (>= ``min_visible_pixels`` pixels) in every view, or in some
-    views with ``keep_partial``, and true in each view it lists (see :class:`ViewTruth`).
+    views with ``keep_partial``, and true in each view it lists (see `ViewTruth`).
     Deterministic from (``seed``, scene index).
 
     ``expressions="generalized"``: the scene's expressions are shared among no-target, single- and
-    multi-target ones by ``target_mix`` (see :mod:`clevr_remv.refexp.generalized`); each carries
+    multi-target ones by ``target_mix`` (see `clevr_remv.refexp.generalized`); each carries
     ``referents``, the 1-based objects it names (empty: no target), and ``referent`` when it names one.
     """
     if per_scene < 0:

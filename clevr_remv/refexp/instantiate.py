@@ -3,8 +3,8 @@
 Nodes are visited in order; each node's candidate values are tried in a random (weighted) order
 and a branch is dropped as soon as a node's output is empty, undefined, breaks a constraint or
 can no longer lead to the goal (early rejection). The result is the first assignment whose
-program names exactly the goal: one target object (:func:`instantiate`), a given set of objects,
-or any group of two or more allowed objects (:func:`instantiate_group`, for plural templates).
+program names exactly the goal: one target object (`instantiate`), a given set of objects,
+or any group of two or more allowed objects (`instantiate_group`, for plural templates).
 """
 
 import dataclasses
@@ -240,7 +240,7 @@ def instantiate(template: Template, facts, target: int, rng, reject=lambda progr
 
 def instantiate_group(template: Template, facts, allowed, rng, reject=lambda program: False):
     """Fill the plural ``template`` so that its program names two or more objects, all of
-    ``allowed`` (0-based), or return None; ``reject(program)`` as for :func:`instantiate`."""
+    ``allowed`` (0-based), or return None; ``reject(program)`` as for `instantiate`."""
     return _run(template, facts, AnyGroup(frozenset(allowed)), rng, reject)
 
 

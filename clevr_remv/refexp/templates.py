@@ -15,6 +15,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.refexp import engine
 from clevr_remv.resources import resource_dir
 from clevr_remv.schemas import read_json
+from clevr_remv.wording import plural
 
 SYNONYMS_FILE = "synonyms.json"
 ATTRIBUTE_TYPES = {"Size": "size", "Color": "color", "Material": "material", "Shape": "shape"}
@@ -112,7 +113,7 @@ def _check_nodes(path, index, nodes, params) -> None:
                 path,
                 index,
                 f"nodes/{position}/inputs",
-                f"{node['type']} needs {len(input_kinds)} input(s) from earlier nodes, got {inputs}",
+                f"{node['type']} needs {plural(len(input_kinds), 'input')} from earlier nodes, got {inputs}",
             )
         for i, want in zip(inputs, input_kinds, strict=False):
             if NODE_KINDS[nodes[i]["type"]][1] != want:

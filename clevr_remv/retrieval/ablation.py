@@ -55,9 +55,9 @@ def _run_or_reuse(config: TrainConfig) -> dict:
     return train(config)
 
 
-def markdown_table(rows, split: str, imc_variant: str = "paper") -> str:
+def markdown_table(rows, split: str, imc_variant: str = "paper", negatives: str = "distinct-images") -> str:
     """Rows (label, metrics) as Table 5.4: recalls per direction and R-sum, the best of each column bold;
-    the header names the split and the IMC variant."""
+    the header names the split, the IMC variant and the negatives."""
     keys = COLUMNS + [(None, "rsum")]
 
     def value(metrics, key):
@@ -65,7 +65,8 @@ def markdown_table(rows, split: str, imc_variant: str = "paper") -> str:
 
     best = {key: max(value(m, key) for _, m in rows) for key in keys}
     lines = [
-        f"| IMC ({split}, {imc_variant} variant) | Image→Text R@1 | R@5 | R@10 | Text→Image R@1 | R@5 | R@10 | R-sum |",
+        f"| IMC ({split}, {imc_variant} variant, {negatives} negatives) "
+        "| Image→Text R@1 | R@5 | R@10 | Text→Image R@1 | R@5 | R@10 | R-sum |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, metrics in rows:
@@ -101,13 +102,14 @@ def run_ablation(base: TrainConfig, lambdas=(0.0, 0.5, 1.0, 2.0)) -> dict:
         results[name] = _run_or_reuse(config)
     split = "test" if all("test" in r for r in results.values()) else "val"
     rows = [(label, results[name][split]) for name, label, _ in runs if label]
-    table = markdown_table(rows, split, base.imc_variant)
+    table = markdown_table(rows, split, base.imc_variant, base.negatives)
     write_text_atomic(out / "ablation.md", table)
     points = [(config.lam, results[name][split]["rsum"]) for name, _, config in runs if config.distance == "l1"]
     plot_rsum_over_lambda(points, out / "rsum_lambda.png", split)
     summary = {
         "split": split,
         "imc_variant": base.imc_variant,
+        "negatives": base.negatives,
         "runs": {
             name: {"lambda": c.lam, "distance": c.distance, "metrics": results[name][split]} for name, _, c in runs
         },

@@ -8,6 +8,7 @@ import click
 
 from clevr_remv.dataset.outdir import check_output_dir, check_output_file, only_names, write_manifest
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.wording import plural
 
 DISTANCE_CHOICE = click.Choice(["cos", "msd", "l1", "l2"])
 
@@ -70,6 +71,15 @@ def _training_options(command):
             help="IMC term as the thesis writes it (paper: push in-band pairs apart) or as the authors' "
             "public code computes it (code: row-normalised distances, a rank band, pulls them "
             "together); the same for cos. See docs/fidelity.md.",
+        ),
+        click.option(
+            "--negatives",
+            type=click.Choice(["distinct-images", "off-diagonal"]),
+            default="distinct-images",
+            show_default=True,
+            help="Negatives of a row in every loss term: rows showing other images (two captions of one "
+            "image are not negatives), or every other row, as the authors' code masks only the diagonal "
+            "(with --imc-variant code: exactly the authors' loss). See docs/retrieval.md.",
         ),
         click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="Training epochs."),
         click.option(
@@ -142,7 +152,7 @@ def _config(out, **options):
 
 
 def _claim(out, command: str, inputs: dict, *names) -> None:
-    """Check that ``command`` may write the folder ``out`` (see :func:`check_output_dir`); ``names``
+    """Check that ``command`` may write the folder ``out`` (see `check_output_dir`); ``names``
     are the names it writes there, which recognise its folders made before manifests."""
     check_output_dir(out, command, inputs, ours=only_names(*names))
 
@@ -244,7 +254,9 @@ def evaluate(checkpoint, data, data_format, image_size, device, split, fold5, ou
             f"{model.spec['feature_dim']}; pass the features it was trained on"
         )
     if fold5 and len(split_data.images) < 5:
-        raise ClevrRemvError(f"--fold5: the {split} split has {len(split_data.images)} images; 5 folds need 5")
+        raise ClevrRemvError(
+            f"--fold5: the {split} split has {plural(len(split_data.images), 'image')}; 5 folds need 5"
+        )
     result = evaluate_split(model, vocab, split_data, torch_device, fold5=fold5)
     click.echo(format_metrics(result))
     if out:
@@ -312,5 +324,5 @@ def synthetic(out, n_train, n_dev, n_test, feature_dim, captions_per_image, nois
     write_manifest(out, "retrieval synthetic")
     click.echo(
         f"wrote {out}/{{train,dev,test}}_ims.npy and _caps.txt "
-        f"({n_train}/{n_dev}/{n_test} images, {captions_per_image} captions each)"
+        f"({n_train}/{n_dev}/{n_test} images, {plural(captions_per_image, 'caption')} each)"
     )

@@ -13,6 +13,7 @@ import numpy as np
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.retrieval.remv import load_remv_split, remv_split_exists
 from clevr_remv.retrieval.split import RetrievalSplit
+from clevr_remv.wording import plural
 
 FORMATS = ("precomp", "remv")
 PRECOMP_SPLITS = {"train": "train", "val": "dev", "test": "test"}
@@ -51,7 +52,7 @@ def load_precomp_split(root, split: str) -> RetrievalSplit:
     captions = caps_path.read_text(encoding="utf-8").splitlines()
     if not captions or len(captions) % images.shape[0]:
         raise ClevrRemvError(
-            f"{caps_path}: {len(captions)} captions for {images.shape[0]} images in "
+            f"{caps_path}: {plural(len(captions), 'caption')} for {plural(images.shape[0], 'image')} in "
             f"{ims_path.name}; the layout needs the same number of captions per image "
             "(usually 5), one a line, in image order"
         )

@@ -2,6 +2,8 @@
 
 * ``sh_loss`` / ``mh_loss``: VSE++'s sum-of-hinges and max-of-hinges on the cosine similarity of
   L2-normalised embeddings, in both directions (image -> texts, text -> images), summed over the batch.
+  MH sums each query's hardest negative, as VSE++'s and the IMC authors' code do; the paper's eq.
+  5.2 / 5.3 print one max over all (n, m), a single hinge per direction for the whole batch.
 * ``imc_loss``: MH plus the intra-modal constraint (IMC) on the images and on the texts.
 
 The intra-modal constraint, for one modality X (rows L2-normalised) of a batch of B rows::
@@ -51,7 +53,8 @@ scale, so l1's sqrt(d) makes no difference there.
 
 ``ids`` (optional, one integer per row): rows with equal ids show the same image, so they are not
 negatives of each other (batches built from several captions per image can repeat an image). Both
-variants honour it; the public code masks only the diagonal, which ``ids=None`` reproduces.
+variants honour it; the public code masks only the diagonal, which ``ids=None`` reproduces
+(``retrieval train --negatives off-diagonal``).
 """
 
 import math

@@ -49,7 +49,7 @@ class PixelEncoder(nn.Module):
 
 
 def text_batch(vocabulary, texts) -> tuple:
-    """(B, T) padded token ids of ``texts`` in ``vocabulary`` (a :class:`Vocabulary`) and their
+    """(B, T) padded token ids of ``texts`` in ``vocabulary`` (a `Vocabulary`) and their
     (B,) lengths; an empty text becomes one ``<unk>`` (the LSTM needs a token)."""
     unknown = vocabulary.index[UNKNOWN]
     encoded = [vocabulary.encode(text) or [unknown] for text in texts]

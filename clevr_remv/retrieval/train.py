@@ -20,8 +20,12 @@ from clevr_remv.retrieval.evaluation import evaluate_split
 from clevr_remv.retrieval.glove import read_glove
 from clevr_remv.retrieval.losses import VARIANTS, imc_loss, mh_loss, sh_loss
 from clevr_remv.retrieval.model import PairwiseEmbedding, text_batch
+from clevr_remv.wording import plural
 
 LOSSES = ("sh", "mh", "imc")
+# Which rows of a batch are negatives of each other: rows showing different images (two captions of
+# one image are not negatives), or every other row, as the authors' code (VSE++ and IMC mask only the diagonal).
+NEGATIVES = ("distinct-images", "off-diagonal")
 RECALL_MIN_IMAGES = 100  # below it, chance-level R@10 (10 / images) exceeds 10 %
 
 
@@ -35,6 +39,7 @@ class TrainConfig:
     distance: str = "l1"
     lam: float = 1.0
     imc_variant: str = "paper"
+    negatives: str = "distinct-images"
     mu_down: float = 0.05
     mu_up: float = 0.5
     margin: float = 0.2
@@ -68,6 +73,8 @@ def resolve_device(name: str) -> torch.device:
 
 def loss_function(config: TrainConfig):
     """The configured loss as f(img, txt, ids)."""
+    if config.negatives not in NEGATIVES:
+        raise ClevrRemvError(f"--negatives: {config.negatives!r} is not one of {', '.join(NEGATIVES)}")
     if config.loss == "sh":
         return partial(sh_loss, margin=config.margin)
     if config.loss == "mh":
@@ -120,7 +127,8 @@ def _train_epoch(model, vocab, split, loss_fn, optimizer, config, device, rng, d
         tokens, lengths = text_batch(vocab, [split.captions[c] for c in captions])
         img = model.embed_images(split.image_batch(rows).to(device))
         txt = model.embed_texts(tokens.to(device), lengths)
-        loss = loss_fn(img, txt, ids=torch.from_numpy(rows).to(device))
+        ids = torch.from_numpy(rows).to(device) if config.negatives == "distinct-images" else None
+        loss = loss_fn(img, txt, ids=ids)
         optimizer.zero_grad()
         loss.backward()
         if config.grad_clip > 0:
@@ -148,7 +156,7 @@ def train(config: TrainConfig) -> dict:
     val_images = len(val_split.images)
     if val_images < RECALL_MIN_IMAGES:
         warnings.warn(
-            f"--data {config.data}: the validation split has {val_images} image(s), where a random "
+            f"--data {config.data}: the validation split has {plural(val_images, 'image')}, where a random "
             f"ranking already reaches text-to-image R@10 = {min(100.0, 1000 / val_images):.0f} %; recall, "
             f"R-sum and the choice of the best epoch mean little below {RECALL_MIN_IMAGES} "
             "validation images (generate more scenes)",
@@ -156,8 +164,8 @@ def train(config: TrainConfig) -> dict:
         )
     if len(train_split.captions) < 2:
         raise ClevrRemvError(
-            f"--data {config.data}: the training split has {len(train_split.captions)} "
-            "caption(s); a ranking loss needs at least 2"
+            f"--data {config.data}: the training split has {plural(len(train_split.captions), 'caption')}; "
+            "a ranking loss needs at least 2"
         )
     if config.fold5 and (test_split is None or len(test_split.images) < 5):
         raise ClevrRemvError(f"--fold5: needs a test split of at least 5 images in {config.data}")

@@ -64,7 +64,7 @@ def read_json(path, schema_name=None, source=None, fix=None, item=None):
     """Read the JSON file ``path`` and, when ``schema_name`` is given, validate it.
 
     Errors are ClevrRemvErrors naming ``source`` (default: the path) and ``fix`` (default: a
-    generic fix for each kind of failure); ``item`` is passed on to :func:`validate`.
+    generic fix for each kind of failure); ``item`` is passed on to `validate`.
     """
     source = path if source is None else source
     try:

@@ -5,6 +5,7 @@ import importlib.util
 import click
 
 from clevr_remv.errors import ClevrRemvError
+from clevr_remv.wording import plural
 
 VIEW_PACKAGES = ("starlette", "uvicorn")  # the `view` extra
 
@@ -55,6 +56,8 @@ def view(data_dir, predictions, port, host, no_browser):
     sock = listen(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: listening on {host}: other machines can read the dataset", err=True)
-    click.echo(f"viewing {catalog.store.root} ({len(catalog.summaries)} scenes) at {page_url(sock)} (Ctrl+C stops)")
+    click.echo(
+        f"viewing {catalog.store.root} ({plural(len(catalog.summaries), 'scene')}) at {page_url(sock)} (Ctrl+C stops)"
+    )
     hosts = served_hosts(host, sock.getsockname()[1])
     serve(create_app(catalog, source, hosts), sock, open_browser=not no_browser)

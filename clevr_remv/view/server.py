@@ -51,7 +51,7 @@ def _machine_names() -> set:
 
 def host_allowed(header: str, hosts) -> bool:
     """Whether a request's Host header names this viewer: one of ``hosts`` (see
-    :func:`served_hosts`), or with ``hosts`` None a loopback name at any port."""
+    `served_hosts`), or with ``hosts`` None a loopback name at any port."""
     header = header.strip().lower()
     if hosts is not None:
         return header in hosts
@@ -108,7 +108,7 @@ def _int_params(request, name: str) -> list:
 
 def create_app(catalog: Catalog, predictions=None, hosts=None) -> Starlette:
     """The viewer app over ``catalog``; ``predictions`` is a ViewerPredictions or None; ``hosts``
-    the Host header values it answers (:func:`served_hosts`; None: loopback names, any port)."""
+    the Host header values it answers (`served_hosts`; None: loopback names, any port)."""
 
     def view_of(request):
         params = request.path_params

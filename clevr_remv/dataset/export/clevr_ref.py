@@ -48,8 +48,20 @@ def image_file_name(split: str, image_index: int) -> str:
 def export_clevr_ref(
     store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False, progress: bool = True
 ) -> dict:
-    """Write CLEVR-Ref+ files of ``split_scenes`` (split name -> scene indices) and ``views``
-    into folder ``out``; return counts of images and referring expressions."""
+    """Write CLEVR-Ref+ scenes and refexps JSON files (IEP-Ref-style code).
+
+    Args:
+        store: the dataset.
+        out: the folder to write (new or empty; `clevr-remv export` stages it and renames it).
+        split_scenes: split name -> scene indices, as
+            [`select_scenes`][clevr_remv.dataset.export.common.select_scenes] gives them.
+        views: the (u, v) views that become images.
+        link: hard-link images instead of copying them (copies across file systems).
+        progress: show a progress bar.
+
+    Returns:
+        Counts of images and referring expressions.
+    """
     totals = {"images": 0, "refexps": 0}
     info = {"dataset": "CLEVR-REMV", "exported_by": "clevr-remv", "format": "CLEVR-Ref+"}
     for split, scene_ids in split_scenes.items():

@@ -15,8 +15,20 @@ from clevr_remv.dataset.store import DatasetStore
 def export_coco(
     store: DatasetStore, out, split_scenes: dict, views: list, link: bool = False, progress: bool = True
 ) -> dict:
-    """Write COCO files of ``split_scenes`` (split name -> scene indices) and ``views`` into
-    folder ``out``; return counts of images and annotations."""
+    """Write COCO instance segmentation files, one image per view.
+
+    Args:
+        store: the dataset.
+        out: the folder to write (new or empty; `clevr-remv export` stages it and renames it).
+        split_scenes: split name -> scene indices, as
+            [`select_scenes`][clevr_remv.dataset.export.common.select_scenes] gives them.
+        views: the (u, v) views that become images.
+        link: hard-link images instead of copying them (copies across file systems).
+        progress: show a progress bar.
+
+    Returns:
+        Counts of images and annotations.
+    """
     category_list = categories(store)
     category_ids = {category["name"]: category["id"] for category in category_list}
     views_per_scene = store.grid**2

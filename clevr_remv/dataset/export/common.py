@@ -22,10 +22,15 @@ _OBJECTS_PER_IMAGE = 256
 
 
 def select_scenes(store: DatasetStore, split=None, require_splits: bool = False) -> dict:
-    """Map split name -> sorted scene indices to export.
+    """The scenes to export, by split.
 
-    Without splits.json every scene goes to split "all" (unless ``require_splits``);
-    ``split`` keeps one split of splits.json.
+    Args:
+        store: the dataset.
+        split: one split of splits.json to keep; None for every split.
+        require_splits: refuse a dataset without splits.json (else its scenes go to split "all").
+
+    Returns:
+        Split name -> sorted scene indices.
     """
     scene_ids = store.scene_ids()
     if not scene_ids:
@@ -79,7 +84,7 @@ class ExportView:
 
 
 def iter_views(store: DatasetStore, scene_ids: list, views: list, desc: str, progress: bool = True):
-    """Yield an :class:`ExportView` for every selected view of every scene (progress per scene).
+    """Yield an `ExportView` for every selected view of every scene (progress per scene).
 
     JSON files are parsed without the schema check, which would dominate the run time
     (`clevr-remv validate` does it); unreadable files still raise ClevrRemvError.
@@ -171,7 +176,7 @@ def place_image(source: Path, target: Path, link: bool) -> None:
 
 def write_json(path: Path, document) -> None:
     """Write compact JSON (the whole export is made atomic by
-    :func:`clevr_remv.dataset.outdir.staged_output_dir`)."""
+    `clevr_remv.dataset.outdir.staged_output_dir`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as stream:
         json.dump(document, stream, separators=(",", ":"))

@@ -44,8 +44,23 @@ def export_grefcoco(
     link: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Write the gRefCOCO layout of ``split_scenes`` (split name -> scene indices) and ``views``
-    into folder ``out``; return counts of images, annotations, refs, no-target refs and sentences."""
+    """Write gRefCOCO's layout (``grefs(<split_by>).json`` and ``instances.json``) of generalized RES code.
+
+    Args:
+        store: the dataset.
+        out: the folder to write (new or empty; `clevr-remv export` stages it and renames it).
+        split_scenes: split name -> scene indices, as
+            [`select_scenes`][clevr_remv.dataset.export.common.select_scenes] gives them.
+        views: the (u, v) views that become images.
+        split_by: REFER's splitBy, the ``<split_by>`` of the grefs file name.
+        mask_format: "grefer" (a one-element list of RLEs, as grefer.py's getMask reads) or
+            "detectron2" (the RLE itself, as detectron2 loaders such as ReLA's read).
+        link: hard-link images instead of copying them (copies across file systems).
+        progress: show a progress bar.
+
+    Returns:
+        Counts of images, annotations, refs, no-target refs and sentences.
+    """
     if not re.fullmatch(r"[A-Za-z0-9_+-]+", split_by):
         raise ClevrRemvError(f"--split-by: {split_by!r} must be a plain word such as unc")
     if mask_format not in MASK_FORMATS:

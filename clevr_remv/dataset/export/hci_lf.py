@@ -12,7 +12,7 @@ most light-field depth and view-synthesis code loads: one folder per scene.
 
 One world unit is taken as one metre. The benchmark's disparity is
 d = baseline * f_px * (1 / Z - 1 / Z_focus), f_px = focal_length_mm / sensor_size_mm * max(width, height),
-positive in front of the focus plane: :func:`clevr_remv.geometry.disparity`. The parallel rig focuses
+positive in front of the focus plane: `clevr_remv.geometry.disparity`. The parallel rig focuses
 at infinity and writes ``focus_distance_m = inf``. Pixels without depth (sky) are infinitely far:
 depth inf, disparity of a point at infinity. The renders are pinhole images: ``fstop = inf``.
 """
@@ -52,8 +52,19 @@ def blender_euler(rotation: np.ndarray) -> tuple:
 
 
 def export_hci_lf(store: DatasetStore, out, split_scenes: dict, link: bool = False, progress: bool = True) -> dict:
-    """Write every view of ``split_scenes`` (split name -> scene indices) in the benchmark's layout
-    into folder ``out``; return counts of scenes and images. The dataset must have depth maps."""
+    """Write every view of the scenes in the 4D Light Field Benchmark's layout, with depth and disparity.
+
+    Args:
+        store: the dataset, made with ``generate --passes depth``.
+        out: the folder to write (new or empty; `clevr-remv export` stages it and renames it).
+        split_scenes: split name -> scene indices, as
+            [`select_scenes`][clevr_remv.dataset.export.common.select_scenes] gives them.
+        link: hard-link images instead of copying them (copies across file systems).
+        progress: show a progress bar.
+
+    Returns:
+        Counts of scenes and images.
+    """
     totals = {"scenes": 0, "images": 0}
     for split, scene_ids in split_scenes.items():
         for index in tqdm(scene_ids, desc=f"export hci-lf {split}", unit="scene", disable=not progress):
@@ -95,7 +106,7 @@ def _export_scene(store: DatasetStore, index: int, folder, split: str, link: boo
 
 
 def depth_or_infinity(depth: np.ndarray) -> np.ndarray:
-    """A stored depth map (:meth:`DatasetStore.read_depth`) with its no-value pixels (0: sky) set
+    """A stored depth map (`DatasetStore.read_depth`) with its no-value pixels (0: sky) set
     to infinity: the depth the benchmark's files hold."""
     return np.where(depth > 0, depth, np.float32(np.inf)).astype(np.float32)
 

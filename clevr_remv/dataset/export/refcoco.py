@@ -40,8 +40,22 @@ def export_refcoco(
     link: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Write the REFER layout of ``split_scenes`` (split name -> scene indices) and ``views``
-    into folder ``out``; return counts of images, annotations, refs and sentences."""
+    """Write the REFER layout (``refs(<split_by>).p`` and ``instances.json``) of LAVT, CRIS and co.
+
+    Args:
+        store: the dataset.
+        out: the folder to write (new or empty; `clevr-remv export` stages it and renames it).
+        split_scenes: split name -> scene indices, as
+            [`select_scenes`][clevr_remv.dataset.export.common.select_scenes] gives them.
+        views: the (u, v) views that become images.
+        name: the REFER dataset name, which decides the folder and where images go.
+        split_by: REFER's splitBy, the ``<split_by>`` of the refs file name.
+        link: hard-link images instead of copying them (copies across file systems).
+        progress: show a progress bar.
+
+    Returns:
+        Counts of images, annotations, refs and sentences.
+    """
     if name not in IMAGE_FOLDERS:
         raise ClevrRemvError(f"--name: {name!r} is not a REFER dataset name ({', '.join(IMAGE_FOLDERS)})")
     if not re.fullmatch(r"[A-Za-z0-9_+-]+", split_by):

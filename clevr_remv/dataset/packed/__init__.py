@@ -10,10 +10,14 @@ scene's key (``000042.refexps.json``, ``000042.u5_v5.rgb.png``, ...). See docs/s
 
 from pathlib import Path
 
+from clevr_remv.dataset.packed.layout import META_DIR
+
 MANIFEST_NAME = "manifest.json"
 
 
 def is_packed(root) -> bool:
-    """Whether ``root`` is a packed folder (it holds manifest.json and no dataset.json)."""
+    """Whether ``root`` is a packed folder: no dataset.json, but manifest.json or meta/dataset.json
+    (a packed folder that lost its manifest is still one, to be told so)."""
     root = Path(root)
-    return (root / MANIFEST_NAME).is_file() and not (root / "dataset.json").exists()
+    marks = (root / MANIFEST_NAME, root / META_DIR / "dataset.json")
+    return any(path.is_file() for path in marks) and not (root / "dataset.json").exists()

@@ -11,6 +11,7 @@ import json
 from clevr_remv.dataset.atomic import write_text_atomic
 from clevr_remv.dataset.packed.layout import CARD_NAME, JSON_FIELDS
 from clevr_remv.dataset.packed.manifest import complete_splits, shards_of
+from clevr_remv.wording import plural
 
 LICENSE = "cc-by-4.0"  # as CLEVR and CLEVR-Ref+, whose scene and expression generators this dataset follows
 CITATION = """@phdthesis{chen2023multimodal,
@@ -104,8 +105,8 @@ def _body(manifest: dict, subsets: dict, default: str) -> str:
     rows = "\n".join(
         f"| `{name}` | {len(subset['views'])} | "
         + ", ".join(
-            f"{split} {sum(s['samples'] for s in shards_of(subset, split))} scene(s) in "
-            f"{len(shards_of(subset, split))} shard(s)"
+            f"{split} {plural(sum(s['samples'] for s in shards_of(subset, split)), 'scene')} in "
+            f"{plural(len(shards_of(subset, split)), 'shard')}"
             for split in _card_splits(subset)
         )
         + " |"

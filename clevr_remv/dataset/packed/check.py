@@ -4,12 +4,14 @@ Checks: the manifest (readable, this layout version, schema); meta/ files and ev
 index present with the size and SHA-256 the manifest records; each shard's tar headers against
 its index (member names, offsets, sizes) and the manifest's sample count and scenes; without
 ``quick``, every member decoded (JSON parsed, PNG pixels read). Unfinished splits are errors;
-leftover temporary files of a killed `pack` and tar files the manifest does not list are warnings.
+leftover temporary files of a killed `pack`, tar files and subset folders the manifest does not
+list, and a pack at work on the folder (its lock file) are warnings.
 """
 
 import io
 import json
 import multiprocessing
+import re
 import tarfile
 from pathlib import Path
 
@@ -18,26 +20,29 @@ from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import TMP_PREFIX
 from clevr_remv.dataset.images import IMAGE_ERRORS
-from clevr_remv.dataset.packed.layout import scene_key
+from clevr_remv.dataset.leases import lock_holder
+from clevr_remv.dataset.packed.layout import LOCK_NAME, META_DIR, PLAIN_NAME, SPLIT_CHOICES, scene_key
 from clevr_remv.dataset.packed.manifest import manifest_path, read_manifest
 from clevr_remv.dataset.packed.tarshard import file_sha256, member_headers
-from clevr_remv.dataset.validate import ERROR, WARNING, Problem
+from clevr_remv.dataset.problems import ERROR, WARNING, Problem
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import read_json
+from clevr_remv.wording import plural
 
 
 def validate_packed(root, quick: bool = False, workers: int = 1, progress: bool = False) -> list:
-    """The problems (:class:`~clevr_remv.dataset.validate.Problem`) of the packed folder ``root``."""
+    """The problems (`Problem` records of `clevr_remv.dataset.problems`) of the packed folder ``root``."""
     root = Path(root)
     try:
         manifest = read_manifest(root)
     except ClevrRemvError as error:
         return [Problem(str(manifest_path(root)), str(error).removeprefix(f"{manifest_path(root)}: "))]
-    problems = [
+    problems = _lock_problems(root) + [
         problem
         for entry in manifest["meta"]
         for problem in _check_file(root, entry, _repack(manifest, root, "all", "all"))
     ]
+    problems += _unlisted_subsets(root, manifest)
     tasks = []
     for name, subset in manifest["subsets"].items():
         for split, state in subset["splits"].items():
@@ -49,8 +54,7 @@ def validate_packed(root, quick: bool = False, workers: int = 1, progress: bool 
                         f"stopped); {_repack(manifest, root, split, name)}",
                     )
                 )
-        listed = {shard["name"] for shard in subset["shards"]}
-        problems += _strays(root, name, listed)
+        problems += _strays(root, manifest, name)
         tasks += [
             (root, shard, subset["fields"], quick, _repack(manifest, root, shard["split"], name))
             for shard in subset["shards"]
@@ -64,37 +68,72 @@ def validate_packed(root, quick: bool = False, workers: int = 1, progress: bool 
     return problems + [problem for result in results for problem in result]
 
 
+def _pack_command(manifest: dict, root: Path, split: str, subset: str) -> str:
+    split = split if split in SPLIT_CHOICES else "all"  # --split takes train, val, test or all
+    return f"`clevr-remv pack --data {manifest['source']} --out {root} --split {split} --views {subset}`"
+
+
 def _repack(manifest: dict, root: Path, split: str, subset: str) -> str:
-    return (
-        f"rerun `clevr-remv pack --data {manifest['source']} --out {root} --split {split} --views {subset}` "
-        "(it rewrites only missing or damaged shards)"
-    )
+    return f"rerun {_pack_command(manifest, root, split, subset)} (it rewrites only missing or damaged shards)"
 
 
-def _strays(root: Path, subset: str, listed: set) -> list:
+def _strays(root: Path, manifest: dict, subset: str) -> list:
+    """Leftover temporary files and unlisted shards in the folder of a listed subset."""
     folder = root / subset
     if not folder.is_dir():
         return []
+    listed = {shard["name"] for shard in manifest["subsets"][subset]["shards"]}
     found = []
     for path in sorted(folder.iterdir()):
-        relative = f"{subset}/{path.name}"
+        shard = re.fullmatch(r"(.+)-\d{6}\.tar", path.name)
         if path.name.startswith(TMP_PREFIX):
-            found.append(
-                Problem(
-                    str(path),
-                    "leftover of an interrupted `clevr-remv pack`; rerun it (it removes these) or delete the file",
-                    WARNING,
-                )
+            message = "leftover of an interrupted `clevr-remv pack`; rerun it (it removes these) or delete the file"
+        elif path.suffix != ".tar" or f"{subset}/{path.name}" in listed:
+            continue
+        elif shard and PLAIN_NAME.fullmatch(shard.group(1)):
+            message = (
+                "a shard that manifest.json does not list (readers ignore it), left by an interrupted "
+                f"`clevr-remv pack`; rerun {_pack_command(manifest, root, shard.group(1), subset)}: it writes "
+                "the shard again and lists it, or removes it"
             )
-        elif path.suffix == ".tar" and relative not in listed:
-            found.append(
-                Problem(
-                    str(path),
-                    "a shard that manifest.json does not list (readers ignore it); move it out of the packed folder",
-                    WARNING,
-                )
-            )
+        else:
+            message = "a tar file that manifest.json does not list (readers ignore it); move it out of this folder"
+        found.append(Problem(str(path), message, WARNING))
     return found
+
+
+def _unlisted_subsets(root: Path, manifest: dict) -> list:
+    """Folders of shards that manifest.json lists in no subset (a pack stopped before listing its
+    subset, or one whose manifest another pack overwrote)."""
+    found = []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        shards = list(folder.glob("*.tar"))
+        if folder.name in manifest["subsets"] or folder.name == META_DIR or not shards:
+            continue
+        found.append(
+            Problem(
+                str(folder),
+                f"{len(shards)} shard(s) of subset {folder.name!r}, which manifest.json does not list (readers "
+                f"ignore them); rerun {_pack_command(manifest, root, 'all', folder.name)} to pack and list "
+                "it, or move the folder out of the packed folder",
+                WARNING,
+            )
+        )
+    return found
+
+
+def _lock_problems(root: Path) -> list:
+    """A pack at work on ``root`` now, or the lock file of one that was killed."""
+    path = root / LOCK_NAME
+    holder = lock_holder(path)
+    if holder is not None:
+        who = f" (pid {holder['pid']} on host {holder['host']})" if "pid" in holder else ""
+        message = f"`clevr-remv pack`{who} is writing this folder now; validate again when it has ended"
+    elif path.exists():
+        message = "left by a `clevr-remv pack` that was killed; the next pack into this folder removes it, or delete it"
+    else:
+        return []
+    return [Problem(str(path), message, WARNING)]
 
 
 def _check_file(root: Path, entry: dict, fix: str) -> list:
@@ -137,7 +176,7 @@ def _check_shard_task(task: tuple) -> list:
                 for have, want in zip(found + [None] * len(expected), expected, strict=False)
                 if have != want
             ),
-            f"{len(found) - len(expected)} member(s) more than the index lists",
+            f"{plural(len(found) - len(expected), 'member')} more than the index lists",
         )
         return [Problem(str(path), f"its members differ from {shard['index']['name']} (first: {wrong}); {fix}")]
     keys = [sample["key"] for sample in index["samples"]]
@@ -145,7 +184,7 @@ def _check_shard_task(task: tuple) -> list:
         return [
             Problem(
                 str(path),
-                f"holds {len(keys)} sample(s), manifest.json records {shard['samples']} "
+                f"holds {plural(len(keys), 'sample')}, manifest.json records {shard['samples']} "
                 f"(scenes {shard['scenes'][:5]}...); {fix}",
             )
         ]

@@ -17,6 +17,9 @@ IMAGE_PASSES = ("rgb", "index")  # always packed; optional passes (depth) follow
 META_DIR = "meta"
 ROOT_FILES = ("dataset.json", "splits.json")  # copied into meta/ byte for byte
 CARD_NAME = "README.md"
+LOCK_NAME = ".clevr-remv-pack.lock"  # held by the one `clevr-remv pack` writing the folder
+# A split or subset name, part of shard file names: never "", ".", ".." or hidden (manifest schema: plain_name).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_+=-][A-Za-z0-9_+=.-]*")
 DEFAULT_SHARD_SIZE = "512MB"
 SPLIT_CHOICES = ("train", "val", "test", "all")
 _UNITS = {
@@ -68,13 +71,14 @@ def index_name(shard: str) -> str:
 
 
 def parse_views(text: str, grid: int) -> tuple:
-    """``--views`` (center, corners, all, or view names such as ``u1_v1,u9_v9``) -> (subset name,
-    views in v-major order). A list equal to a preset takes the preset's name."""
+    """``--views`` (center, corners, all, or view names such as ``u1_v1,u9_v9``, or ``u1_v1+u9_v9``
+    as the subset's folder is named) -> (subset name, views in v-major order). A list equal to a
+    preset takes the preset's name."""
     text = text.strip()
     if text in VIEW_SETS:
         return text, select_views(text, grid)
     views = []
-    for part in filter(None, (part.strip() for part in text.split(","))):
+    for part in filter(None, (part.strip() for part in re.split("[,+]", text))):
         match = re.fullmatch(r"u(\d+)_v(\d+)", part)
         if match is None:
             raise ClevrRemvError(

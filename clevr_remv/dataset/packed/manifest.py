@@ -1,11 +1,12 @@
 """manifest.json of a packed folder: read (version and schema checked), write, and look up."""
 
 import json
+import re
 from pathlib import Path
 
 from clevr_remv.dataset.atomic import write_text_atomic
 from clevr_remv.dataset.packed import MANIFEST_NAME
-from clevr_remv.dataset.packed.layout import FORMAT, VERSION
+from clevr_remv.dataset.packed.layout import FORMAT, META_DIR, ROOT_FILES, VERSION, index_name, shard_name
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.schemas import read_json, validate
 
@@ -19,6 +20,13 @@ def read_manifest(root) -> dict:
     is unreadable, of another format or version, or breaks its schema."""
     path = manifest_path(root)
     repack = "pack the dataset folder again with this clevr-remv: `clevr-remv pack --data DIR --out NEW_FOLDER`"
+    if not path.exists() and (Path(root) / META_DIR).is_dir():
+        raise ClevrRemvError(
+            f"{path}: missing; {root} is a packed folder (`clevr-remv pack` wrote its {META_DIR}/ and shards), but "
+            "without manifest.json, the list of its shards and their checksums, nothing can read or check them; "
+            f"put manifest.json back from a copy, or pack the dataset again into this folder: `clevr-remv pack "
+            f"--data DIR --out {root} --views V` for each subset folder V it holds"
+        )
     document = read_json(path, fix=f"the manifest is damaged; {repack}")
     found = document.get("format") if isinstance(document, dict) else None
     if found != FORMAT:
@@ -33,7 +41,28 @@ def read_manifest(root) -> dict:
             f"{document.get('packer')!r}), or {repack}"
         )
     validate(document, "packed_manifest", path, fix=f"the manifest is damaged; {repack}")
+    for field, name, pattern, shown in _names(document):
+        if not re.fullmatch(pattern, name):
+            raise ClevrRemvError(
+                f"{path}: field '{field}' is {name!r}, but `clevr-remv pack` names that file {shown}; "
+                f"the manifest was edited or damaged, so none of its files is read or removed; {repack}"
+            )
     return document
+
+
+def _names(document: dict):
+    """(field, name, pattern, pattern for people) of every file the manifest names: meta/ files,
+    shards (``<subset>/<split>-NNNNNN.tar``) and the index beside each shard."""
+    meta = [f"{META_DIR}/{name}" for name in ROOT_FILES]
+    for number, entry in enumerate(document["meta"]):
+        yield f"meta/{number}/name", entry["name"], "|".join(map(re.escape, meta)), " or ".join(meta)
+    for subset_name, subset in document["subsets"].items():
+        for number, shard in enumerate(subset["shards"]):
+            field = f"subsets/{subset_name}/shards/{number}"
+            prefix = shard_name(subset_name, shard["split"], 0).removesuffix("000000.tar")
+            yield f"{field}/name", shard["name"], re.escape(prefix) + r"\d{6}\.tar", f"{prefix}NNNNNN.tar"
+            index = index_name(shard["name"])
+            yield f"{field}/index/name", shard["index"]["name"], re.escape(index), index
 
 
 def write_manifest(root, document: dict) -> None:

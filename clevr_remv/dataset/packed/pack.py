@@ -8,10 +8,13 @@ present and match their manifest record (size and SHA-256, shard and index) are 
 written again.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,11 +22,15 @@ from tqdm import tqdm
 from clevr_remv import __version__
 from clevr_remv.dataset import outdir
 from clevr_remv.dataset.atomic import TMP_PREFIX, atomic_path, write_text_atomic
+from clevr_remv.dataset.croissant import write_croissant
+from clevr_remv.dataset.leases import LockHeld, exclusive
 from clevr_remv.dataset.packed.card import write_card
 from clevr_remv.dataset.packed.layout import (
     DEFAULT_SHARD_SIZE,
     FORMAT,
+    LOCK_NAME,
     META_DIR,
+    PLAIN_NAME,
     ROOT_FILES,
     VERSION,
     format_size,
@@ -59,8 +66,9 @@ def pack_dataset(
 ) -> tuple:
     """Pack ``split`` ("train", "val", "test" or "all") of the dataset folder ``data`` with ``views``
     (center, corners, all or view names) into the packed folder ``out``; return (subset name, list of
-    :class:`SplitReport`). Re-running writes only missing or damaged shards."""
+    `SplitReport`). Re-running writes only missing or damaged shards."""
     store = DatasetStore(data)
+    store.require_finished_refexps()
     size = parse_size(shard_size)
     name, view_list = parse_views(views, store.grid)
     passes = list(store.passes)
@@ -68,11 +76,42 @@ def pack_dataset(
     splits = _splits_to_pack(store, split)
     out = outdir.check_output_dir(out, "pack", {"--data": data})
     meta = _meta_files(store)
-    manifest = _start_manifest(store, out, meta)
-    subset = _start_subset(manifest, out, name, view_list, passes, fields, size)
     plans = {split_name: _plan(store, scenes, view_list, passes, size) for split_name, scenes in splits.items()}
+    if outdir.read_manifest(out) is None:
+        outdir.write_manifest(out, "pack")  # a new folder: marked as pack's before its lock file appears
+    with _only_pack_of(out):
+        manifest = _start_manifest(store, out, meta)
+        _start_subset(manifest, out, name, view_list, passes, fields, size)
+        reports = _pack(store, out, meta, manifest, name, splits, plans, progress)
+    return name, reports
 
-    outdir.write_manifest(out, "pack")
+
+@contextlib.contextmanager
+def _only_pack_of(out: Path):
+    """Run the body as the one `clevr-remv pack` writing ``out`` (a lock file that a crashed or
+    killed run leaves free); ClevrRemvError naming the other run when one is at work."""
+    try:
+        with exclusive(out / LOCK_NAME):
+            yield
+    except LockHeld as held:
+        owner = held.owner
+        who = (
+            f"pid {owner.get('pid')} on host {owner.get('host')}, run {owner.get('run')}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(owner['started']))}"
+            if isinstance(owner.get("started"), (int, float))
+            else "just starting"
+        )
+        raise ClevrRemvError(
+            f"--out {out}: another `clevr-remv pack` is writing this folder now ({who}; it holds "
+            f"{held.path}); two packs into one folder would lose each other's shards: wait for it to "
+            "end and run this pack again, or pack into another --out"
+        ) from None
+
+
+def _pack(store, out: Path, meta: list, manifest: dict, name: str, splits: dict, plans: dict, progress: bool) -> list:
+    """Write the meta files, then every planned shard of ``splits`` into subset ``name``; the reports."""
+    subset = manifest["subsets"][name]
+    fields = subset["fields"]
     for entry in meta:
         target = out / entry["name"]
         if not target.is_file() or file_sha256(target) != entry["sha256"]:
@@ -92,7 +131,8 @@ def pack_dataset(
         for split_name, plan in plans.items():
             reports.append(_pack_split(store, out, manifest, name, split_name, plan, fields, bar))
     write_card(out, manifest)
-    return name, reports
+    write_croissant(out, force=True)  # croissant.json beside the card, rewritten with it
+    return reports
 
 
 def _splits_to_pack(store: DatasetStore, split: str) -> dict:
@@ -109,6 +149,12 @@ def _splits_to_pack(store: DatasetStore, split: str) -> dict:
         names = list(splits)
     else:
         names = [split]
+    for name in names:
+        if not PLAIN_NAME.fullmatch(name):
+            raise ClevrRemvError(
+                f"{store.splits_path}: split {name!r} cannot be part of a shard's file name; rename it in "
+                "that file (letters, digits and _ + = - . only, not starting with '.')"
+            )
     return {name: split_scene_ids(store, name) for name in names}
 
 
@@ -225,14 +271,22 @@ def _pack_split(store, out: Path, manifest: dict, name: str, split: str, plan: l
         report.bytes += record["bytes"]
         subset["shards"] = _ordered([s for s in subset["shards"] if s["name"] != shard] + [record])
         write_manifest(out, manifest)
-    stale = [shard for shard in old if shard not in {record["name"] for record in records}]
-    for shard in stale:
-        for path in (out / shard, out / index_name(shard)):
-            path.unlink(missing_ok=True)
+    _remove_unplanned(out / name, split, {Path(record["name"]).name.removesuffix(".tar") for record in records})
     subset["shards"] = _ordered([s for s in subset["shards"] if s["split"] != split] + records)
     subset["splits"][split]["complete"] = True
     write_manifest(out, manifest)
     return report
+
+
+def _remove_unplanned(folder: Path, split: str, planned: set) -> None:
+    """Remove the shards of ``split`` (and their indexes) in the subset folder ``folder`` that are
+    not ``planned`` (shard names without .tar): those of older or interrupted runs. Only files named
+    as pack names them, found by listing the folder, are removed (never what manifest.json names)."""
+    pattern = re.compile(rf"({re.escape(split)}-\d{{6}})\.(tar|idx\.json)")
+    for path in folder.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and match.group(1) not in planned and (path.is_symlink() or not path.is_dir()):
+            path.unlink()
 
 
 def _ordered(shards: list) -> list:

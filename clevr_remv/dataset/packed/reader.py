@@ -1,7 +1,7 @@
 """Random access to a packed folder: the manifest, and one split's members read by offset.
 
-:class:`PackedStore` answers what :class:`~clevr_remv.dataset.store.DatasetStore` answers about the
-dataset (info, grid, passes); :meth:`PackedStore.split_reader` opens one split for the views a
+`PackedStore` answers what `DatasetStore` answers about the
+dataset (info, grid, passes); `PackedStore.split_reader` opens one split for the views a
 reader needs, from the smallest packed subset that holds them, and reads refexps.json and the
 views' images with one positioned read each (member offsets from the shards' index files). It
 pickles without its open files, so DataLoader workers open their own.
@@ -50,7 +50,7 @@ class PackedStore:
         return tuple(self.info()["config"].get("passes", ()))
 
     def require_depth(self, source: str, fix: str) -> None:
-        """As :meth:`DatasetStore.require_depth`."""
+        """As `DatasetStore.require_depth`."""
         if "depth" not in self.passes:
             raise ClevrRemvError(
                 f"{source}: the packed dataset {self.root} has no depth maps (it was generated "
@@ -169,16 +169,16 @@ class PackedSplit:
         return image
 
     def read_rgb(self, scene: int, u: int, v: int) -> np.ndarray:
-        """As :meth:`DatasetStore.read_rgb`: uint8 (H, W, 3)."""
+        """As `DatasetStore.read_rgb`: uint8 (H, W, 3)."""
         image = self._image(scene, u, v, "rgb")
         return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
     def read_index(self, scene: int, u: int, v: int) -> np.ndarray:
-        """As :meth:`DatasetStore.read_index`: uint8 (H, W), 0 = background, k = object k."""
+        """As `DatasetStore.read_index`: uint8 (H, W), 0 = background, k = object k."""
         return np.asarray(self._image(scene, u, v, "index"))
 
     def read_depth(self, scene: int, u: int, v: int) -> np.ndarray:
-        """As :meth:`DatasetStore.read_depth`: float32 (H, W) world units, 0 = no value."""
+        """As `DatasetStore.read_depth`: float32 (H, W) world units, 0 = no value."""
         return decode_depth(np.asarray(self._image(scene, u, v, "depth")), self._depth_scale)
 
     def close(self) -> None:

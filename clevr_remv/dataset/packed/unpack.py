@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from clevr_remv.dataset import outdir
 from clevr_remv.dataset.atomic import TMP_PREFIX, atomic_path
-from clevr_remv.dataset.packed.layout import ROOT_FILES, member_path
+from clevr_remv.dataset.packed.layout import META_DIR, ROOT_FILES, member_path, scene_key
 from clevr_remv.dataset.packed.manifest import complete_splits, manifest_path, read_manifest, views_of
 from clevr_remv.dataset.packed.tarshard import BLOCK, file_sha256
 from clevr_remv.dataset.store import scene_folder_name
@@ -43,13 +43,14 @@ def unpack_dataset(packed, out, progress: bool = False) -> tuple:
     shards = manifest["subsets"][name]["shards"]
     fields = manifest["subsets"][name]["fields"]
     _verify(packed, manifest, shards, progress)
+    indexes = _indexes(packed, manifest, shards, fields)
     outdir.write_manifest(out, "unpack")
     written = kept = 0
     with tqdm(
         total=sum(shard["samples"] for shard in shards), unit="scene", desc="unpack", disable=not progress
     ) as bar:
-        for shard in shards:
-            shard_written, shard_kept = _unpack_shard(packed, manifest, shard, fields, out / "scenes", bar)
+        for shard, index in zip(shards, indexes, strict=True):
+            shard_written, shard_kept = _unpack_shard(packed, manifest, shard, index, fields, out / "scenes", bar)
             written, kept = written + shard_written, kept + shard_kept
     for file_name in ROOT_FILES:  # last: the folder is a dataset only once every scene is in place
         with atomic_path(out / file_name) as tmp:
@@ -98,12 +99,50 @@ def _verify(packed: Path, manifest: dict, shards: list, progress: bool) -> None:
                 )
 
 
-def _unpack_shard(packed: Path, manifest: dict, shard: dict, fields: list, scenes_dir: Path, bar) -> tuple:
+def _indexes(packed: Path, manifest: dict, shards: list, fields: list) -> list:
+    """Every shard's member index, checked against the manifest before anything is written: its
+    SHA-256, one member per field, and its keys, in order, the scenes the manifest lists for the
+    shard; no scene in two shards, every scene of meta/splits.json in one."""
+    source = manifest_path(packed)
+    repack = f"pack the dataset again: `clevr-remv pack --data {manifest['source']} --out NEW_FOLDER --views all`"
+    indexes, seen = [], {}
+    for shard in shards:
+        path, fix = packed / shard["index"]["name"], _fix(packed, manifest, shard)
+        index = read_json(path, "packed_index", fix=fix)
+        if file_sha256(path) != shard["index"]["sha256"]:
+            raise ClevrRemvError(f"{path}: SHA-256 differs from manifest.json's (damaged); {fix}")
+        keys = [sample["key"] for sample in index["samples"]]
+        listed = [scene_key(scene) for scene in shard["scenes"]]
+        if keys != listed or any(len(sample["members"]) != len(fields) for sample in index["samples"]):
+            raise ClevrRemvError(
+                f"{source}: shard {shard['name']} holds scenes {_short(keys)}, but field 'scenes' lists "
+                f"{_short(listed)}; manifest.json or {path.name} was edited or damaged, and unpacking would put "
+                f"scenes into the wrong folders; {repack}"
+            )
+        twice = [scene for scene in shard["scenes"] if scene in seen]
+        if twice:
+            raise ClevrRemvError(
+                f"{source}: scene {twice[0]} is listed in shards {seen[twice[0]]} and {shard['name']}; "
+                f"manifest.json was edited or damaged; {repack}"
+            )
+        seen.update(dict.fromkeys(shard["scenes"], shard["name"]))
+        indexes.append(index)
+    splits = read_json(packed / META_DIR / "splits.json")["splits"]
+    missing = sorted({scene for members in splits.values() for scene in members} - set(seen))
+    if missing:
+        raise ClevrRemvError(f"{source}: no shard holds scene(s) {_short(missing)} of {META_DIR}/splits.json; {repack}")
+    return indexes
+
+
+def _short(items: list, limit: int = 5) -> str:
+    return ", ".join(map(str, items[:limit])) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _unpack_shard(packed: Path, manifest: dict, shard: dict, index: dict, fields: list, scenes_dir: Path, bar) -> tuple:
     """Write the shard's scenes into ``scenes_dir``; return (written, kept). A scene folder already
     there (from an interrupted run) is kept when its files equal the members, else written again."""
     path = packed / shard["name"]
     fix = _fix(packed, manifest, shard)
-    index = read_json(packed / shard["index"]["name"], "packed_index", fix=fix)
     written = kept = 0
     scenes_dir.mkdir(parents=True, exist_ok=True)
     with open(path, "rb") as tar:

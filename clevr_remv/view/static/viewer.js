@@ -3,6 +3,7 @@
 
 const HEAT_STOPS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"];  // viridis, 0 to 100 % IoU
 const $ = (id) => document.getElementById(id);
+const plural = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;  // clevr_remv.wording.plural
 
 const state = {
   info: null, scene: null, u: 1, v: 1, expression: null, matches: [],
@@ -203,7 +204,7 @@ async function loadScores() {
     const scores = await fetchJson(`/api/scenes/${state.scene.index}/expressions/${expression.id}/scores`);
     if (expression !== state.expression) return;
     state.scores = new Map(scores.views.map((view) => [viewName(view.u, view.v), view]));
-    $("grid-summary").textContent = `heat map: IoU per view · over ${scores.views.length} views: ` +
+    $("grid-summary").textContent = `heat map: IoU per view · over ${plural(scores.views.length, "view")}: ` +
       `mIoU ${scores.mIoU.toFixed(2)} %, oIoU ${scores.oIoU.toFixed(2)} %`;
   } catch (error) {
     $("grid-summary").textContent = `IoU unavailable: ${error.message}`;
@@ -252,7 +253,7 @@ function showExpressionDetail() {
   const target = referents.length === 0 ? "no target" : `referent${referents.length > 1 ? "s" : ""} ${named}`;
   const family = document.createElement("div");
   family.textContent = `family ${expression.family.template} #${expression.family.index} · ${target} · ` +
-    `valid in ${expression.views.length} of ${state.scene.views.length} views`;
+    `valid in ${expression.views.length} of ${plural(state.scene.views.length, "view")}`;
   const program = document.createElement("ol");
   program.start = 0;
   for (const step of expression.program) {
@@ -328,13 +329,13 @@ async function showScenes() {
       item.title = scene.error;
       item.textContent = `#${scene.index} · unreadable`;
     } else {
-      item.textContent = `#${scene.index} · ${scene.objects} objects · ${scene.expressions} expressions`;
+      item.textContent = `#${scene.index} · ${plural(scene.objects, "object")} · ${plural(scene.expressions, "expression")}`;
     }
     item.classList.toggle("selected", state.scene !== null && state.scene.index === scene.index);
     item.addEventListener("click", () => selectScene(scene.index, scene.matches));
     list.append(item);
   }
-  $("scene-count").textContent = `${scenes.length} of ${state.info.scenes} scenes`;
+  $("scene-count").textContent = `${scenes.length} of ${plural(state.info.scenes, "scene")}`;
   return scenes;
 }
 
@@ -378,7 +379,7 @@ async function start() {
     $("message").textContent = error.message;
     return;
   }
-  $("dataset").textContent = `${state.info.dataset} · ${state.info.scenes} scenes · ${state.info.grid}x${state.info.grid} views` +
+  $("dataset").textContent = `${state.info.dataset} · ${plural(state.info.scenes, "scene")} · ${state.info.grid}x${state.info.grid} views` +
     (state.info.predictions ? " · with predictions" : "");
   const scenes = await showScenes();
   const first = scenes && scenes.find((scene) => !scene.error);
