@@ -27,8 +27,12 @@ def inside(points, width, height) -> bool:
     return bool(((points[:, 0] >= 0) & (points[:, 0] <= width) & (points[:, 1] >= 0) & (points[:, 1] <= height)).all())
 
 
-def measure(baseline: float, layouts: int, properties: dict, lens: float = 35.0) -> dict:
-    config = GenerateConfig(baseline=baseline, lens=lens, properties=properties)
+def measure(
+    baseline: float, layouts: int, properties: dict, lens: float = 35.0, rig: str = "parallel", size=(480, 320)
+) -> dict:
+    """The rig's figures over the first ``layouts`` layouts (the module docstring's), on a 9x9 ``rig``
+    (parallel or convergent) of ``size`` (width, height) views."""
+    config = GenerateConfig(baseline=baseline, lens=lens, rig=rig, width=size[0], height=size[1], properties=properties)
     shifts, sizes, leaving, total, cut = [], [], 0, 0, 0
     for index in range(layouts):
         spec = scene_spec(config, index)
@@ -47,6 +51,7 @@ def measure(baseline: float, layouts: int, properties: dict, lens: float = 35.0)
     return {
         "lens": lens,
         "baseline": baseline,
+        "rig": rig,
         "mean_corner_shift_px": float(np.mean(shifts)),
         "leaving_frame_pct": 100.0 * leaving / total,
         "cut_in_centre_pct": 100.0 * cut / (cut + total),

@@ -4,8 +4,12 @@ Random images at the input size and real-looking expressions; one training step 
 class-weighted cross-entropy (plus the baseline's Dice term), backward, AdamW step (the
 `clevr-remv benchmark` loop). After ``--warmup`` untimed steps, ``--steps`` steps are timed.
 The last column is the speed ratio to the first row. LAVT uses the offline MiniLM text encoder.
+The CNN models (baseline, cmsa, lavt-cnn) run their default recipe here, from images; what their
+frozen-stem recipes save on real renders is measured by ``bench_training_step.py``.
 
     python benchmarks/bench_models.py --input-size 240x160 --batch-size 2 --steps 3 --threads 1
+    python benchmarks/bench_models.py --models baseline,cmsa,lavt-cnn --sizes tiny --input-size 160x112 \
+        --batch-size 32 --steps 10 --threads 2           # the three CNN families at the experiment's size
     python benchmarks/bench_models.py --device cuda --models lavt --sizes base \
         --input-size 480x320 --batch-size 8 --steps 20        # one GPU training-step run
 """
@@ -71,7 +75,7 @@ def measure(name: str, size: str, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="baseline,lavt")
+    parser.add_argument("--models", default="baseline,cmsa,lavt-cnn,lavt")
     parser.add_argument("--sizes", default="tiny,small,base")
     parser.add_argument("--input-size", default="240x160", help="WIDTHxHEIGHT fed to the network")
     parser.add_argument("--batch-size", type=int, default=2)

@@ -8,7 +8,8 @@ the same command again after an interruption and finished stages are skipped):
    the same seed, all in test). Scene i is the same layout and centre camera in both forms, so the
    training set is the 9x9 dataset's centre views at 1/81 of the rendering; the only difference is
    the referent filter, which in a 1-view dataset sees the centre view alone;
-2. scores the trivial predictors (``evaluate --predictor``) on all 81 views of the test scenes;
+2. scores the three floors and the ``attributes`` perception oracle (``evaluate --predictor``) on
+   all 81 views of the test scenes;
 3. trains the baseline (its defaults) on the training centre views, once per ``--seeds``
    (``benchmark --test-data``), tests on all 81 views (protocol ``heldout``), then fine-tunes the same
    checkpoint on the test scenes' centre views and tests again (protocol ``finetune-test``);
@@ -38,14 +39,29 @@ import numpy as np
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.dataset.store import DatasetStore
 from clevr_remv.geometry import view_name
-from clevr_remv.metrics import mean_relative_drop, mvr, summarize
+from clevr_remv.metrics import mean_relative_drop, mvr, mvr_valid, summarize
 from clevr_remv.refexp.engine import OCCLUSION_THRESHOLD
-from clevr_remv.res.evaluate import draw_heatmap, format_cell, open_predictions
-from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
+from clevr_remv.res.evaluate import (
+    NOT_COMPARABLE_NOTE,
+    draw_heatmap,
+    format_cell,
+    format_mvr,
+    open_predictions,
+)
+from clevr_remv.res.models.registry import attention_parts
+from clevr_remv.res.trivial import ORACLES, PREDICTORS, TrivialPredictions
 
 CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # the paper's I11, I19, I91, I99 (I_uv: u column, v row)
 PROTOCOLS = ("heldout", "finetune-test")
 CENTRE_COLUMNS = ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU")
+FAMILY_RECIPE = "frozen-stem-attributes"  # chosen by benchmarks/bench_recipes.py on val
+FAMILY_EPOCHS = 45
+MODEL_RUNS = {  # --models name -> (registered model, recipe, trained from a `pretrain` encoder)
+    "baseline": ("baseline", "default", False),  # the experiment's baseline, from scratch
+    "baseline-pretrained": ("baseline", FAMILY_RECIPE, True),
+    "cmsa": ("cmsa", FAMILY_RECIPE, True),
+    "lavt-cnn": ("lavt-cnn", FAMILY_RECIPE, True),
+}
 
 
 def command(args: list, log: Path) -> None:
@@ -97,49 +113,34 @@ def run_floors(test: Path, runs: Path, log: Path) -> dict:
     return folders
 
 
-def run_models(train: Path, test: Path, runs: Path, args, log: Path) -> dict:
-    """(seed, protocol) -> run folder of the baseline, trained once per seed and tested both ways."""
+def run_models(train: Path, test: Path, runs: Path, rig_dir: Path, args, log: Path) -> dict:
+    """(model run, seed, protocol) -> run folder: each of ``args.models`` trained once per seed and
+    tested both ways (the pretrained families after ``clevr-remv pretrain`` on the training set)."""
     folders = {}
-    for seed in args.seeds:
-        common = [
-            "--model",
-            "baseline",
-            "--data",
-            train,
-            "--test-data",
-            test,
-            "--views",
-            "all",
-            "--epochs",
-            args.epochs,
-            "--seed",
-            seed,
-            "--workers",
-            0,
-            "--resume",
-        ]
-        heldout = runs / f"baseline-seed{seed}-heldout"
-        if not (heldout / "results.json").is_file():
-            command(["benchmark", *common, "--out", heldout], log)
-        finetune = runs / f"baseline-seed{seed}-finetune-test"
-        if not (finetune / "results.json").is_file():
-            (finetune / "checkpoints").mkdir(parents=True, exist_ok=True)
-            for name in ("best.pt", "last.pt"):
-                shutil.copy2(heldout / "checkpoints" / name, finetune / "checkpoints" / name)
+    encoder = rig_dir / "pretrain" / "encoder.pt"
+    for name in args.models:
+        model, recipe, pretrained = MODEL_RUNS[name]
+        if pretrained and not encoder.is_file():
             command(
-                [
-                    "benchmark",
-                    *common,
-                    "--protocol",
-                    "finetune-test",
-                    "--finetune-epochs",
-                    args.finetune_epochs,
-                    "--out",
-                    finetune,
-                ],
+                ["pretrain", "--data", train, "--out", encoder.parent, "--epochs", args.pretrain_epochs, "--resume"],
                 log,
             )
-        folders[seed, "heldout"], folders[seed, "finetune-test"] = heldout, finetune
+        epochs = args.family_epochs if pretrained else args.epochs
+        for seed in args.seeds:
+            common = ["--model", model, "--data", train, "--test-data", test, "--views", "all", "--epochs", epochs]
+            common += ["--seed", seed, "--workers", 0, "--recipe", recipe, "--resume"]
+            common += ["--vision-weights", encoder] if pretrained else []
+            heldout = runs / f"{name}-seed{seed}-heldout"
+            if not (heldout / "results.json").is_file():
+                command(["benchmark", *common, "--out", heldout], log)
+            finetune = runs / f"{name}-seed{seed}-finetune-test"
+            if not (finetune / "results.json").is_file():
+                (finetune / "checkpoints").mkdir(parents=True, exist_ok=True)
+                for checkpoint in ("best.pt", "last.pt"):
+                    shutil.copy2(heldout / "checkpoints" / checkpoint, finetune / "checkpoints" / checkpoint)
+                protocol = ["--protocol", "finetune-test", "--finetune-epochs", args.finetune_epochs]
+                command(["benchmark", *common, *protocol, "--out", finetune], log)
+            folders[name, seed, "heldout"], folders[name, seed, "finetune-test"] = heldout, finetune
     return folders
 
 
@@ -166,14 +167,17 @@ def by_distance(results: dict, center) -> dict:
     }
 
 
-def scored_samples(store: DatasetStore, source, views=None):
+def scored_samples(store: DatasetStore, source, views=None, keep=None):
     """(scene, view, truth mask, ``source``'s predicted mask, the referent's occlusion per view) for
-    every test sample, or only those in ``views`` (a set of (u, v)); ``source``: a prediction source
-    (``open_predictions`` or a trivial predictor)."""
+    every test sample, or only those in ``views`` (a set of (u, v)) and of the expressions in ``keep``
+    (a set of (scene, expression id)); ``source``: a prediction source (``open_predictions`` or a
+    trivial predictor)."""
     for scene in store.load_splits()["splits"]["test"]:
         document = store.load_scene(scene)
         positions = {(view["u"], view["v"]): i for i, view in enumerate(document["views"])}
         for expression in store.load_refexps(scene, check=False)["expressions"]:
+            if keep is not None and (scene, expression["id"]) not in keep:
+                continue
             entries = document["objects"][expression["referent"] - 1]["views"]
             occlusion = {view: entries[i]["occlusion"] for view, i in positions.items()}
             for view in map(tuple, expression["views"]):
@@ -213,37 +217,44 @@ def explain(test: Path, source) -> dict:
     return dict(table)
 
 
-def corner_contrasts(test: Path, sources: list, resamples: int = 2000) -> dict:
+def corner_contrasts(test: Path, sources: list, resamples: int = 2000, corners=CORNERS, keep=None) -> dict:
     """Two differences of oIoU (points), averaged over the runs whose prediction ``sources`` are
-    given, with 95 % intervals from resampling the test scenes with replacement (paired: a resampled
-    scene brings its samples in every view and every run): the four corners' mean minus the centre
-    ("corners - centre") and the left corners I11, I19 minus the right ones I91, I99 ("left -
-    right", the asymmetry of the paper's Table 7.3)."""
+    given, with 95 % intervals from resampling the test scenes (those with samples) with
+    replacement (paired: a resampled scene brings its samples in every view and every run): the
+    four corners' mean minus the centre ("corners - centre") and the left corners I11, I19 minus
+    the right ones I91, I99 ("left - right", the asymmetry of the paper's Table 7.3); and the mean
+    relative drop of the corners ("MRD corners", %, as `mean_relative_drop` over equidistant
+    corners). ``corners``: the four corner views in CORNERS' order (another grid's); ``keep``: score
+    only these (scene, expression id) pairs (`scored_samples`)."""
     store = DatasetStore(test)
-    views = [tuple(store.center), *CORNERS]  # centre, I11, I19, I91, I99
+    views = [tuple(store.center), *corners]  # centre, I11, I19, I91, I99
     scenes = store.load_splits()["splits"]["test"]
     rows = {scene: i for i, scene in enumerate(scenes)}
     sums = np.zeros((len(sources), len(scenes), len(views), 2))  # run, scene, view, (intersection, union)
     for run, source in enumerate(sources):
-        for scene, view, truth, prediction, _ in scored_samples(store, source, set(views)):
+        for scene, view, truth, prediction, _ in scored_samples(store, source, set(views), keep):
             overlap = np.logical_and(truth, prediction).sum(), np.logical_or(truth, prediction).sum()
             sums[run, rows[scene], views.index(view)] += overlap
+    sums = sums[:, sums[..., 1].sum(axis=(0, 2)) > 0]  # the scenes with samples (a set may leave some without)
+    count = sums.shape[1]
 
     def contrasts(sample) -> np.ndarray:
         intersection, union = np.moveaxis(sample.sum(axis=1), -1, 0)  # each (run, view)
         iou = 100 * intersection / union
         differences = [iou[:, 1:].mean(axis=1) - iou[:, 0], iou[:, 1:3].mean(axis=1) - iou[:, 3:].mean(axis=1)]
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN where the centre scores 0, as MRD
+            differences.append(100 * (1 - iou[:, 1:] / iou[:, :1]).mean(axis=1))
         return np.array(differences).mean(axis=1)
 
     rng = np.random.default_rng(0)
-    draws = np.array([contrasts(sums[:, rng.integers(0, len(scenes), len(scenes))]) for _ in range(resamples)])
+    draws = np.array([contrasts(sums[:, rng.integers(0, count, count)]) for _ in range(resamples)])
     lows, highs = np.percentile(draws, [2.5, 97.5], axis=0)
     return {
         name: {"value": float(value), "low": float(low), "high": float(high)}
         for name, value, low, high in zip(
-            ("corners - centre", "left - right"), contrasts(sums), lows, highs, strict=True
+            ("corners - centre", "left - right", "MRD corners"), contrasts(sums), lows, highs, strict=True
         )
-    } | {"runs": len(sources), "scenes": len(scenes), "resamples": resamples}
+    } | {"runs": len(sources), "scenes": count, "resamples": resamples}
 
 
 def mean_of(values: list):
@@ -306,50 +317,81 @@ def per_view_truth_effect(test: Path) -> dict:
     }
 
 
-def summarise(folder: Path, center) -> dict:
-    """The figures the report needs from one run's results.json."""
+def all_view_ious(results: dict) -> dict:
+    """{(u, v): oIoU} of every scored view of a results.json."""
+    return {(view["u"], view["v"]): view["oIoU"] for view in results["per_view"].values()}
+
+
+def summarise(folder: Path, center, corner_views=CORNERS) -> dict:
+    """The figures the report needs from one run's results.json (``corner_views``: the four corners
+    in CORNERS' order, another grid's)."""
     results = json.loads((folder / "results.json").read_text())
-    corners = {f"I{u}{v}": results["per_view"][view_name(u, v)]["oIoU"] for u, v in CORNERS}
+    corners = {f"I{u}{v}": results["per_view"][view_name(u, v)]["oIoU"] for u, v in corner_views}
     values = list(corners.values())
     # The paper scored the centre and the four corners only: its MVR sums over those four views.
-    corner_ious = {(u, v): results["per_view"][view_name(u, v)]["oIoU"] for u, v in CORNERS}
+    corner_ious = {(u, v): results["per_view"][view_name(u, v)]["oIoU"] for u, v in corner_views}
     corner_ious[tuple(center)] = results["center"]["oIoU"]
+    benchmark = results.get("benchmark", {})
     return {
         "center": results["center"],
         "corners": corners,
         "corner_average": float(np.mean(values)),
         "corner_sd": float(np.std(values, ddof=1)),
         "MVR": results["MVR"],
+        "MVR_valid": results.get("mvr_valid", mvr_valid(all_view_ious(results), center)),
         "MRD": results["MRD"],
         "MVR_corners": mvr(corner_ious, center),
+        "MVR_corners_valid": mvr_valid(corner_ious, center),
         "MRD_corners": mean_relative_drop(corner_ious, center),
+        "a_num": benchmark.get("a_num", sum(attention_parts(benchmark["model"]).values())) if benchmark else None,
         "overall": results["overall"],
         "by_distance": by_distance(results, center),
         "samples": results["samples"],
     }
 
 
-def run_name(seed: int, protocol: str) -> str:
-    return f"baseline seed {seed}, {protocol}"
+def run_name(model: str, seed: int, protocol: str) -> str:
+    return f"{model} seed {seed}, {protocol}"
 
 
-def mean_name(seeds: int, protocol: str) -> str:
-    return f"baseline, mean of {seeds} seeds, {protocol}"
+def mean_name(model: str, seeds: int, protocol: str) -> str:
+    return f"{model}, mean of {seeds} seeds, {protocol}"
 
 
-def with_seed_means(summaries: dict, seeds: list) -> dict:
-    """``summaries`` with, for each protocol run with several seeds, the seeds' mean placed after
-    the runs and before the floors (its corner SD is that of the mean corners)."""
-    means = {}
-    for protocol in PROTOCOLS:
-        seed_runs = [summaries[run_name(seed, protocol)] for seed in seeds if run_name(seed, protocol) in summaries]
-        if len(seed_runs) > 1:
-            mean = mean_of(seed_runs)
-            mean["corner_sd"] = float(np.std(list(mean["corners"].values()), ddof=1))
-            means[mean_name(len(seed_runs), protocol)] = mean
-    models = {name: summary for name, summary in summaries.items() if name.startswith("baseline")}
-    floors = {name: summary for name, summary in summaries.items() if not name.startswith("baseline")}
-    return {**models, **means, **floors}
+def reference_name(predictor: str) -> str:
+    """How the report names a trivial predictor: `name`, and the perception oracle as one."""
+    return f"`{predictor}`" + (" (oracle)" if predictor in ORACLES else "")
+
+
+def is_floor(name: str) -> bool:
+    """Whether a summary's name is a trivial predictor's (a floor or the oracle: written `name`)."""
+    return name.startswith("`")
+
+
+def with_seed_means(summaries: dict, models: list, seeds: list) -> dict:
+    """``summaries`` with, for each model and protocol run with several seeds, the seeds' mean
+    (placed after that model's runs; its corner SD is that of the mean corners), the floors last.
+    The mean of seeds is the mean of each figure, MVR and MRD included (the mean of the per-seed
+    MVRs, `clevr_remv.metrics`), valid only when every seed's MVR is."""
+    ordered = {}
+    for model in models:
+        for protocol in PROTOCOLS:
+            seed_runs = [
+                summaries[run_name(model, s, protocol)] for s in seeds if run_name(model, s, protocol) in summaries
+            ]
+            ordered |= {
+                run_name(model, s, protocol): summaries[run_name(model, s, protocol)]
+                for s in seeds
+                if run_name(model, s, protocol) in summaries
+            }
+            if len(seed_runs) > 1:
+                mean = mean_of(seed_runs)
+                mean["corner_sd"] = float(np.std(list(mean["corners"].values()), ddof=1))
+                for key in ("MVR_valid", "MVR_corners_valid"):
+                    flags = [run[key] for run in seed_runs]
+                    mean[key] = None if None in flags else all(flags)
+                ordered[mean_name(model, len(seed_runs), protocol)] = mean
+    return ordered | {name: summary for name, summary in summaries.items() if is_floor(name)}
 
 
 def contrast_report(contrasts: dict) -> str:
@@ -394,18 +436,22 @@ def report(rig: str, summaries: dict) -> str:
         "I91 = u9_v1 top-right, I99 = u9_v9 bottom-right), and robustness (Table 7.4; lower is better) over "
         "the centre and four corners (the paper's protocol) and over all 81 views:",
         "",
-        "| predictions | centre | I11 | I19 | I91 | I99 | average | SD | MVR corners (%) | MRD corners (%) "
+        "| predictions | A-Num | centre | I11 | I19 | I91 | I99 | average | SD | MVR corners (%) | MRD corners (%) "
         "| all 81 views | MVR 81 (%) | MRD 81 (%) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summaries.items():
         lines.append(
-            f"| {name} | {format_cell(s['center']['oIoU'])} | "
+            f"| {name} | {'' if s.get('a_num') is None else s['a_num']} | {format_cell(s['center']['oIoU'])} | "
             + " | ".join(format_cell(value) for value in s["corners"].values())
             + " | "
-            + " | ".join(format_cell(s[key]) for key in ("corner_average", "corner_sd", "MVR_corners", "MRD_corners"))
-            + f" | {format_cell(s['overall']['oIoU'])} | {format_cell(s['MVR'])} | {format_cell(s['MRD'])} |"
+            + " | ".join(format_cell(s[key]) for key in ("corner_average", "corner_sd"))
+            + f" | {format_mvr(s['MVR_corners'], s['MVR_corners_valid'])} | {format_cell(s['MRD_corners'])}"
+            + f" | {format_cell(s['overall']['oIoU'])} | {format_mvr(s['MVR'], s['MVR_valid'])} "
+            + f"| {format_cell(s['MRD'])} |"
         )
+    if any(s["MVR_valid"] is False or s["MVR_corners_valid"] is False for s in summaries.values()):
+        lines += ["", NOT_COMPARABLE_NOTE]
     distances = list(next(iter(summaries.values()))["by_distance"])
     lines += [
         "",
@@ -470,8 +516,8 @@ def draw_curves(rig: str, summaries: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if any(name.startswith("baseline, mean") for name in summaries):
-        summaries = {name: s for name, s in summaries.items() if not name.startswith("baseline seed")}
+    if any(", mean of " in name for name in summaries):
+        summaries = {name: s for name, s in summaries.items() if " seed " not in name}
     figure = Figure(figsize=(11, 4), dpi=100)
     FigureCanvasAgg(figure)
     absolute, relative = figure.subplots(1, 2)
@@ -479,7 +525,7 @@ def draw_curves(rig: str, summaries: dict, path: Path) -> None:
         distances = list(s["by_distance"])
         rings = [s["by_distance"][d] for d in distances]
         centre = rings[0]["mean"]
-        panels = [(absolute, 0.0)] + ([(relative, centre)] if name.startswith("baseline") else [])
+        panels = [(absolute, 0.0)] + ([(relative, centre)] if not is_floor(name) else [])
         for axes, offset in panels:
             (line,) = axes.plot(
                 distances, [ring["mean"] - offset for ring in rings], marker="o", markersize=3, label=name
@@ -518,7 +564,14 @@ def main():
     parser.add_argument("--min-pixels", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--seeds", default="0,1", help="training seeds")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument(
+        "--models",
+        default="baseline",
+        help=f"model runs, of {', '.join(MODEL_RUNS)} (baseline: from scratch; the others from a pretrained encoder)",
+    )
+    parser.add_argument("--epochs", type=int, default=15, help="epochs of the baseline from scratch")
+    parser.add_argument("--family-epochs", type=int, default=FAMILY_EPOCHS, help="epochs of the pretrained models")
+    parser.add_argument("--pretrain-epochs", type=int, default=40)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument(
         "--stages",
@@ -529,6 +582,10 @@ def main():
     parser.add_argument("--figures", type=Path, default=Path("docs/multiview"))
     args = parser.parse_args()
     args.seeds = [int(seed) for seed in args.seeds.split(",")]
+    args.models = args.models.split(",")
+    unknown = sorted(set(args.models) - set(MODEL_RUNS))
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODEL_RUNS)}")
     stages = set(args.stages.split(","))
     args.cache.mkdir(parents=True, exist_ok=True)
     log = args.cache / "commands.log"
@@ -543,19 +600,22 @@ def main():
         if "floors" in stages:
             run_floors(test, runs, log)
         if "models" in stages:
-            run_models(train, test, runs, args, log)
+            run_models(train, test, runs, rig_dir, args, log)
         if "report" not in stages:
             continue
         store = DatasetStore(test)
         center = store.center
         folders = {
-            run_name(seed, protocol): runs / f"baseline-seed{seed}-{protocol}"
+            run_name(model, seed, protocol): runs / f"{model}-seed{seed}-{protocol}"
+            for model in args.models
             for seed in args.seeds
             for protocol in PROTOCOLS
         }
-        folders.update({f"`{name}`": runs / f"floor-{name}" for name in PREDICTORS})
+        folders.update({reference_name(name): runs / f"floor-{name}" for name in PREDICTORS})
         folders = {name: folder for name, folder in folders.items() if (folder / "results.json").is_file()}
-        summaries = with_seed_means({name: summarise(folder, center) for name, folder in folders.items()}, args.seeds)
+        summaries = with_seed_means(
+            {name: summarise(folder, center) for name, folder in folders.items()}, args.models, args.seeds
+        )
         out = args.results / label
         out.mkdir(parents=True, exist_ok=True)
         for folder in folders.values():
@@ -564,13 +624,16 @@ def main():
         scored = {name: open_predictions(path) for name, path in scored.items() if path.is_file()}
         explained = {name: explain(test, source) for name, source in scored.items()}
         contrasts = {name: corner_contrasts(test, [source]) for name, source in scored.items()}
-        for protocol in PROTOCOLS:
-            seed_sources = [scored[run_name(s, protocol)] for s in args.seeds if run_name(s, protocol) in scored]
-            if len(seed_sources) > 1:
-                contrasts[mean_name(len(seed_sources), protocol)] = corner_contrasts(test, seed_sources)
+        for model in args.models:
+            for protocol in PROTOCOLS:
+                names = [run_name(model, s, protocol) for s in args.seeds if run_name(model, s, protocol) in scored]
+                if len(names) > 1:
+                    contrasts[mean_name(model, len(names), protocol)] = corner_contrasts(
+                        test, [scored[n] for n in names]
+                    )
         for name in PREDICTORS:
             if name != "empty":  # no overlap anywhere: no difference to test
-                contrasts[f"`{name}`"] = corner_contrasts(test, [TrivialPredictions(store, name)])
+                contrasts[reference_name(name)] = corner_contrasts(test, [TrivialPredictions(store, name)])
         truth = per_view_truth_effect(test)
         (out / "summary.json").write_text(
             json.dumps(
@@ -589,15 +652,21 @@ def main():
         markdown.append(contrast_report(contrasts))
         markdown.append(explanation_report(explained, truth))
         draw_curves(label, summaries, args.figures / f"{label}-distance.png")
-        for protocol in PROTOCOLS:
-            per_view = [
-                json.loads((folders[run_name(seed, protocol)] / "results.json").read_text())["per_view"]
-                for seed in args.seeds
-                if run_name(seed, protocol) in folders
-            ]
-            if per_view:
-                results = {"robustness_iou": "oIoU", "split": "test", "per_view": mean_of(per_view)}
-                draw_heatmap(results, store.grid, center, args.figures / f"{label}-heatmap-{protocol}.png")
+        for model in args.models:
+            for protocol in PROTOCOLS:
+                per_view = [
+                    json.loads((folders[run_name(model, seed, protocol)] / "results.json").read_text())["per_view"]
+                    for seed in args.seeds
+                    if run_name(model, seed, protocol) in folders
+                ]
+                if per_view:
+                    results = {"robustness_iou": "oIoU", "split": "test", "per_view": mean_of(per_view)}
+                    name = (
+                        f"{label}-heatmap-{protocol}.png"
+                        if model == "baseline"
+                        else f"{label}-{model}-heatmap-{protocol}.png"
+                    )
+                    draw_heatmap(results, store.grid, center, args.figures / name)
     if markdown:
         (args.results / "report.md").write_text("\n".join(markdown))
         print("\n".join(markdown))

@@ -3,7 +3,10 @@
 Lays out scenes with the real layout and rig code, measures visibility with the Blender-free
 stand-in renderer (clevr_remv.generate.synthetic.rasterize_view), then generates expressions twice side by
 side: the paper's filter (referent visible in every view) and --keep-partial. Prints mean words,
-pairs per scene and the family mix next to the paper's figures.
+pairs per scene and the family mix next to the paper's figures, and what the visibility rules
+remove: layouts re-drawn because an object shows fewer than min_pixels in the centre view, objects
+hidden in some view, and the --keep-partial expressions the paper's filter would drop (the paper:
+under 0.1 % of pairs).
 
     python benchmarks/bench_refexp.py --scenes 200
 """
@@ -25,9 +28,9 @@ PAPER_WORDS = 8.02  # mean expression length over train / val / test
 PAPER_PAIRS = 55966 / 7000  # train pairs per scene
 
 
-def stand_in_scene(config: GenerateConfig, index: int, properties: dict) -> dict:
-    """scene.json of scene ``index`` with visibility from the stand-in renderer; re-laid out like
-    `generate` until every object shows min_pixels in the centre view."""
+def stand_in_scene(config: GenerateConfig, index: int, properties: dict) -> tuple:
+    """(scene.json of scene ``index`` with visibility from the stand-in renderer, layouts drawn):
+    re-laid out like `generate` until every object shows min_pixels in the centre view."""
     attempt = 0
     while True:
         spec = scene_spec(config, index, attempt)
@@ -35,7 +38,7 @@ def stand_in_scene(config: GenerateConfig, index: int, properties: dict) -> dict
         scene = add_visibility(spec, properties, masks)
         centre = next(i for i, view in enumerate(scene["views"]) if [view["u"], view["v"]] == scene["rig"]["center"])
         if all(obj["views"][centre]["pixels"] >= config.min_pixels for obj in scene["objects"]):
-            return scene
+            return scene, attempt + 1
         attempt += 1
 
 
@@ -66,7 +69,9 @@ def main(scenes, grid, width, height, per_scene, seed):
     config = GenerateConfig(
         seed=seed, grid=grid, width=width, height=height, min_pixels=min_pixels, properties=properties
     )
-    layouts = [stand_in_scene(config, index, properties) for index in tqdm(range(scenes), desc="layouts")]
+    layouts, attempts = zip(
+        *(stand_in_scene(config, index, properties) for index in tqdm(range(scenes), desc="layouts")), strict=True
+    )
     results, all_documents = {}, {}
     for name, keep_partial in (("every view (paper)", False), ("--keep-partial", True)):
         start = time.perf_counter()
@@ -81,10 +86,26 @@ def main(scenes, grid, width, height, per_scene, seed):
         assert all(referent_of(e["program"], facts) == e["referent"] - 1 for e in document["expressions"])
     objects = [len(scene["objects"]) for scene in layouts]
     hidden = sum(any(v["pixels"] == 0 for v in obj["views"]) for scene in layouts for obj in scene["objects"])
+    kept = [
+        (scene, e)
+        for scene, document in zip(layouts, all_documents["--keep-partial"], strict=True)
+        for e in document["expressions"]
+    ]
+    partial_pairs = sum(len(e["views"]) < grid * grid for _, e in kept)
+    hidden_referents = sum(
+        any(view["pixels"] == 0 for view in scene["objects"][e["referent"] - 1]["views"]) for scene, e in kept
+    )
+    redrawn = sum(count > 1 for count in attempts)
     paper, partial = results["every view (paper)"], results["--keep-partial"]
     print(
-        f"\n{scenes} layouts, grid {grid}, {width}x{height}, mean objects {statistics.mean(objects):.2f}, "
-        f"objects hidden in some view: {hidden / sum(objects):.2%}"
+        f"\n{scenes} layouts, grid {grid}, {width}x{height}, min_pixels {min_pixels}, "
+        f"mean objects {statistics.mean(objects):.2f} ({min(objects)}-{max(objects)})\n"
+        f"scenes re-laid out (an object under min_pixels in the centre view): {redrawn} ({redrawn / scenes:.2%}), "
+        f"{sum(attempts) - scenes} of {sum(attempts)} layouts drawn\n"
+        f"objects hidden (0 pixels) in some view: {hidden} of {sum(objects)} ({hidden / sum(objects):.2%})\n"
+        f"--keep-partial pairs the paper's filter drops: referent hidden in some view (paper: < 0.1 %) "
+        f"{hidden_referents} of {len(kept)} ({hidden_referents / len(kept):.2%}); not valid in every view "
+        f"(hidden, or false there) {partial_pairs} ({partial_pairs / len(kept):.2%})"
     )
     print(f"{'metric':<22}{'ours':>10}{'paper':>10}{'ratio':>8}{'keep-partial':>14}")
     print(

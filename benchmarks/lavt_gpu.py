@@ -18,6 +18,11 @@ With ``--scenes`` the dataset is rendered on the GPU first (`generate --device g
 480x320, resumable); without it ``--data`` must already hold a dataset. ``--epochs 1`` gives a
 short check of throughput and the loss curve (training_curve.png, training.json). Every command
 is printed before it runs; a failure stops the script with that command's exit code.
+
+``--gpus N`` trains on N GPUs of this machine: the benchmark is launched as
+``python -m torch.distributed.run --standalone --nproc_per_node N -m clevr_remv benchmark ...``
+(torchrun; DistributedDataParallel over nccl, one process per GPU), the batch of 32 split into
+32 / N per GPU, so the recipe is the same for every N (N must divide 32).
 """
 
 import argparse
@@ -32,8 +37,10 @@ BERT_BASE = {"model_type": "bert", "num_hidden_layers": 12, "hidden_size": 768, 
 SETUP_HEADING = "## What this run used"
 
 
-def run(arguments: list) -> None:
-    command = [sys.executable, "-m", "clevr_remv", *arguments]
+def run(arguments: list, gpus: int = 1) -> None:
+    """Run `python -m clevr_remv ARGUMENTS`, under torchrun on ``gpus`` processes when more than one."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus)] if gpus > 1 else []
+    command = [sys.executable, *launcher, "-m", "clevr_remv", *arguments]
     print("+ " + " ".join(command), flush=True)
     completed = subprocess.run(command)
     if completed.returncode:
@@ -115,9 +122,12 @@ def main() -> None:
         "--text-encoder", default=None, help="local BERT-base folder (the paper's encoder); default: the offline MiniLM"
     )
     parser.add_argument("--epochs", default=PAPER["--epochs"], help="40 in the paper; 1 for a short check")
-    parser.add_argument("--workers", default="8", help="DataLoader workers")
+    parser.add_argument("--workers", default="8", help="DataLoader workers (per GPU)")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs to train on (torchrun processes; must divide 32)")
     parser.add_argument("--out", default="benchmark-lavt-base")
     args = parser.parse_args()
+    if args.gpus < 1 or int(PAPER["--batch-size"]) % args.gpus:
+        sys.exit(f"--gpus {args.gpus}: the paper's batch of {PAPER['--batch-size']} must split evenly across the GPUs")
     if args.text_encoder is None:
         from clevr_remv.res.models.text import default_text_encoder_path
 
@@ -128,7 +138,7 @@ def main() -> None:
     setup = {
         "text_encoder": text_encoder,
         "vision_weights": describe_vision_weights(args.vision_weights),
-        "settings": {key.lstrip("-"): value for key, value in settings.items()},
+        "settings": {**{key.lstrip("-"): value for key, value in settings.items()}, "gpus": args.gpus},
     }
     print(setup_markdown(setup), flush=True)
     if args.scenes is not None:
@@ -153,7 +163,7 @@ def main() -> None:
     if args.text_encoder:
         command += ["--text-encoder", args.text_encoder]
     start = time.perf_counter()
-    run(command + ["--resume"])
+    run(command + ["--resume"], args.gpus)
     write_setup(Path(args.out), setup)
     print(
         f"benchmark: {(time.perf_counter() - start) / 60:.1f} min; reports in {args.out} "

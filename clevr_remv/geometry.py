@@ -76,8 +76,8 @@ def project(points, view: dict) -> np.ndarray:
 
 
 def unproject(x, y, depth, view: dict) -> np.ndarray:
-    """World points (N, 3) seen at pixel positions ``x``, ``y`` (as :func:`project` gives them)
-    with z-depth ``depth`` along the optical axis in a view: the inverse of :func:`project`."""
+    """World points (N, 3) seen at pixel positions ``x``, ``y`` (as `project` gives them)
+    with z-depth ``depth`` along the optical axis in a view: the inverse of `project`."""
     k = view["intrinsics"]
     depth = np.ravel(np.asarray(depth, float))
     camera = np.stack(

@@ -8,10 +8,16 @@ native resolution. All summary figures are percentages.
 - mIoU = mean per-sample IoU; oIoU = sum I / sum U (0 when sum U = 0).
 - MVR (paper eq. 7.1-7.4): Q = IoU(u, v) / IoU(centre);
   MVR = -sum over non-centre views of Q ln Q / (|u - uc| + |v - vc|).
+- MVR validity: -Q ln Q rises as Q falls from 1 to 1/e and falls again below 1/e, down to 0 at
+  Q = 0, so where some shifted view keeps less than 1/e of the centre IoU a larger drop can give a
+  smaller MVR (a model that fails completely off the centre scores 0, as a perfect one).
+  ``mvr_valid`` is False then: such an MVR is not comparable, read MRD instead.
 - MRD (mean relative drop, our addition): the share of the centre IoU lost at the shifted views,
   averaged with MVR's 1/distance weights: sum (1 - Q) / d / sum 1 / d. Unlike -Q ln Q, which is 0
   both for no drop (Q = 1) and for total failure (Q = 0), it grows monotonically as IoU falls:
   0 = no drop, 100 = every shifted view fails, negative = shifted views beat the centre.
+- Several seeds: the robustness of a model over seeds is the mean of its per-seed MVRs (and
+  MRDs), not the MVR of its mean IoUs; valid only when every seed's MVR is.
 
 Generalized RES (GRES: expressions naming no object or several; an empty predicted mask is the
 answer "no target"), from per-sample I, U and the target's pixel count T (0 = no-target sample):
@@ -32,6 +38,7 @@ PRECISION_KEYS = tuple(f"P@{t}" for t in THRESHOLDS)
 ROBUSTNESS_IOUS = ("oIoU", "mIoU")
 GENERALIZED_KEYS = ("gIoU", "cIoU", "N-acc", "T-acc")
 GENERALIZED_IOUS = ("gIoU", "cIoU")
+MVR_VALID_MIN_Q = 1 / math.e  # below it, -Q ln Q falls as the drop grows
 
 
 def intersection_and_union(prediction, target) -> tuple:
@@ -100,8 +107,9 @@ def generalized_summary(intersections, unions, target_pixels) -> dict:
 
 class ScoreAccumulator:
     """Collects per-sample (I, U) by view and summarises them per view and overall; with the
-    target's pixel count given for every sample, the summaries add :func:`generalized_summary`,
-    and with ``groupings`` each sample is also filed in a :class:`Breakdown`."""
+    target's pixel count given for every sample, the summaries add
+    [`generalized_summary`][clevr_remv.metrics.generalized_summary], and with ``groupings`` each
+    sample is also filed in a [`Breakdown`][clevr_remv.metrics.Breakdown]."""
 
     def __init__(self, groupings=()):
         self._counts = defaultdict(lambda: ([], [], []))
@@ -143,7 +151,8 @@ def _summary(intersections, unions, targets) -> dict:
 
 class Breakdown:
     """Per-sample (I, U, target pixels) filed under a label of each of several groupings (e.g.
-    target count, template family), summarised per label as :class:`ScoreAccumulator` does."""
+    target count, template family), summarised per label as
+    [`ScoreAccumulator`][clevr_remv.metrics.ScoreAccumulator] does."""
 
     def __init__(self, groupings):
         self._groups = {name: defaultdict(lambda: ([], [], [])) for name in groupings}
@@ -193,6 +202,19 @@ def mvr(iou_by_view, center) -> float:
     return 100.0 * sum(-q * math.log(q) / distance for q, distance in ratios if q > 0)
 
 
+def mvr_valid(iou_by_view, center):
+    """Whether the MVR of {(u, v): IoU} ranks drops the right way round.
+
+    True when every shifted view keeps Q = IoU / IoU(centre) >= 1/e, where -Q ln Q grows as Q
+    falls; False when some view's Q lies below 1/e, where a larger drop gives a smaller MVR (such
+    an MVR is not comparable: read MRD). None when the centre IoU is 0 (MVR undefined).
+    """
+    ratios = _relative_ious(iou_by_view, center)
+    if ratios is None:
+        return None
+    return all(q >= MVR_VALID_MIN_Q for q, _ in ratios)
+
+
 def mean_relative_drop(iou_by_view, center) -> float:
     """MRD in %: the 1/distance-weighted mean of 1 - IoU(u, v) / IoU(centre) over the
     non-centre views (lower is better; 100 = total failure). NaN when the centre IoU is 0."""
@@ -204,14 +226,65 @@ def mean_relative_drop(iou_by_view, center) -> float:
 
 
 def robustness(per_view, center, iou_key: str = "oIoU") -> dict:
-    """MVR and MRD from per-view summaries ({(u, v): summary}), fed by ``iou_key`` (one of
-    ROBUSTNESS_IOUS, or of GENERALIZED_IOUS for summaries that have them).
+    """MVR, ``mvr_valid`` and MRD from per-view summaries ({(u, v): summary}), fed by ``iou_key``
+    (one of ROBUSTNESS_IOUS, or of GENERALIZED_IOUS for summaries that have them).
 
-    Both are None when only the centre was evaluated, NaN when the centre IoU is 0.
+    All three are None when only the centre was evaluated; MVR and MRD are NaN and ``mvr_valid``
+    None when the centre IoU is 0.
     """
     if iou_key not in ROBUSTNESS_IOUS + GENERALIZED_IOUS:
         raise ValueError(f"iou_key must be one of {ROBUSTNESS_IOUS + GENERALIZED_IOUS}, not {iou_key!r}")
     iou_by_view = {view: summary[iou_key] for view, summary in per_view.items()}
     if tuple(center) not in iou_by_view or len(iou_by_view) < 2:
-        return {"MVR": None, "MRD": None, "robustness_iou": iou_key}
-    return {"MVR": mvr(iou_by_view, center), "MRD": mean_relative_drop(iou_by_view, center), "robustness_iou": iou_key}
+        return {"MVR": None, "mvr_valid": None, "MRD": None, "robustness_iou": iou_key}
+    return {
+        "MVR": mvr(iou_by_view, center),
+        "mvr_valid": mvr_valid(iou_by_view, center),
+        "MRD": mean_relative_drop(iou_by_view, center),
+        "robustness_iou": iou_key,
+    }
+
+
+def seed_mean_robustness(figures) -> dict:
+    """The robustness of one model over several seeds, from each seed's ``robustness`` figures.
+
+    MVR and MRD are the means of the per-seed values (not the MVR of the mean IoUs; None when a
+    seed has none); ``mvr_valid`` is True only when every seed's MVR is valid (None when a seed's
+    is undefined). All seeds must use the same IoU.
+    """
+    figures = list(figures)
+    iou_keys = {f["robustness_iou"] for f in figures}
+    if len(iou_keys) != 1:
+        raise ValueError(f"the seeds' robustness figures use different IoUs: {sorted(iou_keys)}")
+
+    def mean(key):
+        values = [f[key] for f in figures]
+        return None if None in values else float(np.mean(values))
+
+    validity = [f["mvr_valid"] for f in figures]
+    return {
+        "MVR": mean("MVR"),
+        "mvr_valid": None if None in validity else all(validity),
+        "MRD": mean("MRD"),
+        "robustness_iou": iou_keys.pop(),
+    }
+
+
+def robustness_order(figures: dict) -> list:
+    """The names of ``figures`` ({name: a dict with MVR, mvr_valid and MRD}), most robust first.
+
+    Comparable MVRs (``mvr_valid`` True) come first, by MVR; then the models whose MVR is not
+    comparable, by MRD; then those without figures. So a model that collapsed at some view is
+    never ranked ahead of one with a comparable MVR, nor of a collapsed one with a smaller drop.
+    Ties keep the input order.
+    """
+
+    def key(name):
+        entry = figures[name]
+        if entry["mvr_valid"]:
+            return (0, entry["MVR"])
+        if entry["mvr_valid"] is False:
+            return (1, entry["MRD"])
+        return (2, 0.0)
+
+    return sorted(figures, key=key)

@@ -1,9 +1,21 @@
 """Shared fixtures: a tiny synthetic CLEVR-REMV dataset in the real on-disk format, a tiny
 local text encoder, and one torch thread."""
 
+import contextlib
 import shutil
+import sys
 
 import pytest
+
+# mlcroissant logs through absl, whose handler keeps the sys.stderr of the moment absl is imported
+# (here pytest's capture stream) and closes it in logging.shutdown() unless it is the sys.stderr of
+# that moment. uvicorn's logging set-up (`clevr-remv view` inside a CliRunner, which swaps
+# sys.stderr) runs that shutdown: pytest's stream closed, the session crashed ("lost sys.stderr").
+# Give the handler the process's own stderr, which it never closes.
+with contextlib.suppress(ImportError):
+    import absl.logging
+
+    absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 from clevr_remv.dataset.splits import write_splits
 from clevr_remv.generate.synthetic import write_synthetic_dataset

@@ -307,3 +307,26 @@ def test_the_readme_shows_the_command_ci_runs():
     test_command = next(line for line in ci_lines if line.startswith("pip install") and "pytest" in line)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert test_command in readme.splitlines(), f"README.md's set-up step 2 and .ci/run differ: {test_command!r}"
+    apt = next(line for line in readme.splitlines() if "apt-get install" in line)
+    assert apt.startswith("apt-get update && ") and "as root" in apt  # as .ci/run: a fresh machine has no lists
+    assert "ruff" in readme and "mkdocs build --strict" in readme  # what else CI runs
+
+
+def command_table(markdown: str) -> dict:
+    """{command: what it does} of the Markdown table whose header starts with ``| command |``."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| command |"))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        names, what = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        rows.update(dict.fromkeys(re.findall(r"`([^`]+)`", names), what))
+    return rows
+
+
+def test_the_command_tables_list_every_command_alike():
+    """getting-started's table lacked pack, unpack and the newer export formats."""
+    readme = command_table((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert sorted(readme) == sorted(COMMANDS)
+    assert command_table((ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")) == readme

@@ -14,7 +14,10 @@ from clevr_remv.metrics import (
     manhattan_distance,
     mean_relative_drop,
     mvr,
+    mvr_valid,
     robustness,
+    robustness_order,
+    seed_mean_robustness,
     summarize,
 )
 
@@ -121,11 +124,67 @@ def test_mvr_by_hand():
     assert mvr({view: 100 * value for view, value in ious.items()}, (2, 2)) == pytest.approx(-100 * 0.5 * math.log(0.5))
 
 
-def test_mvr_reproduces_paper_lavt_value():
-    # Paper table 7.3 (corner oIoU) and table 7.1 (centre oIoU 94.72): MVR 2.1996 % in table 7.4.
-    ious = dict(zip(CORNERS, [0.8755, 0.8945, 0.9204, 0.9270], strict=True))
-    ious[CENTER] = 0.9472
-    assert mvr(ious, CENTER) == pytest.approx(2.1996, abs=0.005)
+# The paper's Table 7.3 (corner oIoU, fractions) and Table 7.1 (centre mIoU and oIoU, w/o DenseCRF).
+PAPER_CORNERS = {  # I11, I19, I91, I99
+    "baseline": (0.2873, 0.2246, 0.3781, 0.3171),
+    "RMI": (0.2928, 0.2385, 0.4069, 0.3593),
+    "BRINet": (0.4949, 0.4805, 0.6579, 0.6620),
+    "RRN": (0.5944, 0.5933, 0.8104, 0.8155),
+    "CMSA": (0.6184, 0.6169, 0.8166, 0.8305),
+    "CMPC": (0.6644, 0.6619, 0.8851, 0.8858),
+    "LAVT": (0.8755, 0.8945, 0.9204, 0.9270),
+}
+PAPER_CENTRE = {  # (mIoU, oIoU)
+    "baseline": (34.78, 42.90),
+    "RMI": (40.16, 46.93),
+    "BRINet": (68.66, 72.75),
+    "RRN": (85.64, 88.23),
+    "CMSA": (85.25, 87.65),
+    "CMPC": (91.39, 93.01),
+    "LAVT": (94.08, 94.72),
+}
+PAPER_MVR = {"RMI": 7.8259, "RRN": 7.5840, "BRINet": 7.0202, "CMSA": 6.6705, "CMPC": 6.5862, "LAVT": 2.1996}
+
+
+def paper_ious(model, centre_key):
+    """{view: IoU} of a paper row: Table 7.3's corners, the centre's mIoU or oIoU from Table 7.1."""
+    ious = dict(zip([(1, 1), (1, 9), (9, 1), (9, 9)], PAPER_CORNERS[model], strict=True))
+    ious[CENTER] = PAPER_CENTRE[model][("mIoU", "oIoU").index(centre_key)] / 100
+    return ious
+
+
+def robustness_of(ious):
+    return {"MVR": mvr(ious, CENTER), "mvr_valid": mvr_valid(ious, CENTER), "MRD": mean_relative_drop(ious, CENTER)}
+
+
+@pytest.mark.parametrize("model", PAPER_MVR)
+def test_mvr_reproduces_table_7_4_with_the_papers_mixed_centre_iou(model):
+    # Table 7.4 comes out with the centre mIoU for RMI..CMPC and the centre oIoU for LAVT.
+    ious = paper_ious(model, "oIoU" if model == "LAVT" else "mIoU")
+    assert mvr(ious, CENTER) == pytest.approx(PAPER_MVR[model], abs=0.005)
+    assert mvr_valid(ious, CENTER) is True  # every corner keeps more than half of the centre IoU
+
+
+def test_table_7_4_with_one_measure_throughout():
+    """The figures of docs/fidelity.md's Table 7.4 section: MVR (and MRD) with the centre oIoU for
+    every model, with the centre mIoU for every model, and the baseline row the table leaves out."""
+    expected = {  # model: (MVR centre oIoU, MRD centre oIoU, MVR centre mIoU, MRD centre mIoU)
+        "LAVT": (2.20, 4.52, 1.89, 3.87),
+        "CMPC": (7.20, 16.75, 6.58, 15.28),
+        "CMSA": (7.63, 17.79, 6.67, 15.47),
+        "RRN": (8.55, 20.28, 7.58, 17.87),
+        "BRINet": (8.91, 21.12, 7.02, 16.43),
+        "baseline": (11.78, 29.66, 5.42, 13.23),
+        "RMI": (12.08, 30.88, 7.83, 19.23),
+    }
+    figures = {key: {m: robustness_of(paper_ious(m, key)) for m in PAPER_CORNERS} for key in ("oIoU", "mIoU")}
+    for model, values in expected.items():
+        found = [figures[key][model][name] for key in ("oIoU", "mIoU") for name in ("MVR", "MRD")]
+        assert found == pytest.approx(values, abs=0.005), model
+    # With the oIoU throughout, RRN ranks ahead of BRINet (the paper: behind it); with the mIoU
+    # throughout the paper's order holds but its own baseline comes second, after LAVT.
+    assert robustness_order(figures["oIoU"]) == ["LAVT", "CMPC", "CMSA", "RRN", "BRINet", "baseline", "RMI"]
+    assert robustness_order(figures["mIoU"]) == ["LAVT", "baseline", "CMPC", "CMSA", "BRINet", "RRN", "RMI"]
 
 
 def test_mvr_flaw_and_mrd():
@@ -140,6 +199,44 @@ def test_mvr_flaw_and_mrd():
     assert mean_relative_drop(no_drop, CENTER) == 0.0
     assert mean_relative_drop(total_failure, CENTER) == pytest.approx(100.0)
     assert mean_relative_drop(half, CENTER) == pytest.approx(50.0)
+
+
+def test_mvr_is_valid_only_while_every_view_keeps_1_over_e_of_the_centre():
+    at_the_edge = {CENTER: 1.0, (1, 1): 1 / math.e, (9, 9): 1.0}
+    below = {CENTER: 1.0, (1, 1): 0.36, (9, 9): 1.0}
+    assert mvr_valid(at_the_edge, CENTER) is True and mvr_valid(below, CENTER) is False
+    # On the invalid branch a larger drop gives a smaller MVR: Q = 0.2 scores below Q = 0.36.
+    assert mvr({**below, (1, 1): 0.2}, CENTER) < mvr(below, CENTER)
+    assert mvr_valid({CENTER: 1.0, (1, 1): 1.3}, CENTER) is True  # a better view: negative term, still ordered
+    assert mvr_valid({CENTER: 0.0, (1, 1): 0.3}, CENTER) is None
+
+
+def test_robustness_order_never_puts_a_collapsed_model_ahead_of_a_smaller_drop():
+    figures = {
+        "collapsed": robustness_of({CENTER: 0.9, **{corner: 0.0 for corner in CORNERS}}),  # MVR 0, MRD 100
+        "half": robustness_of({CENTER: 0.9, **{corner: 0.3 for corner in CORNERS}}),  # Q 1/3: invalid, MRD 66.7
+        "undefined": robustness_of({CENTER: 0.0, **{corner: 0.3 for corner in CORNERS}}),
+        "small drop": robustness_of({CENTER: 0.9, **{corner: 0.8 for corner in CORNERS}}),
+        "no drop": robustness_of({CENTER: 0.9, **{corner: 0.9 for corner in CORNERS}}),
+    }
+    assert figures["collapsed"]["MVR"] == 0.0 < figures["small drop"]["MVR"]
+    assert robustness_order(figures) == ["no drop", "small drop", "half", "collapsed", "undefined"]
+
+
+def test_the_seed_mean_is_the_mean_of_per_seed_mvrs():
+    seeds = [
+        robustness({CENTER: {"oIoU": 80.0}, (1, 1): {"oIoU": 40.0}}, CENTER),
+        robustness({CENTER: {"oIoU": 40.0}, (1, 1): {"oIoU": 40.0}}, CENTER),
+    ]
+    mean = seed_mean_robustness(seeds)
+    assert mean["MVR"] == pytest.approx((seeds[0]["MVR"] + 0.0) / 2)  # not the MVR of the mean IoUs (60, 40)
+    assert mean["MVR"] != pytest.approx(mvr({CENTER: 60.0, (1, 1): 40.0}, CENTER))
+    assert mean["MRD"] == pytest.approx(25.0) and mean["mvr_valid"] is True and mean["robustness_iou"] == "oIoU"
+    collapsed = robustness({CENTER: {"oIoU": 80.0}, (1, 1): {"oIoU": 0.0}}, CENTER)
+    assert seed_mean_robustness([*seeds, collapsed])["mvr_valid"] is False
+    assert seed_mean_robustness([seeds[0], robustness({CENTER: {"oIoU": 1.0}}, CENTER)])["MVR"] is None
+    with pytest.raises(ValueError, match="different IoUs"):
+        seed_mean_robustness([seeds[0], robustness({CENTER: {"mIoU": 1.0}, (1, 1): {"mIoU": 1.0}}, CENTER, "mIoU")])
 
 
 def test_mrd_weights_by_inverse_distance():
@@ -166,11 +263,11 @@ def test_robustness_reports_which_iou_fed_it():
     by_oiou = robustness(per_view, CENTER)
     assert by_oiou["robustness_iou"] == "oIoU"
     assert by_oiou["MVR"] == pytest.approx(-100 * 0.5 * math.log(0.5) / 8)
-    assert by_oiou["MRD"] == pytest.approx(50.0)
+    assert by_oiou["MRD"] == pytest.approx(50.0) and by_oiou["mvr_valid"] is True
     by_miou = robustness(per_view, CENTER, "mIoU")
     assert by_miou["MVR"] == 0.0 and by_miou["MRD"] == 0.0
     only_center = robustness({CENTER: per_view[CENTER]}, CENTER)
-    assert only_center["MVR"] is None and only_center["MRD"] is None
+    assert only_center["MVR"] is None and only_center["MRD"] is None and only_center["mvr_valid"] is None
     with pytest.raises(ValueError):
         robustness(per_view, CENTER, "IoU")
 

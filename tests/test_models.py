@@ -12,7 +12,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res.models import baseline, lavt
 from clevr_remv.res.models.registry import get_model, model_names
 from clevr_remv.res.models.swin import SwinBlock, shifted_window_mask
-from clevr_remv.res.models.text import WordTokenizer
+from clevr_remv.res.models.text import WordTokenizer, default_text_encoder_path, load_text_encoder, train_first_layers
 from clevr_remv.res.models.training import make_optimizer, make_poly_schedule, segmentation_loss
 from clevr_remv.res.models.vision_weights import load_swin_weights
 
@@ -66,15 +66,15 @@ def train_steps(model, tokenizer, steps, lr):
 
 
 def test_registry_lists_and_resolves_models():
-    assert model_names() == ["baseline", "lavt"]
+    assert model_names() == ["baseline", "cmsa", "lavt", "lavt-cnn"]
     assert get_model("lavt") is lavt
-    with pytest.raises(ClevrRemvError, match="unknown model 'unet'.*baseline, lavt"):
+    with pytest.raises(ClevrRemvError, match="unknown model 'unet'.*baseline, cmsa, lavt, lavt-cnn"):
         get_model("unet")
 
 
-@pytest.mark.parametrize("module", [baseline, lavt])
+@pytest.mark.parametrize("module", [baseline, lavt, get_model("cmsa"), get_model("lavt-cnn")])
 def test_registered_modules_follow_the_protocol(module):
-    for name in ("DEFAULT_LR", "default_config", "prepare_config", "build_model", "build_tokenizer"):
+    for name in ("DEFAULT_LR", "ATTENTION", "default_config", "prepare_config", "build_model", "build_tokenizer"):
         assert hasattr(module, name), name
     for size in ("tiny", "small", "base"):
         config = module.default_config(size)
@@ -270,6 +270,94 @@ def test_zero_gate_recipe_starts_closed_and_opens_with_training(tiny_text_encode
     assert all(gate.gate[2].weight.abs().max() > 0 for gate in gates)
     old = {key: value for key, value in config.items() if key != "gate_init"}  # a checkpoint's config before the key
     assert lavt.build_model(old).backbone.layers[0].gate.gate[2].weight.abs().max() == 0
+
+
+# ------------------------------------------------------------------ LAVT-RIS details (recipes switch each back)
+
+
+def test_lavt_upsamples_with_align_corners_as_the_reference(tiny_text_encoder, monkeypatch):
+    calls = []
+    interpolate = torch.nn.functional.interpolate
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["align_corners"])
+        return interpolate(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", spy)
+    config = lavt_config(tiny_text_encoder)
+    old = {key: value for key, value in config.items() if key != "align_corners"}  # a config from before the key
+    for built, expected in (
+        (config, True),
+        ({**config, **lavt.RECIPES["unaligned-upsampling"]}, False),
+        (old, False),
+    ):
+        model, tokenizer = lavt.build_model(built).eval(), lavt.build_tokenizer(built)
+        calls.clear()
+        with torch.no_grad():
+            model(torch.rand(1, 3, HEIGHT, WIDTH), *tokenizer(["the red cube"]))
+        assert calls == [expected] * 4  # three decoder steps and the final upsampling
+
+
+def swin_linears(model):
+    """The Linear layers of the Swin blocks and patch mergings (not PWAM's, not the gates')."""
+    parts = [layer.blocks for layer in model.backbone.layers]
+    parts += [layer.downsample for layer in model.backbone.layers if layer.downsample is not None]
+    return [module for part in parts for module in part.modules() if isinstance(module, torch.nn.Linear)]
+
+
+def test_swin_linear_layers_start_from_a_truncated_normal_as_the_reference(tiny_text_encoder):
+    torch.manual_seed(0)
+    config = lavt_config(tiny_text_encoder)
+    model = lavt.build_model(config)
+    linears = swin_linears(model)
+    assert len(linears) == 5 * 4 + 3  # qkv, proj, fc1, fc2 per block (5 blocks), one per patch merging
+    for linear in linears:
+        assert 0.015 < linear.weight.std().item() < 0.025
+        assert linear.bias is None or torch.count_nonzero(linear.bias) == 0
+    pwam = model.backbone.layers[0].fusion.query  # a 1x1 convolution in LAVT-RIS: PyTorch's init
+    assert pwam.weight.std().item() > 0.1 and torch.count_nonzero(pwam.bias) > 0
+    old = {key: value for key, value in config.items() if key != "swin_init"}
+    for built in ({**config, **lavt.RECIPES["pytorch-init"]}, old):
+        qkv = swin_linears(lavt.build_model(built))[0]
+        assert qkv.weight.std().item() > 0.1 and torch.count_nonzero(qkv.bias) > 0
+
+
+def test_drop_path_is_0_3_at_every_size_as_the_reference(tiny_text_encoder):
+    assert [lavt.default_config(size)["drop_path"] for size in ("tiny", "small", "base")] == [0.3, 0.3, 0.3]
+    for changes, expected in (({"drop_path": 0.3}, 0.3), ({"drop_path": 0.3, **lavt.RECIPES["drop-path-0.2"]}, 0.2)):
+        model = lavt.build_model(lavt_config(tiny_text_encoder, **changes))
+        rates = [block.drop_path_rate for layer in model.backbone.layers for block in layer.blocks]
+        assert rates[0] == 0.0 and rates[-1] == pytest.approx(expected)  # rising linearly to the last block
+
+
+def test_only_the_first_text_layers_are_trained_as_the_reference(tiny_text_encoder):
+    config = lavt_config(tiny_text_encoder)
+    assert config["text_trainable_layers"] == 10
+    model = lavt.build_model(config)
+    text = model.text_encoder
+    assert not any(p.requires_grad for p in text.embeddings.parameters())  # the tiny encoder has one layer
+    assert all(p.requires_grad for p in text.encoder.layer[0].parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = make_optimizer(model, 1e-4)
+    assert sum(p.numel() for group in optimizer.param_groups for p in group["params"]) == trainable
+    embeddings = text.embeddings.word_embeddings.weight.clone()
+    train_steps(model, lavt.build_tokenizer(config), steps=1, lr=1e-3)
+    assert torch.equal(text.embeddings.word_embeddings.weight, embeddings)
+    frozen = lavt.build_model({**config, "text_trainable_layers": 0}).text_encoder
+    assert not any(p.requires_grad for p in frozen.parameters())
+    old = {key: value for key, value in config.items() if key != "text_trainable_layers"}
+    for built in ({**config, **lavt.RECIPES["train-all-text"]}, old):
+        assert all(p.requires_grad for p in lavt.build_model(built).text_encoder.parameters())
+    with pytest.raises(ClevrRemvError, match="train-all-text"):
+        train_first_layers(torch.nn.Linear(2, 2), 10)
+
+
+def test_with_the_6_layer_minilm_every_layer_trains_and_the_embeddings_stay():
+    encoder, _ = load_text_encoder(default_text_encoder_path())
+    train_first_layers(encoder, 10)
+    assert len(encoder.encoder.layer) == 6
+    assert all(p.requires_grad for p in encoder.encoder.parameters())
+    assert not any(p.requires_grad for p in encoder.embeddings.parameters())
 
 
 def test_shifted_window_mask_separates_wrapped_regions():

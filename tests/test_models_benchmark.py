@@ -16,7 +16,7 @@ from clevr_remv.errors import ClevrRemvError
 from clevr_remv.generate.synthetic import write_synthetic_dataset
 from clevr_remv.res import benchmark as benchmark_module
 from clevr_remv.res.benchmark import run_benchmark
-from clevr_remv.res.evaluate import evaluate, format_cell
+from clevr_remv.res.evaluate import evaluate, format_cell, predictor_label
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,13 +55,15 @@ def test_benchmark_writes_every_report(baseline_run):
 def test_results_show_the_trivial_predictors_beside_the_model(baseline_run, tiny_dataset, tmp_path):
     out, results = baseline_run
     markdown = (out / "results.md").read_text()
-    assert "## Against trivial predictors" in markdown and "| baseline (trained) |" in markdown
+    assert "## Against trivial predictors" in markdown
+    assert "| baseline (trained; attention: none, A-Num 0) |" in markdown
     for name in ("empty", "largest", "random", "attributes"):
         alone = evaluate(
             tiny_dataset, split="test", views="corners", out=tmp_path / name, progress=False, predictor=name
         )
         assert results["trivial_predictors"][name] == {"center": alone["center"], "overall": alone["overall"]}
-        assert f"| {name} | {format_cell(alone['center']['P@0.5'])} |" in markdown
+        assert f"| {predictor_label(name)} | {format_cell(alone['center']['P@0.5'])} |" in markdown
+    assert "| attributes (oracle) |" in markdown and "perception oracle, not a floor" in markdown
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(baseline_run):
@@ -211,10 +213,11 @@ def test_lavt_benchmark_warns_without_vision_weights(tiny_dataset, tmp_path, tin
 
 
 def test_bad_input(tiny_dataset, tiny_dataset_copy, tmp_path):
-    with pytest.raises(ClevrRemvError, match="unknown model 'unet'; choose one of baseline, lavt"):
+    with pytest.raises(ClevrRemvError, match="unknown model 'unet'; choose one of baseline, cmsa, lavt, lavt-cnn"):
         run_benchmark(tiny_dataset, "unet", tmp_path / "a")
-    with pytest.raises(ClevrRemvError, match="'baseline' with --recipe default has no pretrained backbone"):
+    with pytest.raises(ClevrRemvError, match="w.pth: cannot be read .*`clevr-remv pretrain`"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "b", vision_weights=tmp_path / "w.pth")
+    assert not (tmp_path / "b").exists()
     with pytest.raises(ClevrRemvError, match="has no recipe 'papers'; choose one of default, paper, paper-resnet101"):
         run_benchmark(tiny_dataset, "baseline", tmp_path / "b", recipe="papers")
     with pytest.raises(ClevrRemvError, match="--val-every 5: .* with --iterations"):
@@ -261,7 +264,7 @@ def test_cli(tiny_dataset, tmp_path):
     assert "test centre" in result.output and (out / "results.md").is_file()
     assert json.loads((out / "config.json").read_text())["settings"]["input_size"] == [40, 32]
     unknown = runner.invoke(main, ["benchmark", "--model", "unet", "--data", str(tiny_dataset)])
-    assert unknown.exit_code == 2 and "baseline, lavt" in unknown.output
+    assert unknown.exit_code == 2 and "baseline, cmsa, lavt, lavt-cnn" in unknown.output
     bad_size = runner.invoke(
         main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset), "--input-size", "big"]
     )
@@ -325,7 +328,13 @@ def test_a_truncated_image_read_in_a_worker_is_a_clear_error(tiny_dataset_copy, 
 
 def test_cli_prints_n_a_for_undefined_figures(tiny_dataset, tmp_path, monkeypatch):
     nan = float("nan")
-    results = {"center": {"mIoU": 0.0, "oIoU": nan}, "benchmark": {"best_epoch": 1}, "MVR": nan, "MRD": nan}
+    results = {
+        "center": {"mIoU": 0.0, "oIoU": nan},
+        "benchmark": {"best_epoch": 1},
+        "MVR": nan,
+        "mvr_valid": None,
+        "MRD": nan,
+    }
     monkeypatch.setattr(benchmark_module, "run_benchmark", lambda *a, **k: results)
     result = CliRunner().invoke(
         main, ["benchmark", "--model", "baseline", "--data", str(tiny_dataset), "--out", str(tmp_path / "out")]
@@ -333,3 +342,24 @@ def test_cli_prints_n_a_for_undefined_figures(tiny_dataset, tmp_path, monkeypatc
     assert result.exit_code == 0, result.output
     assert "oIoU n/a" in result.output and "MVR n/a  MRD n/a  (oIoU)" in result.output
     assert "nan" not in result.output
+
+
+def test_blind_trains_and_tests_on_a_constant_image(tiny_dataset, tmp_path, monkeypatch):
+    from clevr_remv.res.models.baseline import BaselineRES
+
+    seen = []
+    real_forward = BaselineRES.forward
+
+    def forward(self, image, tokens, token_mask):
+        seen.append((self.training, bool((image == 0.5).all())))
+        return real_forward(self, image, tokens, token_mask)
+
+    monkeypatch.setattr(BaselineRES, "forward", forward)
+    results = run_benchmark(tiny_dataset, "baseline", tmp_path / "blind", epochs=1, blind=True, **FAST)
+    assert {training for training, _ in seen} == {True, False}  # trained and tested
+    assert all(constant for _, constant in seen)
+    assert results["benchmark"]["blind"] is True
+    assert (
+        "| baseline (trained, blind: a constant image; attention: none, A-Num 0) |"
+        in (tmp_path / "blind" / "results.md").read_text()
+    )

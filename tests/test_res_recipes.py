@@ -57,7 +57,7 @@ def test_the_paper_resnet101_recipe_has_a_dilated_resnet101_at_output_stride_8()
     with torch.no_grad():
         assert model.encoder(torch.rand(1, 3, 64, 96)).shape == (1, 2048, 8, 12)
     assert baseline.vision_backbone(config) == "resnet101"
-    assert baseline.vision_backbone(recipe_model("paper")[0]) is None
+    assert baseline.vision_backbone(recipe_model("paper")[0]) == "cnn"  # takes an encoder of `pretrain`
 
 
 def test_an_imagenet_resnet_checkpoint_in_torchvisions_layout_loads(tmp_path):
@@ -75,7 +75,7 @@ def test_an_imagenet_resnet_checkpoint_in_torchvisions_layout_loads(tmp_path):
     with pytest.raises(ClevrRemvError, match="only 0 of the encoder's .* tensors match"):
         baseline.load_vision_weights(model, tmp_path / "swin.pth")
     _, cnn_model = recipe_model("paper")
-    with pytest.raises(ClevrRemvError, match="own CNN has no pretrained weights; pass --recipe paper-resnet101"):
+    with pytest.raises(ClevrRemvError, match="not an encoder written by `clevr-remv pretrain`.*paper-resnet101"):
         baseline.load_vision_weights(cnn_model, tmp_path / "resnet50.pth")
 
 

@@ -9,15 +9,20 @@ rendered with their centre view only.
 
 Everything lands in one output folder: ``config.json``, ``checkpoints/{last,best}.pt`` (one
 checkpoint per epoch; ``resume=True`` continues from ``last.pt``), ``training.json`` and
-``training_curve.png``, ``predictions.jsonl`` and the reports of :mod:`clevr_remv.res.evaluate`.
+``training_curve.png``, ``predictions.jsonl`` and the reports of `clevr_remv.res.evaluate`.
 Each epoch reseeds torch with ``seed + epoch``, so a resumed run matches an uninterrupted one.
 On a generalized dataset the tested model answers "no target" with an empty mask below a
-predicted-area threshold chosen on val (``no_target.json``, :mod:`clevr_remv.res.no_target`).
+predicted-area threshold chosen on val (``no_target.json``, `clevr_remv.res.no_target`).
+
+Launched by torchrun, the run trains on every process (`clevr_remv.res.distributed`): the global
+batch split across them, val and test predicted in shards and gathered, and only rank 0 writing;
+``config.json`` and ``results.json`` record ``world_size`` and ``backend``.
 """
 
 import contextlib
 import json
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from clevr_remv.dataset.store import DatasetStore, write_json_atomic
 from clevr_remv.dataset.validate import image_header_problems
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.metrics import intersection_and_union, summarize
+from clevr_remv.res import distributed
 from clevr_remv.res.evaluate import (
     build_results,
     evaluation_views,
@@ -42,8 +48,11 @@ from clevr_remv.res.evaluate import (
     score_predictions,
     write_reports,
 )
-from clevr_remv.res.models.augment import FlipAndShift
-from clevr_remv.res.models.registry import get_model, recipe_overrides
+from clevr_remv.res.feature_cache import CachedSamples, cache_views
+from clevr_remv.res.models.augment import ConstantImage, FlipAndShift
+from clevr_remv.res.models.cnn import read_encoder_file
+from clevr_remv.res.models.cnn_family import requires_pretrained
+from clevr_remv.res.models.registry import attention_parts, get_model, recipe_overrides
 from clevr_remv.res.models.training import (
     StepBatchSampler,
     collate,
@@ -71,8 +80,9 @@ RESUME_KEYS = (
     "recipe",
     "iterations",
     "val_every",
+    "blind",
 )
-RESUME_DEFAULTS = {"recipe": "default"}  # what a run written before the key existed used
+RESUME_DEFAULTS = {"recipe": "default", "blind": False}  # what a run written before the key existed used
 PROTOCOLS = ("heldout", "finetune-test")
 DEFAULT_FINETUNE_EPOCHS = 5
 
@@ -94,8 +104,8 @@ def _settings(
 ) -> dict:
     if epochs < 1 or batch_size < 1:
         raise ClevrRemvError("--epochs / --batch-size: must be at least 1")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ClevrRemvError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    distributed.local_batch(batch_size)  # refuses a global batch the processes do not divide
+    distributed.require_device(device)
     if vision_weights and not hasattr(module, "load_vision_weights"):
         raise ClevrRemvError(f"--vision-weights: model {model_name!r} has no Swin backbone to load into")
     if text_encoder and "text_encoder" not in module.default_config(size):
@@ -165,10 +175,14 @@ def _train_texts(store: DatasetStore) -> list:
 
 
 def _loader(dataset, settings, shuffle: bool, generator=None) -> DataLoader:
+    """This process's batches of ``dataset``, shuffled by ``generator`` (under torchrun by a
+    `DistributedSampler`, the generator then seeding the workers) or in order."""
+    sampler = distributed.sampler(dataset, settings["seed"]) if shuffle else None
     return DataLoader(
         dataset,
-        batch_size=settings["batch_size"],
-        shuffle=shuffle,
+        batch_size=distributed.local_batch(settings["batch_size"]),
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         collate_fn=collate,
         num_workers=settings["workers"],
         generator=generator,
@@ -176,16 +190,50 @@ def _loader(dataset, settings, shuffle: bool, generator=None) -> DataLoader:
     )
 
 
+def _samples(model, store, split: str, views, settings, augment: bool = False):
+    """The samples a run reads from ``split``: `ClevrRemvDataset` items (flipped and shifted when
+    ``augment``), or, for a model that keeps its stem frozen, `CachedSamples` of its cached stem
+    features (`clevr_remv.res.feature_cache`; augmented in feature space)."""
+    if not uses_feature_cache(model, settings):
+        steps = ([ConstantImage()] if settings.get("blind") else []) + ([FlipAndShift()] if augment else [])
+        return ClevrRemvDataset(store.root, split=split, views=views, transform=Compose(steps) if steps else None)
+    samples = ClevrRemvDataset(store.root, split=split, views=views)
+    keys = [(scene, view) for scene in split_scene_ids(store, split) for view in samples.views]
+    arguments = (model, store, keys, settings["input_size"], augment, settings.get("feature_cache"), settings["device"])
+    distributed.on_main(cache_views, *arguments)  # rank 0 fills the cache, then every rank opens it
+    features = cache_views(*arguments)
+    return CachedSamples(samples, features, augment, settings["input_size"])
+
+
+def uses_feature_cache(model, settings) -> bool:
+    """Whether a run reads cached stem features: the model keeps a stem frozen, it sees the images
+    (not ``blind``) and no DenseCRF needs them."""
+    return getattr(model, "frozen_stages", 0) > 0 and not settings.get("densecrf") and not settings.get("blind")
+
+
+class Compose:
+    """Transforms applied in order."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, sample: dict) -> dict:
+        for step in self.steps:
+            sample = step(sample)
+        return sample
+
+
 def _validate(model, loader, tokenizer, settings) -> dict:
-    """Centre-view figures on val, computed in memory."""
-    intersections, unions = [], []
-    for *_, prediction, target in predict(
-        model, loader, tokenizer, settings["device"], settings["input_size"], description="val"
-    ):
-        intersection, union = intersection_and_union(prediction, target)
-        intersections.append(intersection)
-        unions.append(union)
-    return summarize(intersections, unions)
+    """Centre-view figures on val, computed in memory (under torchrun: over every process's shard)."""
+    pairs = distributed.gather(
+        [
+            intersection_and_union(prediction, target)
+            for *_, prediction, target in predict(
+                model, loader, tokenizer, settings["device"], settings["input_size"], description="val"
+            )
+        ]
+    )
+    return summarize([intersection for intersection, _ in pairs], [union for _, union in pairs])
 
 
 def draw_training_curve(history: list, path) -> None:
@@ -226,30 +274,37 @@ def _start(module, store, settings, out, resume, config_overrides):
         model = module.build_model(state["config"])
         model.load_state_dict(state["model"])
         return state["config"], model, state
-    if resume:
+    if resume and distributed.is_main():
         tqdm.write(f"--resume: no checkpoint in {out}; starting a new run")
     config = {**module.default_config(settings["size"]), **(config_overrides or {})}
     if settings["text_encoder"]:
         config["text_encoder"] = settings["text_encoder"]
     config = module.prepare_config(config, _train_texts(store))
+    if config.get("attribute_maps"):  # the classes of the pretrained heads the model fuses
+        config["attribute_classes"] = read_encoder_file(settings["vision_weights"])["config"]["attributes"]
     torch.manual_seed(settings["seed"])
     model = module.build_model(config)
-    _report_text_encoder(model, out)
+    distributed.on_main(_report_text_encoder, model, out)
     backbone = module.vision_backbone(config) if hasattr(module, "vision_backbone") else None
     if settings["vision_weights"]:  # load_vision_weights refuses a config without such a backbone
         report = module.load_vision_weights(model, settings["vision_weights"])
-        write_json_atomic(out / "vision_weights.json", report)
-        tqdm.write(
-            f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
-            f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})"
-        )
-    elif backbone:
+        distributed.on_main(_report_vision_weights, report, out)
+    elif backbone and backbone != "cnn" and distributed.is_main():
         warnings.warn(
             f"no --vision-weights: the {backbone} backbone trains from scratch, which needs far "
             "more epochs than fine-tuning pretrained weights",
             stacklevel=3,
         )
     return config, model, None
+
+
+def _report_vision_weights(report: dict, out: Path) -> None:
+    """Write and summarise the load report of ``--vision-weights``."""
+    write_json_atomic(out / "vision_weights.json", report)
+    tqdm.write(
+        f"vision weights: {report['loaded']} tensors loaded, {len(report['missing'])} "
+        f"missing, {len(report['unexpected'])} unexpected (see {out / 'vision_weights.json'})"
+    )
 
 
 def _report_text_encoder(model, out: Path) -> None:
@@ -274,16 +329,16 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
     """Predict the test split of ``store`` at the chosen views with ``tested_state``'s weights (the
     best checkpoint, or its fine-tuned copy); write predictions and reports. On generalized data
     ``tested_state["no_target"]`` is the area rule that empties small masks
-    (:mod:`clevr_remv.res.no_target`)."""
+    (`clevr_remv.res.no_target`). Under torchrun each process predicts a shard and rank 0 writes."""
     no_target = tested_state.get("no_target")
     model.load_state_dict(tested_state["model"])
     views = evaluation_views(store, settings["views"])
-    dataset = ClevrRemvDataset(store.root, split="test", views=views)
-    records = (
+    dataset = _samples(model, store, "test", views, settings)
+    records = distributed.gather(
         json.dumps(prediction_record(scene, expression_id, view, empty_below(prediction, no_target)))
         for scene, expression_id, view, prediction, _ in predict(
             model,
-            _loader(dataset, settings, False),
+            _loader(distributed.shard(dataset), settings, False),
             tokenizer,
             settings["device"],
             settings["input_size"],
@@ -291,6 +346,12 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
             refine=_refiner(settings),
         )
     )
+    results = distributed.on_main(_report, records, store, views, settings, out, best_state, tested_state)
+    return distributed.broadcast(results)
+
+
+def _report(records, store, views, settings, out, best_state, tested_state) -> dict:
+    """Write the test predictions (JSON lines), score them and write the reports; the results."""
     predictions_path = out / "predictions.jsonl"
     with atomic_path(predictions_path) as tmp:
         _write_lines(tmp, records)
@@ -306,10 +367,15 @@ def _test(model, tokenizer, store, settings, out, best_state, tested_state) -> d
         "test_data": str(store.root),
         "finetune_epochs": tested_state.get("finetune_epochs", 0),
         "seed": settings["seed"],
+        "world_size": settings["world_size"],
+        "backend": settings["backend"],
     }
     results["benchmark"]["densecrf"] = bool(settings.get("densecrf"))
-    if no_target is not None:
-        results["benchmark"]["no_target"] = no_target
+    results["benchmark"]["blind"] = bool(settings.get("blind"))
+    attention = attention_parts(settings["model"])
+    results["benchmark"].update(attention=attention, a_num=sum(attention.values()))
+    if tested_state.get("no_target") is not None:
+        results["benchmark"]["no_target"] = tested_state["no_target"]
     results["trivial_predictors"] = trivial_floors(store, "test", views, settings["seed"])
     write_reports(results, store, out)
     return results
@@ -331,8 +397,8 @@ def _no_target_rule(model, tokenizer, store, settings, tested_state, out):
     if not is_generalized(store.info()):
         return None
     model.load_state_dict(tested_state["model"])
-    loader = _loader(ClevrRemvDataset(store.root, split="val", views="center"), settings, False)
-    samples = (
+    loader = _loader(distributed.shard(_samples(model, store, "val", "center", settings)), settings, False)
+    samples = distributed.gather(
         (int(prediction.sum()), *intersection_and_union(prediction, target), int(target.sum()))
         for *_, prediction, target in predict(
             model,
@@ -345,12 +411,16 @@ def _no_target_rule(model, tokenizer, store, settings, tested_state, out):
         )
     )
     rule = choose_area_threshold(samples)
+    distributed.on_main(_write_rule, rule, out)
+    return rule
+
+
+def _write_rule(rule: dict, out: Path) -> None:
     write_json_atomic(out / "no_target.json", rule)
     tqdm.write(
         f"no target below {rule['pixels']} predicted pixels: val centre gIoU {rule['val_gIoU_argmax']:.2f} "
         f"-> {rule['val_gIoU']:.2f}"
     )
-    return rule
 
 
 def trivial_floors(store, split, views, seed) -> dict:
@@ -362,17 +432,16 @@ def trivial_floors(store, split, views, seed) -> dict:
     return floors
 
 
-def _train(model, tokenizer, config, settings, store, out, state) -> dict:
-    """Train the remaining rounds (all, or those after ``state``); returns the best checkpoint. A
-    round is an epoch, or with ``iterations`` a block of ``val_every`` iterations (its number is
-    the history's "epoch", its last iteration the history's "iteration")."""
-    train_set = ClevrRemvDataset(
-        store.root, split="train", views="center", transform=FlipAndShift() if config.get("augment") else None
-    )
-    val_set = ClevrRemvDataset(store.root, split="val", views="center")
+def _train(model, network, tokenizer, config, settings, store, out, state) -> dict:
+    """Train the remaining rounds (all, or those after ``state``) through ``network`` (``model``, or
+    its `distributed.wrap`); returns the best checkpoint. A round is an epoch, or with ``iterations``
+    a block of ``val_every`` iterations (its number is the history's "epoch", its last iteration
+    the history's "iteration")."""
+    train_set = _samples(model, store, "train", "center", settings, augment=bool(config.get("augment")))
+    val_set = _samples(model, store, "val", "center", settings)
     generator = torch.Generator()
     train_loader = _loader(train_set, settings, True, generator)
-    val_loader = _loader(val_set, settings, False)
+    val_loader = _loader(distributed.shard(val_set), settings, False)
     seed, iterations = settings["seed"], settings.get("iterations")
     rounds = training_rounds(len(train_loader), settings["epochs"], iterations, settings.get("val_every"))
     epochs = len(rounds)
@@ -385,8 +454,7 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
         history = state["history"]
         best = load_checkpoint(out / "checkpoints" / "best.pt")
     for epoch in range(len(history) + 1, epochs + 1):
-        torch.manual_seed(seed + epoch)
-        generator.manual_seed(seed + epoch)
+        _seed_epoch(seed + epoch, generator, train_loader, epoch)
         start, stop = rounds[epoch - 1]
         loader, description = train_loader, f"epoch {epoch}/{epochs}"
         if iterations:
@@ -399,8 +467,9 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
                 pin_memory=settings["device"] == "cuda",
             )
             description = f"iterations {start + 1}-{stop}/{iterations}"
+        started = time.perf_counter()
         loss = train_epoch(
-            model,
+            network,
             loader,
             tokenizer,
             optimizer,
@@ -411,6 +480,7 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
             description=description,
             dice_weight=config.get("dice_weight", 0.0),
         )
+        seconds = time.perf_counter() - started
         val = _validate(model, val_loader, tokenizer, settings)
         history.append(
             {
@@ -419,38 +489,58 @@ def _train(model, tokenizer, config, settings, store, out, state) -> dict:
                 "train_loss": loss,
                 "val_oIoU": val["oIoU"],
                 "val_mIoU": val["mIoU"],
+                "train_seconds": seconds,
             }
         )
-        tqdm.write(f"epoch {epoch}: loss {loss:.4f}, val centre oIoU {val['oIoU']:.2f}, mIoU {val['mIoU']:.2f}")
         # A copy: on the CPU, .cpu() returns the live tensors, which later epochs would change.
         weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-        if best is None or val["oIoU"] > best["val_oIoU"]:
+        improved = best is None or val["oIoU"] > best["val_oIoU"]
+        if improved:
             best = {"model": weights, "config": config, "settings": settings, "epoch": epoch, "val_oIoU": val["oIoU"]}
-            save_checkpoint(out / "checkpoints" / "best.pt", best)
-        save_checkpoint(
-            out / "checkpoints" / "last.pt",
-            {
-                "model": weights,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "config": config,
-                "settings": settings,
-                "epoch": epoch,
-            },
-        )
-        write_json_atomic(
-            out / "training.json", {"history": history, "best_epoch": best["epoch"], "best_val_oIoU": best["val_oIoU"]}
-        )
-        draw_training_curve(history, out / "training_curve.png")
+        last = {
+            "model": weights,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": history,
+            "config": config,
+            "settings": settings,
+            "epoch": epoch,
+        }
+        distributed.on_main(_write_epoch, out, history, best, last, improved)
     return best
 
 
-def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict:
-    """The ``finetune-test`` protocol: train ``best`` further on the centre views of the test split
-    for ``settings["finetune_epochs"]`` epochs (same peak lr, poly decay, augmentation as in
-    training; no selection: there is no held-out split left). Kept in ``checkpoints/finetuned.pt``,
-    which a resumed run reuses."""
+def _seed_epoch(seed: int, generator, loader, epoch: int) -> None:
+    """Seed torch and the loader's generator for an epoch (another seed on each torchrun process
+    but rank 0), and reshuffle a `DistributedSampler`."""
+    seed = distributed.rank_seed(seed)
+    torch.manual_seed(seed)
+    generator.manual_seed(seed)
+    distributed.set_epoch(loader, epoch)
+
+
+def _write_epoch(out: Path, history: list, best: dict, last: dict, improved: bool) -> None:
+    """Rank 0's end of a round: the console line, ``best.pt`` (when this round ``improved`` it),
+    ``last.pt``, training.json and the curve."""
+    entry = history[-1]
+    tqdm.write(
+        f"epoch {entry['epoch']}: loss {entry['train_loss']:.4f}, val centre oIoU {entry['val_oIoU']:.2f}, "
+        f"mIoU {entry['val_mIoU']:.2f}"
+    )
+    if improved:
+        save_checkpoint(out / "checkpoints" / "best.pt", best)
+    save_checkpoint(out / "checkpoints" / "last.pt", last)
+    write_json_atomic(
+        out / "training.json", {"history": history, "best_epoch": best["epoch"], "best_val_oIoU": best["val_oIoU"]}
+    )
+    draw_training_curve(history, out / "training_curve.png")
+
+
+def _finetune(model, network, tokenizer, config, settings, test_store, out, best) -> dict:
+    """The ``finetune-test`` protocol: train ``best`` further (through ``network``, as `_train`) on
+    the centre views of the test split for ``settings["finetune_epochs"]`` epochs (same peak lr,
+    poly decay, augmentation as in training; no selection: there is no held-out split left). Kept
+    in ``checkpoints/finetuned.pt``, which a resumed run reuses."""
     path = out / "checkpoints" / "finetuned.pt"
     epochs = settings["finetune_epochs"]
     if path.is_file():
@@ -458,18 +548,15 @@ def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict
         if previous["finetune_epochs"] == epochs and previous["from_epoch"] == best["epoch"]:
             return previous
     model.load_state_dict(best["model"])
-    dataset = ClevrRemvDataset(
-        test_store.root, split="test", views="center", transform=FlipAndShift() if config.get("augment") else None
-    )
+    dataset = _samples(model, test_store, "test", "center", settings, augment=bool(config.get("augment")))
     generator = torch.Generator()
     loader = _loader(dataset, settings, True, generator)
     optimizer = make_optimizer(model, settings["lr"])
     scheduler = make_poly_schedule(optimizer, epochs * len(loader))
     for epoch in range(1, epochs + 1):
-        torch.manual_seed(settings["seed"] + 10_000 + epoch)
-        generator.manual_seed(settings["seed"] + 10_000 + epoch)
+        _seed_epoch(settings["seed"] + 10_000 + epoch, generator, loader, epoch)
         loss = train_epoch(
-            model,
+            network,
             loader,
             tokenizer,
             optimizer,
@@ -480,10 +567,11 @@ def _finetune(model, tokenizer, config, settings, test_store, out, best) -> dict
             description=f"fine-tune on test centre views {epoch}/{epochs}",
             dice_weight=config.get("dice_weight", 0.0),
         )
-        tqdm.write(f"fine-tune epoch {epoch}: loss {loss:.4f}")
+        if distributed.is_main():
+            tqdm.write(f"fine-tune epoch {epoch}: loss {loss:.4f}")
     weights = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     state = {"model": weights, "finetune_epochs": epochs, "from_epoch": best["epoch"]}
-    save_checkpoint(path, state)
+    distributed.on_main(save_checkpoint, path, state)
     return state
 
 
@@ -532,7 +620,11 @@ def _earlier_run(folder: Path) -> bool:
 @contextlib.contextmanager
 def _removed_on_error(out: Path):
     """Create ``out`` if needed; if this call created it and a ClevrRemvError ends the run,
-    remove it again, so a failed run leaves no folder that looks like a result."""
+    remove it again, so a failed run leaves no folder that looks like a result (rank 0's task
+    under torchrun)."""
+    if not distributed.is_main():
+        yield out
+        return
     created = not out.exists()
     write_manifest(out, "benchmark")  # creates it
     try:
@@ -567,6 +659,8 @@ def run_benchmark(
     test_data=None,
     protocol: str = "heldout",
     finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS,
+    feature_cache=None,
+    blind: bool = False,
 ) -> dict:
     """Train ``model_name`` on the centre views of train, select on val centre oIoU, test on the
     centre and ``views`` of test; returns the results dict (also written to ``out``).
@@ -576,7 +670,13 @@ def run_benchmark(
     ``recipe`` (a name in the model's ``RECIPES``); ``iterations``: train this many steps instead of
     ``epochs`` epochs (poly decay over them), validating every ``val_every`` steps (default: one
     epoch's); ``densecrf``: refine the test predictions with DenseCRF; ``test_data``: the dataset
-    whose test split is scored (default ``data``); ``protocol``: one of PROTOCOLS.
+    whose test split is scored (default ``data``); ``protocol``: one of PROTOCOLS; ``feature_cache``:
+    the root of cached stem features (`clevr_remv.res.feature_cache`; default: the user's cache);
+    ``blind``: train and test on a constant image (`ConstantImage`), the no-vision floor.
+
+    Launched by torchrun with several processes, each trains a DistributedDataParallel copy on
+    ``batch_size`` / N samples per step (`clevr_remv.res.distributed`); every process returns the
+    results, rank 0 alone writes.
     """
     module = get_model(model_name)
     store = DatasetStore(data)
@@ -600,17 +700,25 @@ def run_benchmark(
         vision_weights,
         workers,
     )
-    settings.update(_schedule(iterations, val_every), recipe=recipe, densecrf=densecrf)
+    settings.update(
+        _schedule(iterations, val_every),
+        recipe=recipe,
+        densecrf=densecrf,
+        feature_cache=str(feature_cache) if feature_cache else None,
+        blind=blind,
+    )
     if densecrf:
         from clevr_remv.res.models.densecrf import check_available
 
         check_available()  # a missing package fails now, not after training
     config_overrides = {**recipe_overrides(module, recipe), **(config_overrides or {})}
-    if vision_weights and not module.vision_backbone({**module.default_config(size), **config_overrides}):
+    if vision_weights and module.vision_backbone({**module.default_config(size), **config_overrides}) == "cnn":
+        read_encoder_file(vision_weights)  # not an encoder of `pretrain`: refused now, not after the data checks
+    needs = requires_pretrained({**module.default_config(size), **config_overrides})
+    if needs and not vision_weights:
         raise ClevrRemvError(
-            f"--vision-weights: model {model_name!r} with --recipe {recipe} has no pretrained "
-            "backbone to load into; drop the option or choose a recipe with one "
-            "(baseline: paper-resnet101)"
+            f"--recipe {recipe}: model {model_name!r} needs --vision-weights, because {needs}; run "
+            "`clevr-remv pretrain --data DATA --out P` and pass --vision-weights P/encoder.pt"
         )
     settings.update(
         protocol=protocol,
@@ -619,16 +727,21 @@ def run_benchmark(
     )
     if test_store is not store:
         check_test_data(store, test_store)
-    check_data(store, views, test_store)  # bad splits, views or images fail now, not after training
-    check_output_dir(out, "benchmark", {"--data": data, "--test-data": test_data}, ours=_earlier_run)
-    with _removed_on_error(Path(out)) as out:
-        config, model, state = _start(module, store, settings, out, resume, config_overrides)
-        model.to(device)
-        tokenizer = module.build_tokenizer(config)
-        write_json_atomic(out / "config.json", {"settings": settings, "model": config})
-        best = _train(model, tokenizer, config, settings, store, out, state)
-        tested = best
-        if protocol == "finetune-test":
-            tested = _finetune(model, tokenizer, config, settings, test_store, out, best)
-        tested = {**tested, "no_target": _no_target_rule(model, tokenizer, store, settings, tested, out)}
-        return _test(model, tokenizer, test_store, settings, out, best, tested)
+    with distributed.session(device) as backend:
+        settings.update(world_size=distributed.world_size(), backend=backend)
+        # Bad splits, views or images fail now, not after training.
+        distributed.on_main(check_data, store, views, test_store)
+        check_output_dir(out, "benchmark", {"--data": data, "--test-data": test_data}, ours=_earlier_run)
+        distributed.barrier()  # every process checked --out before rank 0 writes into it
+        with _removed_on_error(Path(out)) as out:
+            config, model, state = _start(module, store, settings, out, resume, config_overrides)
+            model.to(device)
+            network = distributed.wrap(model, device)
+            tokenizer = module.build_tokenizer(config)
+            distributed.on_main(write_json_atomic, out / "config.json", {"settings": settings, "model": config})
+            best = _train(model, network, tokenizer, config, settings, store, out, state)
+            tested = best
+            if protocol == "finetune-test":
+                tested = _finetune(model, network, tokenizer, config, settings, test_store, out, best)
+            tested = {**tested, "no_target": _no_target_rule(model, tokenizer, store, settings, tested, out)}
+            return _test(model, tokenizer, test_store, settings, out, best, tested)

@@ -5,9 +5,10 @@ import click
 
 from clevr_remv.geometry import VIEW_SETS
 from clevr_remv.metrics import GENERALIZED_KEYS, ROBUSTNESS_IOUS
-from clevr_remv.res.evaluate import describe_keys, evaluate, format_cell
+from clevr_remv.res.evaluate import NOT_COMPARABLE, describe_keys, evaluate, format_cell
 from clevr_remv.res.models.registry import MODELS, SIZES
 from clevr_remv.res.trivial import PREDICTORS
+from clevr_remv.wording import plural
 
 
 def _parse_size(ctx, param, value):
@@ -35,7 +36,13 @@ def _parse_size(ctx, param, value):
     help="Dataset root with splits.json (run `clevr-remv split` first).",
 )
 @click.option("--epochs", default=40, show_default=True, type=int, help="Training epochs (the paper: 40).")
-@click.option("--batch-size", default=8, show_default=True, type=int, help="Samples per training step.")
+@click.option(
+    "--batch-size",
+    default=8,
+    show_default=True,
+    type=int,
+    help="Samples per training step; under torchrun the global batch, split evenly across the processes.",
+)
 @click.option(
     "--lr",
     type=float,
@@ -76,9 +83,9 @@ def _parse_size(ctx, param, value):
     "--vision-weights",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="lavt: a Swin checkpoint (.pth/.safetensors) for the backbone; baseline with --recipe "
-    "paper-resnet101: an ImageNet ResNet-101 in torchvision's layout. Without it the "
-    "backbone trains from scratch.",
+    help="baseline, cmsa, lavt-cnn: the encoder.pt of `clevr-remv pretrain` (same --size); lavt: a Swin "
+    "checkpoint (.pth/.safetensors) for the backbone; baseline with --recipe paper-resnet101: an ImageNet "
+    "ResNet-101 in torchvision's layout. Without it the backbone trains from scratch.",
 )
 @click.option(
     "--input-size",
@@ -96,7 +103,8 @@ def _parse_size(ctx, param, value):
     show_default=True,
     help="Model recipe (config overrides): baseline paper (the paper's concat fusion, 1x1 head, "
     "cross-entropy, no augmentation) or paper-resnet101 (the same on a dilated ResNet-101 that "
-    "takes --vision-weights). See docs/fidelity.md.",
+    "takes --vision-weights); lavt zero-gate, pytorch-init, drop-path-0.2, unaligned-upsampling or "
+    "train-all-text (each switches one LAVT-RIS detail back). See docs/fidelity.md.",
 )
 @click.option(
     "--iterations",
@@ -140,6 +148,19 @@ def _parse_size(ctx, param, value):
     type=int,
     help="Epochs of fine-tuning on the test centre views with --protocol finetune-test.",
 )
+@click.option(
+    "--feature-cache",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder of cached stem features, for models that keep a pretrained stem frozen (recipes "
+    "frozen-stem*) [default: $XDG_CACHE_HOME/clevr-remv/features].",
+)
+@click.option(
+    "--blind",
+    is_flag=True,
+    help="Train and test on a constant grey image: the no-vision floor (what the words and the "
+    "dataset's priors alone reach), VQA's blind baseline.",
+)
 def benchmark(
     model_name,
     data_dir,
@@ -163,13 +184,19 @@ def benchmark(
     test_data_dir,
     protocol,
     finetune_epochs,
+    feature_cache,
+    blind,
 ):
     """Train an RES model on the centre views of train, keep the best checkpoint by val centre
     oIoU, and test it on the centre and shifted views of test.
 
     Writes results.json, results.md, iou_heatmap.png (as `clevr-remv evaluate`), predictions.jsonl,
     training_curve.png, training.json, config.json and checkpoints/ (one per epoch) to --out.
+
+    Runs on several processes (DistributedDataParallel) when launched with
+    `torchrun --standalone --nproc_per_node N -m clevr_remv benchmark ...`.
     """
+    from clevr_remv.res import distributed
     from clevr_remv.res.benchmark import run_benchmark
     from clevr_remv.res.models.registry import get_model
 
@@ -198,7 +225,11 @@ def benchmark(
         test_data=test_data_dir,
         protocol=protocol,
         finetune_epochs=finetune_epochs,
+        feature_cache=feature_cache,
+        blind=blind,
     )
+    if not distributed.is_main():
+        return
     center = results["center"]
     click.echo(
         f"test centre: mIoU {format_cell(center['mIoU'])}  oIoU {format_cell(center['oIoU'])}  "
@@ -212,19 +243,95 @@ def benchmark(
 
 
 def robustness_line(results: dict, iou: str) -> str:
-    """The console line of MVR and MRD (percent, or n/a when undefined)."""
+    """The console line of MVR and MRD (percent, or n/a when undefined); an MVR that is not
+    comparable (some view below 1/e of the centre IoU) is marked so."""
 
     def percent(value) -> str:
         text = format_cell(value)
         return text if text == "n/a" else f"{text} %"
 
-    return f"MVR {percent(results['MVR'])}  MRD {percent(results['MRD'])}  ({iou})"
+    marker = f" ({NOT_COMPARABLE}: a view below 1/e of the centre IoU)" if results["mvr_valid"] is False else ""
+    return f"MVR {percent(results['MVR'])}{marker}  MRD {percent(results['MRD'])}  ({iou})"
 
 
 def generalized_line(results: dict) -> str:
     """The console line of the generalized figures over all samples (an empty mask = "no target")."""
     overall = results["overall"]
     return "generalized, all samples: " + "  ".join(f"{key} {format_cell(overall[key])}" for key in GENERALIZED_KEYS)
+
+
+@click.command("pretrain")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset root with splits.json; only the train split's centre views are read (val measures).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: encoder.pt, pretrain.json, checkpoints/.",
+)
+@click.option("--epochs", default=15, show_default=True, type=int, help="Passes over the training centre views.")
+@click.option(
+    "--size",
+    type=click.Choice(SIZES),
+    default="tiny",
+    show_default=True,
+    help="Encoder size (the CNN models' --size that will load it).",
+)
+@click.option(
+    "--input-size",
+    callback=_parse_size,
+    default=None,
+    metavar="WxH",
+    help="Resize views to WxH (multiples of 8; the benchmark's --input-size); default: native.",
+)
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=int,
+    help="Views per step; under torchrun the global batch, split evenly across the processes.",
+)
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate of AdamW (poly decay).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of initialisation and shuffling.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last checkpoint.")
+def pretrain_command(data_dir, out, epochs, size, input_size, batch_size, lr, seed, resume):
+    """Pretrain the CNN encoder to name, for every cell, the colour, shape, material and size of the
+    object covering it (or background), from the train split's centre views.
+
+    Writes encoder.pt (load it with `benchmark --vision-weights OUT/encoder.pt`) and pretrain.json
+    (per-attribute accuracy on the val centre views, the data read, wall time) to --out.
+
+    Runs on several CPU processes (DistributedDataParallel, gloo) when launched with
+    `torchrun --standalone --nproc_per_node N -m clevr_remv pretrain ...`.
+    """
+    from clevr_remv.res import distributed
+    from clevr_remv.res.models.attributes import ATTRIBUTES
+    from clevr_remv.res.pretrain import run_pretrain
+
+    document = run_pretrain(
+        data_dir,
+        out,
+        epochs=epochs,
+        size=size,
+        input_size=input_size,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        resume=resume,
+    )
+    if not distributed.is_main():
+        return
+    if document["val"]:
+        click.echo(
+            "val centre views, foreground cells: "
+            + ", ".join(f"{name} {document['val'][name]['foreground_cells']:.1f} %" for name in ATTRIBUTES)
+        )
+    click.echo(f"encoder written to {out}/encoder.pt ({document['wall_seconds']:.0f} s of training)")
 
 
 @click.command("evaluate")
@@ -241,8 +348,9 @@ def generalized_line(results: dict) -> str:
     "--predictor",
     type=click.Choice(PREDICTORS),
     default=None,
-    help="Score a trivial predictor instead of --predictions: the empty mask, the largest or a "
-    "random visible object, or the one object matching the expression's attribute words.",
+    help="Score a reference predictor instead of --predictions: the floors empty (the empty mask), "
+    "largest or random (a visible object), or the perception oracle attributes (the true masks and a "
+    "perfect parse of the referent's attribute words: not a floor).",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of --predictor random.")
 @click.option("--split", default="test", show_default=True, help="Split to score (a name in splits.json).")
@@ -270,7 +378,7 @@ def generalized_line(results: dict) -> str:
 def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, mvr_iou):
     """Score RES predictions: P@0.5-0.9, mIoU, oIoU per view and overall, MVR and MRD.
 
-    Pass exactly one of --predictions (a model's masks) and --predictor (a trivial floor).
+    Pass exactly one of --predictions (a model's masks) and --predictor (a floor or the attributes oracle).
     Missing predictions count as empty masks and are reported.
     """
     results = evaluate(data_dir, predictions, split, views, out, mvr_iou, predictor=predictor, seed=seed)
@@ -281,7 +389,7 @@ def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, 
             f"P@0.5 {format_cell(center['P@0.5'])}"
         )
     click.echo(
-        f"all {results['samples']} samples: mIoU {format_cell(results['overall']['mIoU'])}  "
+        f"all {plural(results['samples'], 'sample')}: mIoU {format_cell(results['overall']['mIoU'])}  "
         f"oIoU {format_cell(results['overall']['oIoU'])}"
     )
     if results["MVR"] is not None:
@@ -289,10 +397,10 @@ def evaluate_command(data_dir, predictions, predictor, seed, split, views, out, 
     if "expressions" in results:
         click.echo(generalized_line(results))
     if results["missing_predictions"]:
-        click.echo(f"{results['missing_predictions']} samples had no prediction (scored as empty)")
+        click.echo(f"{plural(results['missing_predictions'], 'sample')} had no prediction (scored as empty)")
     if results["unused_predictions"]:
         click.echo(
-            f"{results['unused_predictions']} prediction(s) matched no sample of split {split!r} at the "
+            f"{plural(results['unused_predictions'], 'prediction')} matched no sample of split {split!r} at the "
             f"{views} views, e.g. {describe_keys(results['unused_examples'])}"
         )
     click.echo(f"reports written to {out}")

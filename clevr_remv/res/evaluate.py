@@ -3,7 +3,7 @@
 Any model can be evaluated: predictions are read from a JSON Lines file (one record per sample:
 ``scene``, ``expression_id``, ``view`` [u, v], ``mask`` as COCO RLE) or from a folder of PNG masks
 ``{scene:06d}/{expression_id}/u{u}_v{v}.png`` (non-zero = referent), or made by a trivial
-predictor (:mod:`clevr_remv.res.trivial`, the floor a model must beat). The samples are the
+predictor (`clevr_remv.res.trivial`, the floor a model must beat). The samples are the
 (expression, view) pairs of the split where the referent is visible, for the chosen views;
 a missing prediction counts as an empty mask and is reported. IoU is computed at the dataset's
 native resolution. Reports: ``results.json``, ``results.md`` (the paper's table layout) and
@@ -11,7 +11,7 @@ native resolution. Reports: ``results.json``, ``results.md`` (the paper's table 
 
 On a generalized dataset (expressions naming no object or several) the target is the union of
 the referents' pixels, an empty predicted mask is the answer "no target", and every summary adds
-gIoU, cIoU, N-acc and T-acc (:func:`clevr_remv.metrics.generalized_summary`), broken down by target
+gIoU, cIoU, N-acc and T-acc (`clevr_remv.metrics.generalized_summary`), broken down by target
 count (0, 1, 2+), template family and the camera's distance from the centre, with MVR and MRD on
 gIoU and cIoU.
 """
@@ -44,8 +44,9 @@ from clevr_remv.metrics import (
     manhattan_distance,
     robustness,
 )
-from clevr_remv.res.trivial import PREDICTORS, TrivialPredictions
+from clevr_remv.res.trivial import ORACLES, PREDICTORS, TrivialPredictions
 from clevr_remv.schemas import validate
+from clevr_remv.wording import plural
 
 RESULTS_FORMAT_VERSION = 1
 MISSING_EXAMPLES = 20
@@ -116,23 +117,23 @@ class JsonlPredictions:
                 f"{self.path}:{number}: a second prediction for scene {key[0]}, "
                 f"expression {key[1]}, view {view_name(*key[2:])}; keep one per sample"
             )
-        self._rles[key] = record["mask"]
+        self._rles[key] = (number, record["mask"])
 
     def mask(self, key, shape):
         """The boolean mask of sample ``key`` = (scene, expression_id, u, v), or None."""
-        rle = self._rles.get(key)
-        if rle is None:
+        if key not in self._rles:
             return None
         self._used.add(key)
-        _check_rle(rle, shape, f"{self.path}: {_describe(key)}")  # before decoding allocates H x W
+        number, rle = self._rles[key]
+        where = f"{self.path}:{number}: {_describe(key)}"
+        _check_size(rle, shape, where)  # before decoding allocates H x W
         try:
             mask = rle_to_mask(rle)
-        except Exception as error:  # pycocotools raises plain Exceptions on corrupt counts
+        except Exception as error:  # counts that do not cover H x W; pycocotools' plain Exceptions
             raise ClevrRemvError(
-                f"{self.path}: the RLE of {_describe(key)} cannot be decoded "
-                f"({error}); write it with pycocotools.mask.encode"
+                f"{where}: the RLE cannot be decoded ({error}); write it with pycocotools.mask.encode"
             ) from error
-        return _checked(mask, shape, f"{self.path}: {_describe(key)}")
+        return _checked(mask, shape, where)
 
     def unused_keys(self) -> list:
         """The sample keys of the records that matched no evaluated sample (other splits, views,
@@ -176,21 +177,13 @@ def _describe(key) -> str:
     return f"scene {key[0]}, expression {key[1]}, view {view_name(*key[2:])}"
 
 
-def _check_rle(rle: dict, shape, where: str) -> None:
-    """Refuse an RLE whose size is not the views' (before anything of that size is allocated),
-    and uncompressed counts that are negative or do not add up to H x W."""
+def _check_size(rle: dict, shape, where: str) -> None:
+    """Refuse an RLE whose size is not the views' (before anything of that size is allocated)."""
     height, width = rle["size"]
     if (height, width) != tuple(shape):
         raise ClevrRemvError(
             f"{where}: mask size is {width}x{height} (WxH) but the dataset's views are "
             f"{shape[1]}x{shape[0]}; predict at the native resolution"
-        )
-    counts = rle["counts"]
-    if isinstance(counts, list) and (min(counts, default=0) < 0 or sum(counts) != height * width):
-        raise ClevrRemvError(
-            f"{where}: the uncompressed RLE counts add up to {sum(counts)} pixels (or hold a "
-            f"negative run), not {height}x{width} = {height * width}; "
-            "write it with pycocotools.mask.encode"
         )
 
 
@@ -294,6 +287,7 @@ def build_results(store, split, views, scores, missing, shape, predictions, robu
             for view, summary in per_view.items()
         },
         "MVR": figures["MVR"],
+        "mvr_valid": figures["mvr_valid"],
         "MRD": figures["MRD"],
         "robustness_iou": figures["robustness_iou"],
         **generalized_results(scores, per_view, center),
@@ -330,14 +324,14 @@ def require_a_match(results: dict) -> None:
         return
     if results["unused_predictions"]:
         found = (
-            f"its {results['unused_predictions']} prediction(s) are for other samples, e.g. "
+            f"it holds {plural(results['unused_predictions'], 'prediction')} for other samples, e.g. "
             f"{describe_keys(results['unused_examples'][:1])}"
         )
     else:
         found = "it holds no prediction"
     raise ClevrRemvError(
         f"--predictions {results['predictions']}: no prediction matches any of the "
-        f"{results['samples']} samples of split {results['split']!r} at the {results['views']} "
+        f"{plural(results['samples'], 'sample')} of split {results['split']!r} at the {results['views']} "
         f"views ({found}); predict those samples, or pass the --split and --views they are for"
     )
 
@@ -345,8 +339,22 @@ def require_a_match(results: dict) -> None:
 # --------------------------------------------------------------------------- reports
 
 
+NOT_COMPARABLE = "not comparable"
+NOT_COMPARABLE_NOTE = (
+    f"MVR marked {NOT_COMPARABLE}: some shifted view keeps less than 1/e (36.8 %) of the centre IoU, "
+    "where -Q ln Q falls as the drop grows (a view that fails completely adds 0), so a larger drop can "
+    "give a smaller MVR; compare such a model by MRD."
+)
+
+
 def format_cell(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def format_mvr(value, valid) -> str:
+    """An MVR figure as format_cell writes it, marked "not comparable" when ``valid`` (the MVR's
+    ``mvr_valid``) is False."""
+    return f"{format_cell(value)} ({NOT_COMPARABLE})" if valid is False else format_cell(value)
 
 
 def paper_view_label(name: str, summary: dict) -> str:
@@ -365,8 +373,8 @@ def markdown_report(results: dict, center) -> str:
     lines = [
         f"# RES evaluation: {results['split']} split, {results['views']} views",
         "",
-        f"{results['samples']} samples; IoU at the native {width}x{height}; "
-        f"{results['missing_predictions']} missing predictions (scored as empty masks).",
+        f"{plural(results['samples'], 'sample')}; IoU at the native {width}x{height}; "
+        f"{plural(results['missing_predictions'], 'missing prediction')} (scored as empty masks).",
         "",
     ]
     if results["center"] is not None:
@@ -411,7 +419,8 @@ def markdown_report(results: dict, center) -> str:
             ]
         else:
             lines += [
-                f"{len(values)} views: average {format_cell(float(np.mean(values)))}, SD {format_cell(spread)}.",
+                f"{plural(len(values), 'view')}: average {format_cell(float(np.mean(values)))}, "
+                f"SD {format_cell(spread)}.",
                 "",
             ]
         lines += [
@@ -419,12 +428,14 @@ def markdown_report(results: dict, center) -> str:
             "",
             "| MVR (%) | MRD (%) | IoU used |",
             "|---|---|---|",
-            f"| {format_cell(results['MVR'])} | {format_cell(results['MRD'])} | {iou_key} |",
+            f"| {format_mvr(results['MVR'], results['mvr_valid'])} | {format_cell(results['MRD'])} | {iou_key} |",
             "",
             "MVR: paper eq. 7.3, -sum Q ln Q / distance with Q = IoU(u, v) / IoU(centre). "
             "MRD: 1/distance-weighted mean of 1 - Q (0 = no drop, 100 = total failure).",
             "",
         ]
+        if results["mvr_valid"] is False:
+            lines += [NOT_COMPARABLE_NOTE, ""]
     if "expressions" in results:
         lines += generalized_lines(results)
     if "trivial_predictors" in results:
@@ -466,15 +477,32 @@ def generalized_lines(results: dict) -> list:
         "|---|---|---|",
     ]
     for key, figures in results["robustness_generalized"].items():
-        lines.append(f"| {key} | {format_cell(figures['MVR'])} | {format_cell(figures['MRD'])} |")
+        lines.append(f"| {key} | {format_mvr(figures['MVR'], figures['mvr_valid'])} | {format_cell(figures['MRD'])} |")
+    if any(figures["mvr_valid"] is False for figures in results["robustness_generalized"].values()):
+        lines += ["", NOT_COMPARABLE_NOTE]
     return lines + [""]
+
+
+def predictor_label(name: str) -> str:
+    """How reports name a reference predictor: the oracle is labelled as one."""
+    return f"{name} (oracle)" if name in ORACLES else name
+
+
+def trained_label(benchmark: dict) -> str:
+    """How reports name a trained model: with the parts that use attention (the paper's A-Num)."""
+    attention = benchmark.get("attention")
+    blind = ", blind: a constant image" if benchmark.get("blind") else ""
+    if attention is None:  # results written before models declared it
+        return f"{benchmark['model']} (trained{blind})"
+    parts = "/".join(part for part, used in zip("VLC", attention.values(), strict=True) if used) or "none"
+    return f"{benchmark['model']} (trained{blind}; attention: {parts}, A-Num {benchmark['a_num']})"
 
 
 def trivial_predictor_lines(results: dict) -> list:
     """A table of the trained model (``results["benchmark"]``) beside the trivial predictors
     (``results["trivial_predictors"]``: name -> {"center", "overall"} summaries) on the same samples."""
-    rows = [(f"{results['benchmark']['model']} (trained)", results["center"], results["overall"])]
-    rows += [(name, s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
+    rows = [(trained_label(results["benchmark"]), results["center"], results["overall"])]
+    rows += [(predictor_label(name), s["center"], s["overall"]) for name, s in results["trivial_predictors"].items()]
     extra = [key for key in GENERALIZED_KEYS if key in results["overall"]]
     lines = [
         "## Against trivial predictors",
@@ -493,8 +521,9 @@ def trivial_predictor_lines(results: dict) -> list:
         )
     return lines + [
         "",
-        "empty: no mask; largest / random: the largest / a random visible object; attributes: "
-        "the one visible object matching the expression's attribute words (`evaluate --predictor`).",
+        "Floors: empty, no mask; largest / random, the largest / a random visible object. "
+        "attributes is a perception oracle, not a floor: it reads the true instance masks and parses "
+        "the referent's attribute words perfectly (`evaluate --predictor`).",
         "",
     ]
 
@@ -563,7 +592,7 @@ def open_source(store: DatasetStore, predictions, predictor, seed: int):
     if (predictions is None) == (predictor is None):
         raise ClevrRemvError(
             "--predictions / --predictor: pass exactly one of them; --predictions for a "
-            f"model's masks, --predictor {'|'.join(PREDICTORS)} for a trivial floor"
+            f"model's masks, --predictor {'|'.join(PREDICTORS)} for a floor or the attributes oracle"
         )
     if predictor is None:
         return open_predictions(predictions)

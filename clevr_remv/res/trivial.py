@@ -1,23 +1,28 @@
-"""Trivial RES predictors: the floor every model must beat.
+"""Reference RES predictors that need no training: three floors every model must beat, and a
+perception oracle.
 
-They need no training and see no pixels of the image, only which objects the view shows (its
-index mask) and, for ``attributes``, the scene's object attributes:
+The floors see no pixels of the image and no words, only which objects the view shows (its index
+mask):
 
 - ``empty``: the empty mask;
 - ``largest``: the object with the most pixels in the view;
 - ``random``: a visible object drawn at random (seeded per sample, so the draw does not depend on
-  which other samples are scored);
-- ``attributes``: the words of the expression's first noun phrase (the referent's, in every
-  shipped template) read as size, colour, material and shape with the dataset's own synonym
-  list; the object when exactly one visible object has them all, else the empty mask. A plural
-  noun ("cubes", "things": a multi-target expression of a generalized dataset) predicts every
-  visible object that has them.
+  which other samples are scored).
+
+``attributes`` is a perception oracle, not a floor: it reads the true instance masks and the
+scene's object attributes, and parses the referent's words perfectly. It takes the words of the
+expression's first noun phrase (the referent's, in every shipped template) as size, colour,
+material and shape with the dataset's own synonym list, and predicts the object when exactly one
+visible object has them all, else the empty mask. A plural noun ("cubes", "things": a
+multi-target expression of a generalized dataset) predicts every visible object that has them. It
+shows what perfect perception with the referent's attribute words alone reaches (no relations,
+ordinals or visibility words).
 
 On a generalized dataset the empty mask is the answer "no target": ``empty`` always gives it
 (N-acc 100, T-acc 0), ``largest`` and ``random`` never do while an object is visible, and
 ``attributes`` does when no visible object has the words.
 
-A predictor is a prediction source for :func:`clevr_remv.res.evaluate.score_predictions`.
+A predictor is a prediction source for ``clevr_remv.res.evaluate.score_predictions``.
 """
 
 import re
@@ -32,7 +37,9 @@ from clevr_remv.refexp.generator import PROPERTY_KEYS
 from clevr_remv.refexp.templates import ATTRIBUTE_TYPES
 from clevr_remv.refexp.text import EMPTY_SHAPE_WORD, PLURAL_SUFFIX, value_words
 
-PREDICTORS = ("empty", "largest", "random", "attributes")
+FLOORS = ("empty", "largest", "random")
+ORACLES = ("attributes",)
+PREDICTORS = FLOORS + ORACLES
 
 
 def attribute_phrases(properties: dict, synonyms: dict) -> dict:
@@ -65,7 +72,7 @@ class AttributeParser:
         return self.parse(text)[0]
 
     def parse(self, text: str) -> tuple:
-        """({attribute: value} as :meth:`__call__`, whether the first noun is plural)."""
+        """({attribute: value} as `__call__`, whether the first noun is plural)."""
         found = {}
         for match in self.pattern.finditer(text.lower()):
             plural = match.group(0) in self.plurals
@@ -138,7 +145,7 @@ class TrivialPredictions:
         return [int(k) for k in visible if all(objects[k - 1][a] == value for a, value in wanted.items())], plural
 
     def choose_all(self, key, index: np.ndarray) -> list:
-        """The 1-based objects predicted for sample ``key``: :meth:`choose`'s one, or for a plural
+        """The 1-based objects predicted for sample ``key``: `choose`'s one, or for a plural
         noun every matching visible object (``attributes``); empty for the empty mask."""
         if self.name == "attributes":
             visible = np.flatnonzero(np.bincount(index.ravel())[1:]) + 1

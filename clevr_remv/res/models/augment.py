@@ -38,12 +38,25 @@ class FlipAndShift:
         return {**sample, "image": image, "mask": mask, "text": text}
 
     def _shift(self, image, mask):
-        pad = self.max_shift
-        height, width = mask.shape
-        dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,)))
-        padded_image = F.pad(image[None], (pad, pad, pad, pad), mode="replicate")[0]
-        padded_mask = F.pad(mask, (pad, pad, pad, pad))
-        return (
-            padded_image[:, dy : dy + height, dx : dx + width].contiguous(),
-            padded_mask[dy : dy + height, dx : dx + width].contiguous(),
-        )
+        dx, dy = (int(v) for v in torch.randint(0, 2 * self.max_shift + 1, (2,)))
+        return translate(image, self.max_shift, dx, dy), translate(mask, self.max_shift, dx, dy)
+
+
+def translate(x, pad: int, dx: int, dy: int):
+    """``x`` (C, H, W) float or (H, W) mask moved by (pad - dx, pad - dy) pixels: padded by ``pad``
+    on every side (edges repeated for floats, zeros for masks), then cropped at (dx, dy)."""
+    height, width = x.shape[-2:]
+    if x.is_floating_point():
+        padded = F.pad(x[None], (pad, pad, pad, pad), mode="replicate")[0]
+    else:
+        padded = F.pad(x, (pad, pad, pad, pad))
+    return padded[..., dy : dy + height, dx : dx + width].contiguous()
+
+
+class ConstantImage:
+    """The blind baseline's input (VQA's "no image" control): every image replaced by mid-grey, the
+    mask and words kept, so that a model trained and tested on it learns only what the words and
+    the dataset's priors (where referents tend to lie, how large they are) tell."""
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": torch.full_like(sample["image"], 0.5)}

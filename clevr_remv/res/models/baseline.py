@@ -10,9 +10,10 @@ upsampled bilinearly to the image size. Checkpoints written before these keys ex
 al.'s model (concat, no context convolutions). Words come from a vocabulary built on the training
 expressions and stored in the config (hence in every checkpoint).
 
-``backbone``: ``cnn`` (the default: a small encoder trained from scratch) or ``resnet50`` /
-``resnet101`` (a dilated ResNet, output stride 8, that takes a local ImageNet checkpoint through
-:func:`load_vision_weights`). ``RECIPES`` name config overrides: ``paper`` is the paper's
+``backbone``: ``cnn`` (the default: the project's encoder, trained from scratch or from an encoder
+of `clevr-remv pretrain`, with a frozen stem and attribute maps as in `clevr_remv.res.models.cnn_family`)
+or ``resnet50`` / ``resnet101`` (a dilated ResNet, output stride 8, that takes a local ImageNet
+checkpoint through `load_vision_weights`). ``RECIPES`` name config overrides: ``paper`` is the paper's
 CNN-LSTM as far as the config goes (concat fusion, 1x1 head, cross-entropy only, no augmentation)
 on the project's encoder; ``paper-resnet101`` the same on a dilated ResNet-101.
 """
@@ -22,19 +23,24 @@ from torch import nn
 from torch.nn import functional as F
 
 from clevr_remv.dataset.vocab import Vocabulary
-from clevr_remv.errors import ClevrRemvError
-from clevr_remv.res.models.imagenet import ImageNetNormalize
+from clevr_remv.res.models.cnn_family import CPU_RECIPES, CnnRES, load_pretrained
 from clevr_remv.res.models.registry import SIZES
 from clevr_remv.res.models.resnet import OUT_CHANNELS, RESNET_BLOCKS, DilatedResNet, load_resnet_weights
 from clevr_remv.res.models.text import WordTokenizer
 
+ATTENTION = {"vision": False, "language": False, "cross_modal": False}
 DEFAULT_LR = 1e-3
 DICE_WEIGHT = 1.0
 FUSIONS = ("product", "concat")
 CONTEXT_DILATIONS = (1, 2, 4)  # a 15x15-cell view after fusion: a relation's two objects, "second from the left"
 BACKBONES = ("cnn", *RESNET_BLOCKS)
 _PAPER = {"fusion": "concat", "context_dilations": [], "dice_weight": 0.0, "augment": False}
-RECIPES = {"default": {}, "paper": _PAPER, "paper-resnet101": {**_PAPER, "backbone": "resnet101"}}
+RECIPES = {
+    "default": {},
+    "paper": _PAPER,
+    "paper-resnet101": {**_PAPER, "backbone": "resnet101"},
+    **CPU_RECIPES,
+}
 
 _SIZE_CONFIGS = {
     "tiny": {"channels": [16, 32, 64, 128], "word_dim": 64, "lstm_dim": 128, "head_dim": 128},
@@ -44,7 +50,7 @@ _SIZE_CONFIGS = {
 
 
 def default_config(size: str = "tiny") -> dict:
-    """The baseline's config for ``size``; ``vocabulary`` is filled by :func:`prepare_config`."""
+    """The baseline's config for ``size``; ``vocabulary`` is filled by `prepare_config`."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}")
     return {
@@ -56,26 +62,27 @@ def default_config(size: str = "tiny") -> dict:
         "augment": True,
         "fusion": "product",
         "context_dilations": list(CONTEXT_DILATIONS),
+        "attention": ATTENTION,
         "backbone": "cnn",
+        "frozen_stages": 0,
+        "attribute_maps": False,
         "vocabulary": None,
         **_SIZE_CONFIGS[size],
     }
 
 
-def vision_backbone(config: dict):
-    """The name of the backbone that takes --vision-weights, or None for the project's CNN."""
-    backbone = config.get("backbone", "cnn")
-    return None if backbone == "cnn" else backbone
+def vision_backbone(config: dict) -> str:
+    """The backbone that takes --vision-weights: the project's CNN (an encoder of `clevr-remv
+    pretrain`) or a ResNet (a local ImageNet checkpoint)."""
+    return config.get("backbone", "cnn")
 
 
 def load_vision_weights(model: "BaselineRES", path) -> dict:
-    """Load a local ImageNet ResNet checkpoint (torchvision names) into a ResNet backbone."""
-    if not isinstance(model.encoder, DilatedResNet):
-        raise ClevrRemvError(
-            f"--vision-weights {path}: the baseline's own CNN has no pretrained weights; "
-            "pass --recipe paper-resnet101 (a ResNet-101 backbone) or drop the option"
-        )
-    return load_resnet_weights(model.encoder, path)
+    """Load a `pretrain` encoder into the CNN, or a local ImageNet ResNet checkpoint (torchvision
+    names) into a ResNet backbone."""
+    if isinstance(model.encoder, DilatedResNet):
+        return load_resnet_weights(model.encoder, path)
+    return load_pretrained(model, path)
 
 
 def prepare_config(config: dict, train_texts) -> dict:
@@ -99,6 +106,8 @@ def build_model(config: dict) -> "BaselineRES":
         fusion=config.get("fusion", "concat"),
         context_dilations=config.get("context_dilations", []),
         backbone=config.get("backbone", "cnn"),
+        frozen_stages=config.get("frozen_stages", 0),
+        attribute_classes=config.get("attribute_classes") if config.get("attribute_maps") else None,
     )
 
 
@@ -124,18 +133,6 @@ def spatial_coordinates(height: int, width: int, device=None) -> torch.Tensor:
     )
 
 
-def _conv_stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """A (strided) 3x3 conv then a 3x3 conv, each with BN and ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
 def _context_layer(channels: int, dilation: int) -> tuple:
     """A dilated 3x3 conv with BN and ReLU, keeping the map's size."""
     return (
@@ -145,9 +142,10 @@ def _context_layer(channels: int, dilation: int) -> tuple:
     )
 
 
-class BaselineRES(nn.Module):
-    """CNN image features and coordinates, fused with the LSTM's sentence vector (product or concat)
-    -> dilated 3x3 context convs (none: Hu et al.'s pointwise head) -> 2-class logits."""
+class BaselineRES(CnnRES):
+    """CNN image features and coordinates (and the attribute maps, with ``attribute_maps``), fused
+    with the LSTM's sentence vector (product or concat) -> dilated 3x3 context convs (none: Hu et
+    al.'s pointwise head) -> 2-class logits."""
 
     def __init__(
         self,
@@ -159,23 +157,20 @@ class BaselineRES(nn.Module):
         fusion="product",
         context_dilations=(),
         backbone="cnn",
+        frozen_stages=0,
+        attribute_classes=None,
     ):
-        super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}")
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}")
+        if backbone != "cnn" and (frozen_stages or attribute_classes):
+            raise ValueError("frozen_stages and attribute maps need the project's CNN backbone")
+        super().__init__(channels, frozen_stages, attribute_classes)
         self.fusion = fusion
-        self.normalize = ImageNetNormalize()
-        if backbone == "cnn":
-            widths = [3] + list(channels)
-            strides = [2] * (len(channels) - 1) + [1]  # output stride 8 with four stages
-            self.encoder = nn.Sequential(
-                *[_conv_stage(a, b, stride) for a, b, stride in zip(widths, widths[1:], strides, strict=False)]
-            )
-        else:
+        if backbone != "cnn":
             self.encoder = DilatedResNet(backbone)
-        visual_channels = channels[-1] if backbone == "cnn" else OUT_CHANNELS
+        visual_channels = (channels[-1] if backbone == "cnn" else OUT_CHANNELS) + self.attribute_channels
         self.embedding = nn.Embedding(vocabulary_size, word_dim, padding_idx=0)
         self.lstm = nn.LSTM(word_dim, lstm_dim, batch_first=True)
         if fusion == "product":
@@ -203,10 +198,12 @@ class BaselineRES(nn.Module):
         outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=tokens.shape[1])
         return (outputs * token_mask[..., None]).sum(1) / lengths[:, None]
 
-    def forward(self, image, tokens, token_mask):
-        features = self.encoder(self.normalize(image))
+    def from_stem(self, stem, attributes, tokens, token_mask, size):
+        features = self.trainable_stages(stem)
+        if attributes is not None:
+            features = torch.cat([features, attributes], dim=1)
         batch, _, height, width = features.shape
-        coordinates = spatial_coordinates(height, width, image.device).expand(batch, -1, -1, -1)
+        coordinates = spatial_coordinates(height, width, features.device).expand(batch, -1, -1, -1)
         sentence = self.sentence_vector(tokens, token_mask)
         if self.fusion == "product":
             visual = F.relu(self.visual(torch.cat([features, coordinates], dim=1)))
@@ -215,4 +212,4 @@ class BaselineRES(nn.Module):
             tiled = F.normalize(sentence, dim=1)[:, :, None, None].expand(-1, -1, height, width)
             fused = torch.cat([features, tiled, coordinates], dim=1)
         logits = self.head(fused)
-        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)

@@ -2,12 +2,24 @@
 
 A hierarchical Swin backbone whose every stage ends with a pixel-word attention module (PWAM)
 and a language gate: the PWAM output F is fed to the decoder and ``gate(F) * F`` is added back to
-the visual features before patch merging into the next stage. Both linear layers of a gate start
-from a truncated normal (std 0.02), as in the reference code (``gate_init: reference``);
-``gate_init: zero`` (recipe ``zero-gate``, what checkpoints without the key were built with) zeroes
-the second, so training starts from the plain vision path. A BERT-family text encoder supplies
+the visual features before patch merging into the next stage. A BERT-family text encoder supplies
 the word features (20 tokens); the top-down decoder fuses the four stage outputs and predicts
 2-class logits at 1/4 resolution, upsampled bilinearly to the image size.
+
+The defaults follow the reference code (LAVT-RIS); each point is a config key with a recipe that
+switches it back, and a config without the key (a checkpoint written before it) builds as before:
+
+- ``gate_init``: both linear layers of a gate from a truncated normal (std 0.02), ``reference``;
+  ``zero`` (recipe ``zero-gate``, the default before) zeroes the second, so the gate starts closed;
+- ``swin_init``: the Swin blocks' and patch mergings' Linear layers from a truncated normal (std
+  0.02, zero bias), ``reference``; ``pytorch`` (recipe ``pytorch-init``) keeps PyTorch's default;
+- ``drop_path``: 0.3 at every size, as LAVT-RIS; recipe ``drop-path-0.2`` gives Swin-T's earlier 0.2;
+- ``align_corners``: the decoder's and the final upsampling with ``align_corners=True``; recipe
+  ``unaligned-upsampling`` (the default before) uses False;
+- ``text_trainable_layers``: only the text encoder's first 10 layers are trained, its embeddings
+  and later layers stay as loaded (LAVT-RIS: BERT-base's layers 0-9 of 12; with the 6-layer
+  MiniLM that is every layer, the embeddings stay fixed); None (recipe ``train-all-text``, the
+  default before) trains every parameter.
 """
 
 import torch
@@ -16,13 +28,27 @@ from torch.nn import functional as F
 
 from clevr_remv.res.models.imagenet import ImageNetNormalize
 from clevr_remv.res.models.registry import SIZES
-from clevr_remv.res.models.swin import SWIN_SIZES, PatchEmbed, PatchMerging, stage_blocks
-from clevr_remv.res.models.text import BertTokenizer, default_text_encoder_path, load_text_encoder
+from clevr_remv.res.models.swin import SWIN_SIZES, PatchEmbed, PatchMerging, reference_init, stage_blocks
+from clevr_remv.res.models.text import (
+    BertTokenizer,
+    default_text_encoder_path,
+    load_text_encoder,
+    train_first_layers,
+)
 from clevr_remv.res.models.vision_weights import load_swin_weights
 
+ATTENTION = {"vision": True, "language": True, "cross_modal": True}  # Swin, BERT-family encoder, PWAM
 DEFAULT_LR = 5e-5
 GATE_INITS = ("reference", "zero")
-RECIPES = {"default": {}, "zero-gate": {"gate_init": "zero"}}
+SWIN_INITS = ("reference", "pytorch")
+RECIPES = {
+    "default": {},
+    "zero-gate": {"gate_init": "zero"},
+    "pytorch-init": {"swin_init": "pytorch"},
+    "drop-path-0.2": {"drop_path": 0.2},
+    "unaligned-upsampling": {"align_corners": False},
+    "train-all-text": {"text_trainable_layers": None},
+}
 
 
 def default_config(size: str = "tiny") -> dict:
@@ -38,8 +64,13 @@ def default_config(size: str = "tiny") -> dict:
         "decoder_dim": SWIN_SIZES[size]["embed_dim"] * 4,
         "max_tokens": 20,
         "class_weights": [0.9, 1.1],
+        "drop_path": 0.3,  # LAVT-RIS at every size (Swin's ImageNet recipe: 0.2 for Swin-T)
         "text_encoder": None,
         "gate_init": "reference",
+        "attention": ATTENTION,
+        "swin_init": "reference",
+        "align_corners": True,
+        "text_trainable_layers": 10,
     }
 
 
@@ -53,8 +84,10 @@ def build_tokenizer(config: dict) -> BertTokenizer:
 
 
 def build_model(config: dict) -> "LAVT":
-    """LAVT with the text encoder of ``config``; its load report is ``model.text_encoder_report``."""
+    """LAVT with the text encoder of ``config``; its load report is ``model.text_encoder_report``.
+    Keys a config lacks take the behaviour of the checkpoints written before them."""
     text_encoder, report = load_text_encoder(config["text_encoder"])
+    train_first_layers(text_encoder, config.get("text_trainable_layers"))
     model = LAVT(
         text_encoder=text_encoder,
         text_dim=text_encoder.config.hidden_size,
@@ -65,6 +98,8 @@ def build_model(config: dict) -> "LAVT":
         drop_path=config["drop_path"],
         decoder_dim=config["decoder_dim"],
         gate_init=config.get("gate_init", "zero"),
+        swin_init=config.get("swin_init", "pytorch"),
+        align_corners=config.get("align_corners", False),
     )
     model.text_encoder_report = report
     return model
@@ -156,8 +191,12 @@ class LanguageAwareStage(nn.Module):
 class LanguageAwareSwin(nn.Module):
     """The multi-modal backbone: patch embedding and four language-aware Swin stages."""
 
-    def __init__(self, embed_dim, depths, heads, window, text_dim, drop_path, gate_init="reference"):
+    def __init__(
+        self, embed_dim, depths, heads, window, text_dim, drop_path, gate_init="reference", swin_init="reference"
+    ):
         super().__init__()
+        if swin_init not in SWIN_INITS:
+            raise ValueError(f"swin_init must be one of {SWIN_INITS}, not {swin_init!r}")
         self.patch_embed = PatchEmbed(embed_dim)
         rates = torch.linspace(0, drop_path, sum(depths)).tolist()
         self.dims = [embed_dim * 2**i for i in range(len(depths))]
@@ -177,6 +216,11 @@ class LanguageAwareSwin(nn.Module):
                 )
             )
         self.out_norms = nn.ModuleList(nn.LayerNorm(dim) for dim in self.dims)
+        if swin_init == "reference":  # the Swin parts only: LAVT-RIS's PWAM has 1x1 convolutions, PyTorch's init
+            for layer in self.layers:
+                reference_init(layer.blocks)
+                if layer.downsample is not None:
+                    reference_init(layer.downsample)
 
     def forward(self, image, words, word_mask):
         """(B, 3, H, W) -> [(B, C_i, H_i, W_i)] for the four stages, strides 4, 8, 16, 32."""
@@ -198,11 +242,12 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list:
 
 
 class TopDownDecoder(nn.Module):
-    """From the coarsest stage down: upsample, concatenate the next finer stage,
-    (3x3 conv-BN-ReLU) x 2; finally a 1x1 conv to 2 classes."""
+    """From the coarsest stage down: upsample (bilinear, ``align_corners`` as given), concatenate
+    the next finer stage, (3x3 conv-BN-ReLU) x 2; finally a 1x1 conv to 2 classes."""
 
-    def __init__(self, dims, hidden: int):
+    def __init__(self, dims, hidden: int, align_corners: bool = True):
         super().__init__()
+        self.align_corners = align_corners
         inputs = [dims[-1]] + [hidden] * (len(dims) - 2)
         skips = list(reversed(dims[:-1]))
         self.steps = nn.ModuleList(
@@ -214,7 +259,7 @@ class TopDownDecoder(nn.Module):
     def forward(self, features):
         x = features[-1]
         for step, skip in zip(self.steps, reversed(features[:-1]), strict=True):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=self.align_corners)
             x = step(torch.cat([x, skip], dim=1))
         return self.classifier(x)
 
@@ -223,16 +268,27 @@ class LAVT(nn.Module):
     """Text encoder + language-aware Swin + top-down decoder."""
 
     def __init__(
-        self, text_encoder, text_dim, embed_dim, depths, heads, window, drop_path, decoder_dim, gate_init="reference"
+        self,
+        text_encoder,
+        text_dim,
+        embed_dim,
+        depths,
+        heads,
+        window,
+        drop_path,
+        decoder_dim,
+        gate_init="reference",
+        swin_init="reference",
+        align_corners=True,
     ):
         super().__init__()
         self.normalize = ImageNetNormalize()
         self.text_encoder = text_encoder
-        self.backbone = LanguageAwareSwin(embed_dim, depths, heads, window, text_dim, drop_path, gate_init)
-        self.decoder = TopDownDecoder(self.backbone.dims, decoder_dim)
+        self.backbone = LanguageAwareSwin(embed_dim, depths, heads, window, text_dim, drop_path, gate_init, swin_init)
+        self.decoder = TopDownDecoder(self.backbone.dims, decoder_dim, align_corners)
 
     def forward(self, image, tokens, token_mask):
         words = self.text_encoder(input_ids=tokens, attention_mask=token_mask).last_hidden_state
         features = self.backbone(self.normalize(image), words, token_mask)
         logits = self.decoder(features)
-        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=self.decoder.align_corners)

@@ -6,6 +6,8 @@ A model module provides:
 - ``prepare_config(config, train_texts)``: fill the data-dependent fields (e.g. a vocabulary);
 - ``build_model(config)``: an ``nn.Module`` with ``forward(image, tokens, token_mask) -> logits``;
 - ``build_tokenizer(config)``: a callable ``texts -> (tokens, token_mask)`` (LongTensors B x L).
+- ``ATTENTION``: {"vision", "language", "cross_modal"} -> whether that part uses attention (their
+  count is the paper's A-Num, Table 7.4).
 Optional: ``RECIPES`` (a recipe name -> config overrides; ``default`` is ``{}``),
 ``vision_backbone(config)`` (the name of a backbone that takes pretrained weights, or None) with
 ``load_vision_weights(model, path)`` (a load report).
@@ -20,7 +22,9 @@ SIZES = ("tiny", "small", "base")
 
 MODELS = {
     "baseline": "clevr_remv.res.models.baseline",
+    "cmsa": "clevr_remv.res.models.cmsa",
     "lavt": "clevr_remv.res.models.lavt",
+    "lavt-cnn": "clevr_remv.res.models.lavt_cnn",
 }
 
 
@@ -46,3 +50,8 @@ def recipe_overrides(module, recipe: str) -> dict:
             f"choose one of {', '.join(recipes)}"
         )
     return {**recipes[recipe], "recipe": recipe}
+
+
+def attention_parts(name: str) -> dict:
+    """Which parts of model ``name`` use attention: {"vision", "language", "cross_modal"} -> bool."""
+    return dict(get_model(name).ATTENTION)

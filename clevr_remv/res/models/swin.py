@@ -3,7 +3,7 @@
 Feature maps are padded to whole windows (and to even sizes before patch merging), so any H x W
 works; a window never exceeds the feature map. Parameter names follow the published Swin
 checkpoints (``patch_embed.proj``, ``blocks.N.attn.qkv``, ``downsample.reduction``...) so their
-weights load by name (see :mod:`clevr_remv.res.models.vision_weights`).
+weights load by name (see `clevr_remv.res.models.vision_weights`).
 """
 
 import functools
@@ -60,7 +60,7 @@ def window_partition(x, window: int):
 
 
 def window_merge(windows, window: int, height: int, width: int):
-    """Inverse of :func:`window_partition`."""
+    """Inverse of `window_partition`."""
     batch = windows.shape[0] // ((height // window) * (width // window))
     x = windows.view(batch, height // window, width // window, window, window, -1)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(batch, height, width, -1)
@@ -168,6 +168,19 @@ class PatchMerging(nn.Module):
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
         height, width = x.shape[1:3]
         return self.reduction(self.norm(x.view(batch, -1, 4 * channels))), height, width
+
+
+def reference_init(module: nn.Module) -> None:
+    """Swin's own init of a backbone trained from scratch, as in the Swin and LAVT-RIS code: every
+    Linear weight from a truncated normal (std 0.02) with a zero bias; LayerNorms weight 1, bias 0."""
+    for part in module.modules():
+        if isinstance(part, nn.Linear):
+            nn.init.trunc_normal_(part.weight, std=0.02)
+            if part.bias is not None:
+                nn.init.zeros_(part.bias)
+        elif isinstance(part, nn.LayerNorm):
+            nn.init.ones_(part.weight)
+            nn.init.zeros_(part.bias)
 
 
 def stage_blocks(dim: int, depth: int, heads: int, window: int, drop_path_rates) -> nn.ModuleList:

@@ -117,3 +117,20 @@ def load_text_encoder(path) -> tuple:
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # only the per-word features are used
     return encoder, report
+
+
+def train_first_layers(encoder, layers) -> None:
+    """Leave only the first ``layers`` transformer layers of a BERT-family ``encoder`` trainable:
+    its embeddings and later layers keep their pretrained weights (LAVT-RIS optimises BERT-base's
+    layers 0-9 of 12). None keeps every parameter trainable."""
+    if layers is None:
+        return
+    blocks = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if blocks is None:
+        raise ClevrRemvError(
+            f"--text-encoder: a {type(encoder).__name__} has no encoder.layer list to train the first "
+            f"{layers} layers of; pass a BERT-layout model or --recipe train-all-text"
+        )
+    encoder.requires_grad_(False)
+    for block in blocks[:layers]:
+        block.requires_grad_(True)

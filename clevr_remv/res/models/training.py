@@ -7,7 +7,10 @@ for the network; predictions are always returned at the dataset's native resolut
 
 Training runs in rounds, each ended by a validation: an epoch each by default, or, given a number
 of iterations (the paper's 800,000 for CNN-LSTM models), blocks of ``val_every`` iterations drawn
-from an endless sequence of shuffled passes (:class:`StepBatchSampler`).
+from an endless sequence of shuffled passes (`StepBatchSampler`).
+
+Under torchrun (`clevr_remv.res.distributed`) each process runs these loops on its share of every
+batch; `train_epoch` reports the loss over all of them.
 """
 
 import math
@@ -17,14 +20,19 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from clevr_remv.dataset.atomic import atomic_path
+from clevr_remv.res import distributed
 
 POLY_POWER = 0.9
 WEIGHT_DECAY = 0.01
 
 
+TENSOR_KEYS = ("image", "mask", "stem", "attributes")  # stacked by collate; "stem", "attributes": cached items
+
+
 def collate(samples) -> dict:
-    """Stack images and masks of ClevrRemvDataset items; keep the other fields as lists."""
-    batch = {"image": torch.stack([s["image"] for s in samples]), "mask": torch.stack([s["mask"] for s in samples])}
+    """Stack the tensors of ClevrRemvDataset items (image, mask) or of cached items (stem features,
+    attribute maps, mask); keep the other fields as lists."""
+    batch = {key: torch.stack([s[key] for s in samples]) for key in TENSOR_KEYS if key in samples[0]}
     for key in ("text", "scene", "expression_id", "view"):
         batch[key] = [s[key] for s in samples]
     return batch
@@ -42,7 +50,7 @@ def dice_loss(logits, masks):
 
 def segmentation_loss(logits, masks, class_weights, dice_weight: float = 0.0):
     """Class-weighted cross-entropy of 2-class logits (B, 2, H, W) against bool masks (B, H, W),
-    plus ``dice_weight`` times :func:`dice_loss`."""
+    plus ``dice_weight`` times `dice_loss`."""
     weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
     loss = F.cross_entropy(logits, masks.long(), weight=weights)
     return loss + dice_weight * dice_loss(logits, masks) if dice_weight else loss
@@ -79,7 +87,8 @@ def training_rounds(steps_per_epoch: int, epochs: int, iterations=None, val_ever
 class StepBatchSampler(torch.utils.data.Sampler):
     """Index batches of the global steps [start, stop): the data is cut into passes of
     ceil(size / batch_size) steps, pass p shuffled by ``torch.randperm`` seeded with seed + p
-    (the last batch of a pass may be short), so any block of steps is reproducible on its own."""
+    (the last batch of a pass may be short), so any block of steps is reproducible on its own.
+    Under torchrun each process takes its `distributed.batch_share` of every batch."""
 
     def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int):
         super().__init__()
@@ -96,16 +105,23 @@ class StepBatchSampler(torch.utils.data.Sampler):
             if number != current:
                 generator = torch.Generator().manual_seed(self.seed + number)
                 order, current = torch.randperm(self.size, generator=generator).tolist(), number
-            yield order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield distributed.batch_share(order[index * self.batch_size : (index + 1) * self.batch_size])
 
 
-def _network_inputs(batch, tokenizer, input_size, device):
-    """Images resized to ``input_size`` (width, height) if given, tokens and mask, on ``device``."""
+def forward_batch(model, batch, tokenizer, input_size, device):
+    """The model's logits for a batch: from its images, resized to ``input_size`` (width, height)
+    if given, or from cached stem features (``stem``, ``attributes``: `model.from_stem`), at the
+    network's size."""
+    tokens, token_mask = tokenizer(batch["text"])
+    tokens, token_mask = tokens.to(device), token_mask.to(device)
+    if "stem" in batch:
+        size = batch["mask"].shape[-2:] if input_size is None else (input_size[1], input_size[0])
+        attributes = batch["attributes"].to(device) if "attributes" in batch else None
+        return model.from_stem(batch["stem"].to(device), attributes, tokens, token_mask, size)
     images = batch["image"].to(device)
     if input_size is not None and tuple(images.shape[-2:]) != (input_size[1], input_size[0]):
         images = F.interpolate(images, size=(input_size[1], input_size[0]), mode="bilinear", align_corners=False)
-    tokens, token_mask = tokenizer(batch["text"])
-    return images, tokens.to(device), token_mask.to(device)
+    return model(images, tokens, token_mask)
 
 
 def train_epoch(
@@ -121,25 +137,29 @@ def train_epoch(
     progress: bool = True,
     dice_weight: float = 0.0,
 ) -> float:
-    """One pass over ``loader``; returns the mean loss (see :func:`segmentation_loss`). A progress
-    bar shows loss and ETA."""
+    """One pass over ``loader``; returns the mean loss (see `segmentation_loss`). A progress
+    bar shows loss and ETA. Under torchrun: the mean over every process's samples, and every
+    process leaves with rank 0's buffers (batch-norm statistics)."""
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True)
+    bars = progress and distributed.is_main()
+    bar = tqdm(loader, desc=description, unit="batch", disable=not bars, dynamic_ncols=True)
     for batch in bar:
-        images, tokens, token_mask = _network_inputs(batch, tokenizer, input_size, device)
+        logits = forward_batch(model, batch, tokenizer, input_size, device)
         masks = batch["mask"].to(device)
-        if masks.shape[-2:] != images.shape[-2:]:
-            masks = F.interpolate(masks[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0] > 0.5
-        loss = segmentation_loss(model(images, tokens, token_mask), masks, class_weights, dice_weight)
+        if masks.shape[-2:] != logits.shape[-2:]:
+            masks = F.interpolate(masks[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0] > 0.5
+        loss = segmentation_loss(logits, masks, class_weights, dice_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         lr = optimizer.param_groups[0]["lr"]  # this step's; after scheduler.step() it is the next one's
         optimizer.step()
         scheduler.step()
-        total += loss.item() * len(images)
-        count += len(images)
+        total += loss.item() * len(masks)
+        count += len(masks)
         bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
+    distributed.broadcast_buffers(model)
+    total, count = distributed.all_sum([total, count])
     return total / max(1, count)
 
 
@@ -152,9 +172,9 @@ def predict(
     ``refine(image uint8 (H, W, 3), probabilities (2, H, W)) -> mask`` replaces the argmax (e.g.
     DenseCRF)."""
     model.eval()
-    for batch in tqdm(loader, desc=description, unit="batch", disable=not progress, dynamic_ncols=True):
-        images, tokens, token_mask = _network_inputs(batch, tokenizer, input_size, device)
-        logits = model(images, tokens, token_mask)
+    bars = progress and distributed.is_main()
+    for batch in tqdm(loader, desc=description, unit="batch", disable=not bars, dynamic_ncols=True):
+        logits = forward_batch(model, batch, tokenizer, input_size, device)
         native = batch["mask"].shape[-2:]
         if logits.shape[-2:] != native:
             logits = F.interpolate(logits, size=native, mode="bilinear", align_corners=False)
@@ -180,5 +200,5 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 def load_checkpoint(path) -> dict:
-    """A checkpoint written by :func:`save_checkpoint`, on the CPU."""
+    """A checkpoint written by `save_checkpoint`, on the CPU."""
     return torch.load(path, map_location="cpu", weights_only=True)
