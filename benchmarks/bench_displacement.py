@@ -184,11 +184,13 @@ def displacement_sets(args, convergent_offset: float) -> dict:
 
 
 def experiment_runs(experiment: Path) -> dict:
-    """(model, seed, protocol) -> folder of each finished run of the experiment."""
+    """(model, seed, protocol) -> folder of each finished run of the experiment that kept its model
+    (its config.json and checkpoints: a run copied in as results alone cannot be scored again)."""
     runs = {}
     for folder in sorted((experiment / "runs").glob("*-seed*-*")):
         match = RUN_FOLDER.fullmatch(folder.name)
-        if match and (folder / "results.json").is_file():
+        kept = (folder / "config.json").is_file() and any((folder / "checkpoints").glob("*.pt"))
+        if match and kept and (folder / "results.json").is_file():
             runs[match["model"], int(match["seed"]), match["protocol"]] = folder
     return runs
 
@@ -270,7 +272,9 @@ def train_scale(args, log: Path) -> None:
         encoder.parent.mkdir(parents=True, exist_ok=True)
         for name in ("pretrain.json", "encoder.pt"):
             shutil.copy2(args.experiment / "pretrain" / name, encoder.parent / name)
-    options = argparse.Namespace(**{**vars(args), "models": args.scale_models, "seeds": args.scale_seeds})
+    options = argparse.Namespace(
+        **{**vars(args), "models": args.scale_models, "seeds": args.scale_seeds, "protocols": PROTOCOLS}
+    )
     for condition in (wide, large):
         run_models(condition.train, condition.test, condition.runs, condition.runs.parent, options, log)
 

@@ -10,9 +10,13 @@ the same command again after an interruption and finished stages are skipped):
    the referent filter, which in a 1-view dataset sees the centre view alone;
 2. scores the three floors and the ``attributes`` perception oracle (``evaluate --predictor``) on
    all 81 views of the test scenes;
-3. trains the baseline (its defaults) on the training centre views, once per ``--seeds``
+3. trains each of ``--models`` on the training centre views, once per ``--seeds``
    (``benchmark --test-data``), tests on all 81 views (protocol ``heldout``), then fine-tunes the same
-   checkpoint on the test scenes' centre views and tests again (protocol ``finetune-test``);
+   checkpoint on the test scenes' centre views and tests again (protocol ``finetune-test``). The
+   default is the baseline (its defaults, from scratch); ``baseline-blind`` is the same on a constant
+   image (``--blind``, the no-vision floor); ``baseline-pretrained``, ``cmsa`` and ``lavt-cnn`` are the
+   fusion families, all from the training set's ``clevr-remv pretrain`` encoder with the recipe that
+   ``bench_recipes.py`` chose on val, for ``--family-epochs``;
 4. writes, per rig, every run's results.json and a summary (centre row of Table 7.1, Table 7.3's
    corners, average and SD, Table 7.4's MVR and MRD, the mean over seeds, IoU against the camera's
    distance from the centre, per view the samples whose referent touches the frame edge or changes
@@ -23,6 +27,16 @@ the same command again after an interruption and finished stages are skipped):
 
     nice -n 5 python benchmarks/bench_multiview.py --cache ~/.cache/clevr-remv/multiview \\
         --rigs 35:0.1,25:0.1 --seeds 0,1,2 --results docs/results/multiview --figures docs/multiview
+
+The fusion families (docs/families.md) reuse the same cache, and the baseline's runs above:
+
+    python benchmarks/bench_multiview.py --rigs 35:0.1 --seeds 0,1 --models baseline-pretrained,cmsa,lavt-cnn \\
+        --stages models
+    python benchmarks/bench_multiview.py --rigs 35:0.1 --seeds 0 --models baseline-blind --protocols heldout \
+        --stages models
+    python benchmarks/bench_multiview.py --rigs 35:0.1 --seeds 0,1,2 --stages floors,report \\
+        --models baseline,baseline-blind,baseline-pretrained,cmsa,lavt-cnn \\
+        --results docs/results/families --figures docs/families
 """
 
 import argparse
@@ -55,12 +69,13 @@ CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # the paper's I11, I19, I91, I99 (I_
 PROTOCOLS = ("heldout", "finetune-test")
 CENTRE_COLUMNS = ("P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "mIoU", "oIoU")
 FAMILY_RECIPE = "frozen-stem-attributes"  # chosen by benchmarks/bench_recipes.py on val
-FAMILY_EPOCHS = 45
-MODEL_RUNS = {  # --models name -> (registered model, recipe, trained from a `pretrain` encoder)
-    "baseline": ("baseline", "default", False),  # the experiment's baseline, from scratch
-    "baseline-pretrained": ("baseline", FAMILY_RECIPE, True),
-    "cmsa": ("cmsa", FAMILY_RECIPE, True),
-    "lavt-cnn": ("lavt-cnn", FAMILY_RECIPE, True),
+FAMILY_EPOCHS = 10  # what the family runs could afford on a 2-core machine (docs/families.md)
+MODEL_RUNS = {  # --models name -> (registered model, recipe, trained from a `pretrain` encoder, more flags)
+    "baseline": ("baseline", "default", False, ()),  # the experiment's baseline, from scratch
+    "baseline-blind": ("baseline", "default", False, ("--blind",)),  # the no-vision floor
+    "baseline-pretrained": ("baseline", FAMILY_RECIPE, True, ()),
+    "cmsa": ("cmsa", FAMILY_RECIPE, True, ()),
+    "lavt-cnn": ("lavt-cnn", FAMILY_RECIPE, True, ()),
 }
 
 
@@ -115,11 +130,12 @@ def run_floors(test: Path, runs: Path, log: Path) -> dict:
 
 def run_models(train: Path, test: Path, runs: Path, rig_dir: Path, args, log: Path) -> dict:
     """(model run, seed, protocol) -> run folder: each of ``args.models`` trained once per seed and
-    tested both ways (the pretrained families after ``clevr-remv pretrain`` on the training set)."""
+    tested under ``args.protocols`` (``heldout`` always: ``finetune-test`` fine-tunes its checkpoint;
+    the pretrained families after ``clevr-remv pretrain`` on the training set)."""
     folders = {}
     encoder = rig_dir / "pretrain" / "encoder.pt"
     for name in args.models:
-        model, recipe, pretrained = MODEL_RUNS[name]
+        model, recipe, pretrained, flags = MODEL_RUNS[name]
         if pretrained and not encoder.is_file():
             command(
                 ["pretrain", "--data", train, "--out", encoder.parent, "--epochs", args.pretrain_epochs, "--resume"],
@@ -129,10 +145,13 @@ def run_models(train: Path, test: Path, runs: Path, rig_dir: Path, args, log: Pa
         for seed in args.seeds:
             common = ["--model", model, "--data", train, "--test-data", test, "--views", "all", "--epochs", epochs]
             common += ["--seed", seed, "--workers", 0, "--recipe", recipe, "--resume"]
-            common += ["--vision-weights", encoder] if pretrained else []
+            common += (["--vision-weights", encoder] if pretrained else []) + list(flags)
             heldout = runs / f"{name}-seed{seed}-heldout"
             if not (heldout / "results.json").is_file():
                 command(["benchmark", *common, "--out", heldout], log)
+            folders[name, seed, "heldout"] = heldout
+            if "finetune-test" not in args.protocols:
+                continue
             finetune = runs / f"{name}-seed{seed}-finetune-test"
             if not (finetune / "results.json").is_file():
                 (finetune / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -140,7 +159,7 @@ def run_models(train: Path, test: Path, runs: Path, rig_dir: Path, args, log: Pa
                     shutil.copy2(heldout / "checkpoints" / checkpoint, finetune / "checkpoints" / checkpoint)
                 protocol = ["--protocol", "finetune-test", "--finetune-epochs", args.finetune_epochs]
                 command(["benchmark", *common, *protocol, "--out", finetune], log)
-            folders[name, seed, "heldout"], folders[name, seed, "finetune-test"] = heldout, finetune
+            folders[name, seed, "finetune-test"] = finetune
     return folders
 
 
@@ -567,7 +586,13 @@ def main():
     parser.add_argument(
         "--models",
         default="baseline",
-        help=f"model runs, of {', '.join(MODEL_RUNS)} (baseline: from scratch; the others from a pretrained encoder)",
+        help=f"model runs, of {', '.join(MODEL_RUNS)} (baseline: from scratch; baseline-blind: from scratch on "
+        "a constant image; the others from a pretrained encoder)",
+    )
+    parser.add_argument(
+        "--protocols",
+        default=",".join(PROTOCOLS),
+        help="heldout, or both: finetune-test fine-tunes the heldout run's checkpoint",
     )
     parser.add_argument("--epochs", type=int, default=15, help="epochs of the baseline from scratch")
     parser.add_argument("--family-epochs", type=int, default=FAMILY_EPOCHS, help="epochs of the pretrained models")
@@ -586,6 +611,9 @@ def main():
     unknown = sorted(set(args.models) - set(MODEL_RUNS))
     if unknown:
         parser.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODEL_RUNS)}")
+    args.protocols = args.protocols.split(",")
+    if "heldout" not in args.protocols or not set(args.protocols) <= set(PROTOCOLS):
+        parser.error(f"--protocols: heldout, or {','.join(PROTOCOLS)}; not {','.join(args.protocols)}")
     stages = set(args.stages.split(","))
     args.cache.mkdir(parents=True, exist_ok=True)
     log = args.cache / "commands.log"

@@ -5,6 +5,7 @@ on, and a second run of the command runs nothing again."""
 import argparse
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SIZE = (48, 32)
 TRAIN, TEST = 5, 2  # scenes: 3 train and 2 val, then the test scenes
+RESULTS_ONLY = "baseline-seed5-heldout"
 
 
 def fake_generate(args: list) -> None:
@@ -75,6 +77,7 @@ def write_datasets(experiment: Path, families: Path) -> None:
 def train_experiment(bench_multiview, experiment: Path) -> None:
     """The experiment's runs, as bench_multiview trains them: the baseline with 2 seeds, a family with 1."""
     epochs = {"epochs": 1, "family_epochs": 1, "pretrain_epochs": 1, "finetune_epochs": 1}
+    epochs["protocols"] = ["heldout", "finetune-test"]
     log = experiment.parent / "commands.log"
     for models, seeds in ((["baseline"], [0, 1]), (["baseline-pretrained"], [0])):
         options = argparse.Namespace(models=models, seeds=seeds, **epochs)
@@ -111,6 +114,9 @@ def study(tmp_path_factory):
             patch.setattr(module, "subprocess", SimpleNamespace(run=fake_run))
         write_datasets(experiment, root / "families")
         train_experiment(bench_multiview, experiment)
+        results_only = experiment / "runs" / RESULTS_ONLY  # a run copied in without its model
+        results_only.mkdir()
+        shutil.copy2(experiment / "runs" / "baseline-seed0-heldout" / "results.json", results_only / "results.json")
 
         def run(stages: str) -> dict:
             patch.setattr(sys, "argv", [str(arg) for arg in argv] + ["--stages", stages])
@@ -150,6 +156,8 @@ def test_each_set_has_the_experiments_centre_views(study):
 def test_scoring_reuses_the_trained_checkpoints(study):
     root, experiment, _, _ = study
     for original in (experiment / "runs").iterdir():
+        if original.name == RESULTS_ONLY:
+            continue
         scored = root / "cache" / "runs" / "convergent-1" / original.name
         names = {path.name for path in (original / "checkpoints").iterdir()}
         assert ("finetuned.pt" in names) == original.name.endswith("finetune-test")
@@ -158,6 +166,13 @@ def test_scoring_reuses_the_trained_checkpoints(study):
         ours, theirs = (json.loads((folder / "results.json").read_text())["benchmark"] for folder in (scored, original))
         assert ours["best_epoch"] == theirs["best_epoch"] and ours["finetune_epochs"] == theirs["finetune_epochs"]
         assert ours["test_data"].endswith("sets/convergent-1")
+
+
+def test_a_run_kept_as_results_alone_is_not_scored(study):
+    root, experiment, _, _ = study
+    assert (experiment / "runs" / RESULTS_ONLY / "results.json").is_file()
+    assert (root / "cache" / "runs" / "convergent-1" / "baseline-seed0-heldout" / "results.json").is_file()
+    assert not list((root / "cache" / "runs").glob(f"*/{RESULTS_ONLY}"))
 
 
 def test_committed_results_say_what_they_ran_on(study):

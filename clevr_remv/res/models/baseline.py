@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from clevr_remv.dataset.vocab import Vocabulary
-from clevr_remv.res.models.cnn_family import CPU_RECIPES, CnnRES, load_pretrained
+from clevr_remv.res.models.cnn_family import CPU_RECIPES, CnnRES, load_pretrained, stem_options, vocabulary_size
 from clevr_remv.res.models.registry import SIZES
 from clevr_remv.res.models.resnet import OUT_CHANNELS, RESNET_BLOCKS, DilatedResNet, load_resnet_weights
 from clevr_remv.res.models.text import WordTokenizer
@@ -95,10 +95,8 @@ def build_tokenizer(config: dict) -> WordTokenizer:
 
 
 def build_model(config: dict) -> "BaselineRES":
-    if not config.get("vocabulary"):
-        raise ValueError("the baseline config has no vocabulary; call prepare_config first")
     return BaselineRES(
-        vocabulary_size=len(config["vocabulary"]),
+        vocabulary_size=vocabulary_size(config),
         channels=config["channels"],
         word_dim=config["word_dim"],
         lstm_dim=config["lstm_dim"],
@@ -106,8 +104,7 @@ def build_model(config: dict) -> "BaselineRES":
         fusion=config.get("fusion", "concat"),
         context_dilations=config.get("context_dilations", []),
         backbone=config.get("backbone", "cnn"),
-        frozen_stages=config.get("frozen_stages", 0),
-        attribute_classes=config.get("attribute_classes") if config.get("attribute_maps") else None,
+        **stem_options(config),
     )
 
 

@@ -14,11 +14,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from clevr_remv.res.models.baseline import build_tokenizer, prepare_config, spatial_coordinates
-from clevr_remv.res.models.cnn import SIZE_CHANNELS
-from clevr_remv.res.models.cnn_family import CPU_RECIPES, CnnRES, load_pretrained
-from clevr_remv.res.models.registry import SIZES
+from clevr_remv.res.models.cnn_family import (
+    CPU_RECIPES,
+    CnnRES,
+    family_config,
+    load_vision_weights,
+    stem_options,
+    vision_backbone,
+    vocabulary_size,
+)
 
-__all__ = ["build_tokenizer", "prepare_config"]
+__all__ = ["build_tokenizer", "load_vision_weights", "prepare_config", "vision_backbone"]
 
 DEFAULT_LR = 1e-3
 RECIPES = {"default": {}, **CPU_RECIPES}
@@ -32,46 +38,19 @@ _SIZE_CONFIGS = {
 
 def default_config(size: str = "tiny") -> dict:
     """The model's config for ``size``; ``vocabulary`` is filled by `prepare_config`."""
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {SIZES}")
-    return {
-        "model": "cmsa",
-        "size": size,
-        "max_tokens": 20,
-        "class_weights": [0.9, 1.1],
-        "dice_weight": 1.0,
-        "augment": True,
-        "channels": SIZE_CHANNELS[size],
-        "frozen_stages": 0,
-        "attribute_maps": False,
-        "attention": ATTENTION,
-        "vocabulary": None,
-        **_SIZE_CONFIGS[size],
-    }
-
-
-def vision_backbone(config: dict) -> str:
-    return "cnn"
-
-
-def load_vision_weights(model: "CmsaRES", path) -> dict:
-    """Load an encoder of `clevr-remv pretrain`."""
-    return load_pretrained(model, path)
+    return family_config("cmsa", size, _SIZE_CONFIGS, ATTENTION)
 
 
 def build_model(config: dict) -> "CmsaRES":
-    if not config.get("vocabulary"):
-        raise ValueError("the cmsa config has no vocabulary; call prepare_config first")
     return CmsaRES(
-        vocabulary_size=len(config["vocabulary"]),
+        vocabulary_size=vocabulary_size(config),
         channels=config["channels"],
         word_dim=config["word_dim"],
         lstm_dim=config["lstm_dim"],
         dim=config["dim"],
         layers=config["layers"],
         heads=config["heads"],
-        frozen_stages=config.get("frozen_stages", 0),
-        attribute_classes=config.get("attribute_classes") if config.get("attribute_maps") else None,
+        **stem_options(config),
     )
 
 

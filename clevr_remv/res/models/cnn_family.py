@@ -10,6 +10,8 @@
   the model fuses with language beside its own features.
 - Loading an ``encoder.pt`` of `clevr-remv pretrain` into the encoder and the attribute branch
   (`load_pretrained`), with a load report.
+- The config keys and registry functions that ``cmsa`` and ``lavt-cnn`` share (`family_config`,
+  `vision_backbone`, `load_vision_weights`, `stem_options`, `vocabulary_size`).
 
 Configs written before these keys existed have neither (``frozen_stages`` 0, no attribute maps).
 """
@@ -19,8 +21,9 @@ from torch import nn
 
 from clevr_remv.errors import ClevrRemvError
 from clevr_remv.res.models.attributes import AttributeHeads, attribute_channels, attribute_maps
-from clevr_remv.res.models.cnn import cnn_encoder, freeze_stem, keep_stem_frozen, load_encoder_weights
+from clevr_remv.res.models.cnn import SIZE_CHANNELS, cnn_encoder, freeze_stem, keep_stem_frozen, load_encoder_weights
 from clevr_remv.res.models.imagenet import ImageNetNormalize
+from clevr_remv.res.models.registry import SIZES
 
 # Recipes of every model on the CNN encoder (they need --vision-weights: an encoder of `pretrain`).
 CPU_RECIPES = {
@@ -147,3 +150,51 @@ def requires_pretrained(config: dict) -> str:
     if config.get("attribute_maps"):
         reasons.append("it fuses the pretrained attribute heads' predictions (attribute_maps)")
     return " and ".join(reasons)
+
+
+def family_config(model: str, size: str, size_configs: dict, attention: dict) -> dict:
+    """The config of a model on the CNN encoder for ``size``: the keys every such model has (the
+    baseline's training recipe, no frozen stem, no attribute maps), then ``size_configs[size]``;
+    ``vocabulary`` is filled by ``prepare_config``."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}")
+    return {
+        "model": model,
+        "size": size,
+        "max_tokens": 20,
+        "class_weights": [0.9, 1.1],
+        "dice_weight": 1.0,
+        "augment": True,
+        "channels": SIZE_CHANNELS[size],
+        "frozen_stages": 0,
+        "attribute_maps": False,
+        "attention": attention,
+        "vocabulary": None,
+        **size_configs[size],
+    }
+
+
+def vocabulary_size(config: dict) -> int:
+    """The number of words in the config's vocabulary (refused before ``prepare_config`` filled it)."""
+    if not config.get("vocabulary"):
+        raise ValueError(f"the {config.get('model', 'model')} config has no vocabulary; call prepare_config first")
+    return len(config["vocabulary"])
+
+
+def stem_options(config: dict) -> dict:
+    """The `CnnRES` arguments a config sets: ``frozen_stages`` and, with ``attribute_maps``, the
+    pretrained heads' ``attribute_classes``."""
+    return {
+        "frozen_stages": config.get("frozen_stages", 0),
+        "attribute_classes": config.get("attribute_classes") if config.get("attribute_maps") else None,
+    }
+
+
+def vision_backbone(config: dict) -> str:
+    """The backbone that takes ``--vision-weights``: the CNN encoder (an encoder of `clevr-remv pretrain`)."""
+    return "cnn"
+
+
+def load_vision_weights(model: CnnRES, path) -> dict:
+    """Load an encoder of `clevr-remv pretrain` (`load_pretrained`)."""
+    return load_pretrained(model, path)
