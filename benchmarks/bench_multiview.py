@@ -237,14 +237,15 @@ def explain(test: Path, source) -> dict:
 
 
 def corner_contrasts(test: Path, sources: list, resamples: int = 2000, corners=CORNERS, keep=None) -> dict:
-    """Two differences of oIoU (points), averaged over the runs whose prediction ``sources`` are
-    given, with 95 % intervals from resampling the test scenes (those with samples) with
-    replacement (paired: a resampled scene brings its samples in every view and every run): the
-    four corners' mean minus the centre ("corners - centre") and the left corners I11, I19 minus
+    """Two differences of oIoU (points) and two robustness figures, averaged over the runs whose
+    prediction ``sources`` are given, with 95 % intervals from resampling the test scenes (those
+    with samples) with replacement (paired: a resampled scene brings its samples in every view and
+    every run): the four corners' mean minus the centre ("corners - centre") and the left corners I11, I19 minus
     the right ones I91, I99 ("left - right", the asymmetry of the paper's Table 7.3); and the mean
     relative drop of the corners ("MRD corners", %, as `mean_relative_drop` over equidistant
-    corners). ``corners``: the four corner views in CORNERS' order (another grid's); ``keep``: score
-    only these (scene, expression id) pairs (`scored_samples`)."""
+    corners) and their MVR ("MVR corners", %, the mean of the runs' MVRs). ``corners``: the four
+    corner views in CORNERS' order (another grid's); ``keep``: score only these (scene, expression
+    id) pairs (`scored_samples`)."""
     store = DatasetStore(test)
     views = [tuple(store.center), *corners]  # centre, I11, I19, I91, I99
     scenes = store.load_splits()["splits"]["test"]
@@ -263,6 +264,7 @@ def corner_contrasts(test: Path, sources: list, resamples: int = 2000, corners=C
         differences = [iou[:, 1:].mean(axis=1) - iou[:, 0], iou[:, 1:3].mean(axis=1) - iou[:, 3:].mean(axis=1)]
         with np.errstate(invalid="ignore", divide="ignore"):  # NaN where the centre scores 0, as MRD
             differences.append(100 * (1 - iou[:, 1:] / iou[:, :1]).mean(axis=1))
+        differences.append([mvr(dict(zip(views, run_ious, strict=True)), views[0]) for run_ious in iou])
         return np.array(differences).mean(axis=1)
 
     rng = np.random.default_rng(0)
@@ -271,7 +273,11 @@ def corner_contrasts(test: Path, sources: list, resamples: int = 2000, corners=C
     return {
         name: {"value": float(value), "low": float(low), "high": float(high)}
         for name, value, low, high in zip(
-            ("corners - centre", "left - right", "MRD corners"), contrasts(sums), lows, highs, strict=True
+            ("corners - centre", "left - right", "MRD corners", "MVR corners"),
+            contrasts(sums),
+            lows,
+            highs,
+            strict=True,
         )
     } | {"runs": len(sources), "scenes": count, "resamples": resamples}
 
@@ -414,18 +420,23 @@ def with_seed_means(summaries: dict, models: list, seeds: list) -> dict:
 
 
 def contrast_report(contrasts: dict) -> str:
-    """Markdown: each run's corner drop and left-right difference with their intervals."""
+    """Markdown: each run's corner drop, left-right difference, MRD and MVR with their intervals."""
     lines = [
-        "Are these differences larger than the test set can tell? oIoU differences (points) with 95 % "
-        "intervals from resampling the test scenes; an interval that holds 0 shows no difference:",
+        "Are these differences larger than the test set can tell? oIoU differences (points), and the "
+        "corners' MRD and MVR (%), with 95 % intervals from resampling the test scenes; an interval of a "
+        "difference that holds 0 shows no difference:",
         "",
-        "| predictions | corners - centre | 95 % interval | left (I11, I19) - right (I91, I99) | 95 % interval |",
-        "|---|---|---|---|---|",
+        "| predictions | corners - centre | 95 % interval | left (I11, I19) - right (I91, I99) | 95 % interval "
+        "| MRD corners | 95 % interval | MVR corners | 95 % interval |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    keys = ("corners - centre", "left - right", "MRD corners", "MVR corners")
     for name, figures in contrasts.items():
         cells = [
             f"{figures[key]['value']:+.2f} | {figures[key]['low']:+.2f} to {figures[key]['high']:+.2f}"
-            for key in ("corners - centre", "left - right")
+            if key in figures
+            else "- | -"
+            for key in keys
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
